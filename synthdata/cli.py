@@ -1,0 +1,156 @@
+"""The ``synthdata`` command line. Thin: every command calls a stage or library function."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from synthdata import __version__
+from synthdata.errors import SynthdataError
+
+for _name, _value in (
+    ("HF_HUB_OFFLINE", "1"),
+    ("NO_ALBUMENTATIONS_UPDATE", "1"),
+    ("DVC_NO_ANALYTICS", "1"),
+    ("GX_ANALYTICS_ENABLED", "false"),
+):
+    os.environ.setdefault(_name, _value)
+
+app = typer.Typer(help="Synthetic image data for rare classes, with evidence and provenance.", no_args_is_help=True)
+data_app = typer.Typer(help="Real data: fetch, ingest, long-tail, validate.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+
+RecipeOption = Annotated[Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (recipes/*.yaml).")]
+DatasetsOption = Annotated[Path, typer.Option("--datasets", help="Folder that holds dataset folders.")]
+
+
+def _recipe_for(name: str | None, recipe: Path | None):
+    """The recipe from ``--recipe``, or a minimal one for a built-in source given by name."""
+    from synthdata.config.recipe import DataSettings, Recipe, load_recipe
+
+    if recipe is not None:
+        return load_recipe(recipe)
+    if name is None:
+        raise SynthdataError("give a dataset NAME or --recipe")
+    return Recipe(name=name, domain="generic", data=DataSettings(source=name))
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: Annotated[bool, typer.Option("--version", help="Print the version.")] = False) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@data_app.command("sources")
+def sources() -> None:
+    """List the built-in sources and their pinned files."""
+    from synthdata.data.sources import BUILTIN, USER_FORMATS
+
+    table = Table("source", "classes", "licence", "files")
+    for name, source in BUILTIN.items():
+        table.add_row(name, str(len(source.info.classes or ())), source.info.licence, ", ".join(f.path for f in source.info.files))
+    for name in USER_FORMATS:
+        table.add_row(name, "from the data", "from the recipe", "data.path")
+    Console().print(table)
+
+
+@data_app.command("fetch")
+def fetch(name: Annotated[str, typer.Argument(help="Built-in source name.")]) -> None:
+    """Get a source's files (mirror or download) and verify their sha256."""
+    from synthdata.data.sources import get_source
+
+    for key, path in get_source(name).fetch().items():
+        typer.echo(f"{key}\t{path}\tsha256 ok")
+
+
+@data_app.command("ingest")
+def ingest(
+    name: Annotated[str | None, typer.Argument(help="Built-in source (or give --recipe).")] = None,
+    recipe: RecipeOption = None,
+    out: Annotated[Path | None, typer.Option(help="Dataset folder to write [datasets/<recipe name>].")] = None,
+    datasets: DatasetsOption = Path("datasets"),
+) -> None:
+    """Fetch and ingest a dataset into a canonical folder (PNG + manifest.parquet + card)."""
+    from synthdata.stages.ingest import run_ingest
+
+    spec = _recipe_for(name, recipe)
+    target = out or datasets / spec.name
+    result = run_ingest(spec, target)
+    typer.echo(f"{result.path}: {result.images} images, manifest sha256 {result.manifest_sha256}")
+
+
+@data_app.command("longtail")
+def longtail(
+    name: Annotated[str | None, typer.Argument(help="Ingested dataset name under --datasets (or give --recipe).")] = None,
+    recipe: RecipeOption = None,
+    imbalance: Annotated[float | None, typer.Option(help="rho: largest / smallest class [recipe or 100].")] = None,
+    max_per_class: Annotated[int | None, typer.Option(help="n_max [recipe, else the largest feasible].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the rare-class permutation [recipe or 0].")] = None,
+    parent: Annotated[Path | None, typer.Option(help="Dataset folder to derive from [datasets/<name>].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder to write [datasets/<name>-lt].")] = None,
+    datasets: DatasetsOption = Path("datasets"),
+) -> None:
+    """Build a long-tailed variant of a dataset's train split (test copied whole)."""
+    from dataclasses import replace
+
+    from synthdata.stages.longtail import run_longtail
+
+    spec = _recipe_for(name, recipe)
+    overrides = {k: v for k, v in {"imbalance": imbalance, "max_per_class": max_per_class, "seed": seed}.items() if v is not None}
+    try:
+        settings = replace(spec.longtail, **overrides)
+    except ValueError as exc:
+        raise SynthdataError(str(exc)) from None
+    source = parent or datasets / spec.name
+    plan = run_longtail(spec, settings, source, out or datasets / f"{spec.name}-lt")
+    table = Table("rank", "class", "train images")
+    for rank, cls in enumerate(plan.ranking):
+        table.add_row(str(rank), cls, str(plan.targets[cls]))
+    Console().print(table)
+
+
+@data_app.command("validate")
+def validate(
+    folders: Annotated[list[Path], typer.Argument(help="Dataset folders to check.")],
+    recipe: RecipeOption = None,
+    metrics: Annotated[Path | None, typer.Option(help="Write a JSON summary here (DVC metrics).")] = None,
+) -> None:
+    """Run the Great Expectations manifest suite and the file check; non-zero exit on failure."""
+    from synthdata.stages.validate_data import run_validate_data
+
+    from synthdata.config.recipe import load_recipe
+
+    name = load_recipe(recipe).name if recipe else folders[0].name
+    summary = run_validate_data(name, folders, metrics)
+    for folder, row in summary.items():
+        typer.echo(f"{folder}: {row['images']} images, {row['expectations']} expectations passed")
+
+
+@app.command("recipe")
+def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files to check.")]) -> None:
+    """Load recipes and report the first problem in each (unknown keys, wrong types)."""
+    from synthdata.config.recipe import load_recipe
+
+    for path in paths:
+        spec = load_recipe(path)
+        typer.echo(f"{path}: ok ({spec.name}, {spec.domain}, source {spec.data.source})")
+
+
+def main() -> None:
+    """Entry point: a :class:`SynthdataError` becomes one line on stderr and exit code 1."""
+    try:
+        app()
+    except SynthdataError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,121 @@
+"""The recipe: one YAML file per domain dataset, read into typed, validated dataclasses.
+
+Each pipeline stage reads only its own section. Later stages add sections here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from synthdata.config.strict import build
+from synthdata.errors import RecipeError
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How train/val/test are made when the source has no official split (or no val split)."""
+
+    val_fraction: float = 0.1
+    """Share of each class (or of each class's tracks) held out for validation."""
+    test_fraction: float = 0.2
+    """Share of each class held out for test; used only when the source has no test split."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"split.{name} must be in [0, 1), got {value}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("split.val_fraction + split.test_fraction must be below 1")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the real data comes from and what shape it is declared to have."""
+
+    source: str
+    """A registered source (pbc, pneumoniamnist, breastmnist, eurosat, gtsrb, cifar10) or a
+    user format: ``imagefolder`` (folder or zip of class folders) or ``npz`` (MedMNIST style)."""
+    path: str | None = None
+    """For ``imagefolder``/``npz``: the folder, zip or npz file (relative to the working dir)."""
+    classes: list[str] | None = None
+    """Declared label set, in label order. Built-in sources declare their own; an image or a
+    label outside the declared set is an error."""
+    channels: Literal[1, 3] | None = None
+    """Declared channels; built-in sources declare their own, user data defaults to the first image."""
+    image_size: int | None = None
+    """Resize every image to this square size on ingest; None keeps the native size, which
+    must then be the same for every image."""
+    licence: str | None = None
+    """Licence recorded on every manifest row (user data); built-in sources declare their own."""
+    split: SplitSettings = field(default_factory=SplitSettings)
+
+    def __post_init__(self) -> None:
+        if self.source in ("imagefolder", "npz") and not self.path:
+            raise ValueError(f"data.path is required for source '{self.source}'")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError("data.classes has duplicate names")
+        if self.image_size is not None and not 8 <= self.image_size <= 1024:
+            raise ValueError(f"data.image_size must be between 8 and 1024, got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class LongtailSettings:
+    """The CIFAR-10-LT protocol: n_i = n_max * imbalance^(-i/(C-1)) on the train split."""
+
+    enabled: bool = True
+    imbalance: float = 100.0
+    """rho: the ratio between the largest and the smallest class."""
+    max_per_class: int | None = None
+    """n_max; None takes the largest value every class can supply."""
+    seed: int = 0
+    """Seeds the permutation that picks which class is rare, and the subsampling."""
+
+    def __post_init__(self) -> None:
+        if self.imbalance < 1.0:
+            raise ValueError(f"longtail.imbalance must be >= 1, got {self.imbalance}")
+        if self.max_per_class is not None and self.max_per_class < 1:
+            raise ValueError(f"longtail.max_per_class must be >= 1, got {self.max_per_class}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One domain's whole configuration."""
+
+    name: str
+    domain: Literal["medical", "satellite", "driving", "generic"]
+    data: DataSettings
+    description: str = ""
+    longtail: LongtailSettings = field(default_factory=LongtailSettings)
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"name must be lower-case letters, digits, '-' or '_', got {self.name!r}")
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe; every problem is a :class:`RecipeError` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{path}: cannot read recipe ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise RecipeError(f"{path}: malformed YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if data is None:
+        raise RecipeError(f"{path}: recipe is empty")
+    return build(Recipe, data, source=path)

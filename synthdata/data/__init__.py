@@ -1,0 +1,1 @@
+"""Real data: fetch, ingest into canonical dataset folders, long-tail, check."""

@@ -1,0 +1,91 @@
+"""The dataset card: what a dataset is, where it came from and how it was made.
+
+Written as ``card.json`` (machine-readable, read by later stages) and ``README.md`` (for people)
+inside every dataset folder. No timestamps: the same inputs give the same card, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from synthdata.errors import DataError
+
+CARD_FILE = "card.json"
+
+
+@dataclass
+class DatasetCard:
+    name: str
+    source: str
+    description: str
+    licence: str
+    citation: str
+    homepage: str
+    classes: list[str]
+    channels: int
+    width: int
+    height: int
+    counts: dict[str, dict[str, int]]
+    """split -> class name -> images."""
+    manifest_sha256: str
+    split_protocol: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    """The pinned input files: path, sha256, url."""
+    removed: dict[str, int] = field(default_factory=dict)
+    """Why images of the source were left out, and how many (exact duplicates, conflicts)."""
+    derived_from: dict[str, Any] | None = None
+    """For a derived dataset: the parent's name and manifest hash, and the derivation's settings."""
+    created_by: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"# {self.name}",
+            "",
+            self.description,
+            "",
+            f"- **Source:** {self.source} ({self.homepage})",
+            f"- **Licence:** {self.licence}",
+            f"- **Cite:** {self.citation}",
+            f"- **Images:** {self.width}x{self.height}, {self.channels} channel(s), PNG",
+            f"- **Manifest sha256:** `{self.manifest_sha256}`",
+            f"- **Splits:** {self.split_protocol}",
+            f"- **Made by:** synthdata {self.created_by.get('synthdata', '?')}, "
+            f"commit {self.created_by.get('git_commit', '?')}",
+        ]
+        if self.derived_from:
+            lines.append(f"- **Derived from:** `{json.dumps(self.derived_from, sort_keys=True)}`")
+        if self.removed:
+            lines.append("- **Left out of the source:** " + ", ".join(f"{k}: {v}" for k, v in self.removed.items()))
+        splits = list(self.counts)
+        lines += ["", "| class | " + " | ".join(splits) + " |", "|---|" + "---:|" * len(splits)]
+        for name in self.classes:
+            lines.append(f"| {name} | " + " | ".join(str(self.counts[s].get(name, 0)) for s in splits) + " |")
+        totals = " | ".join(str(sum(self.counts[s].values())) for s in splits)
+        lines.append(f"| **total** | {totals} |")
+        if self.files:
+            lines += ["", "Input files:", ""]
+            lines += [f"- `{f['path']}` sha256 `{f['sha256']}` from {f['url'] or 'the mirror only'}" for f in self.files]
+        return "\n".join(lines) + "\n"
+
+    def write(self, folder: Path) -> None:
+        for name, text in ((CARD_FILE, self.to_json()), ("README.md", self.to_markdown())):
+            partial = folder / f".{name}.part"
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, folder / name)
+
+
+def read_card(folder: Path | str) -> DatasetCard:
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: no dataset card")
+    try:
+        return DatasetCard(**json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise DataError(f"{path}: malformed dataset card ({exc})") from None

@@ -1,0 +1,144 @@
+"""The Great Expectations suite every manifest must pass, and the file check beside it.
+
+The suite checks the table: schema, declared label set and label/name pairs, unique ids,
+paths and sha256 (so no image is in two splits), declared sizes and channels. The file check
+confirms each row's file exists inside the dataset folder and has the row's sha256.
+A failure is one :class:`DataError` line naming the failing expectation and rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from synthdata.data.card import DatasetCard
+from synthdata.data.images import sha256_bytes
+from synthdata.data.manifest import COLUMNS, SPLITS
+from synthdata.errors import DataError
+from synthdata.progress import progress_bar
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+_SHOWN_ROWS = 5
+
+
+@dataclass(frozen=True)
+class SuiteFailure:
+    expectation: str
+    column: str
+    rows: list[str]
+    """Ids (with their split) of the failing rows; empty for table-level expectations."""
+    detail: str = ""
+
+    def describe(self) -> str:
+        shown = ", ".join(self.rows[:_SHOWN_ROWS]) + (f" and {len(self.rows) - _SHOWN_ROWS} more" if len(self.rows) > _SHOWN_ROWS else "")
+        where = f" rows {shown}" if self.rows else ""
+        return f"{self.expectation}({self.column}) failed{where}{self.detail}"
+
+
+@dataclass(frozen=True)
+class SuiteReport:
+    evaluated: int
+    failures: list[SuiteFailure]
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+
+def manifest_expectations(card: DatasetCard) -> list:
+    """The expectations for a dataset declaring ``card``'s classes, size and channels."""
+    import great_expectations.expectations as gxe
+
+    expectations = [
+        gxe.ExpectTableColumnsToMatchSet(column_set=list(COLUMNS), exact_match=True),
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+    ]
+    expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in COLUMNS if c != "group"]
+    expectations += [gxe.ExpectColumnValuesToBeUnique(column=c) for c in ("id", "relpath", "sha256")]
+    expectations += [
+        gxe.ExpectColumnValuesToMatchRegex(column="sha256", regex=r"^[0-9a-f]{64}$"),
+        gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
+        gxe.ExpectColumnValuesToBeInSet(column="label_name", value_set=list(card.classes)),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(range(len(card.classes)))),
+        gxe.ExpectColumnPairValuesToBeInSet(
+            column_A="label", column_B="label_name", value_pairs_set=[(i, n) for i, n in enumerate(card.classes)]
+        ),
+        gxe.ExpectColumnValuesToBeInSet(column="width", value_set=[card.width]),
+        gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[card.height]),
+        gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[card.channels]),
+    ]
+    return expectations
+
+
+def run_suite(frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
+    """Validate ``frame`` with Great Expectations; returns every failing expectation and its rows."""
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    asset = context.data_sources.add_pandas("manifests").add_dataframe_asset("manifest")
+    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+    suite = context.suites.add(gx.ExpectationSuite(name="manifest"))
+    for expectation in manifest_expectations(card):
+        suite.add_expectation(expectation)
+    result = batch.validate(
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}
+    )
+    split_of = dict(zip(frame["id"].astype(str), frame["split"].astype(str), strict=False)) if "id" in frame else {}
+    failures = []
+    for item in result.results:
+        if item.success:
+            continue
+        config = item.expectation_config
+        kwargs = config.kwargs
+        column = kwargs.get("column") or "+".join(str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs) or "table"
+        ids = [
+            str(entry.get("id")) if isinstance(entry, dict) else str(entry)
+            for entry in (item.result.get("unexpected_index_list") or [])
+        ]
+        rows = [f"{i} ({split_of.get(i, '?')})" for i in ids]
+        detail = ""
+        if not rows:
+            observed = item.result.get("observed_value")
+            detail = f": observed {observed}" if observed is not None else ""
+            if item.exception_info and item.exception_info.get("raised_exception"):
+                detail = f": {item.exception_info.get('exception_message')}"
+        failures.append(SuiteFailure(config.type, column, rows, detail))
+    return SuiteReport(len(result.results), failures)
+
+
+def check_files(frame: pd.DataFrame, root: Path) -> list[str]:
+    """Rows whose file is missing, outside ``root``, or differs from its sha256."""
+    root = root.resolve()
+    bad = []
+    with progress_bar(f"hash {root.name}", total=len(frame)) as bar:
+        for row in frame[["id", "relpath", "sha256"]].itertuples(index=False):
+            path = (root / row.relpath).resolve()
+            if not path.is_relative_to(root):
+                bad.append(f"{row.id} ({row.relpath}: leaves the dataset folder)")
+            elif not path.is_file():
+                bad.append(f"{row.id} ({row.relpath}: missing)")
+            elif sha256_bytes(path.read_bytes()) != row.sha256:
+                bad.append(f"{row.id} ({row.relpath}: sha256 differs)")
+            bar.advance()
+    return bad
+
+
+def validate_dataset(folder: Path | str, frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
+    """Run the suite and the file check; raise one :class:`DataError` line if either fails."""
+    folder = Path(folder)
+    report = run_suite(frame, card)
+    problems = [f.describe() for f in report.failures]
+    bad_files = check_files(frame, folder) if "relpath" in frame and "sha256" in frame else []
+    if bad_files:
+        shown = ", ".join(bad_files[:_SHOWN_ROWS]) + (f" and {len(bad_files) - _SHOWN_ROWS} more" if len(bad_files) > _SHOWN_ROWS else "")
+        problems.append(f"file check failed for rows {shown}")
+    if problems:
+        raise DataError(f"{folder / 'manifest.parquet'}: " + "; ".join(problems))
+    return report

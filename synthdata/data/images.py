@@ -1,0 +1,123 @@
+"""Decode, check and encode single images.
+
+Every image that enters a dataset passes :func:`decode_image`: it is fully decoded (so a
+truncated file fails here, not in a training loop), must be 8-bit, and must have the declared
+channel count. Images are stored as PNG encoded by :func:`encode_png`, whose output is a
+deterministic function of the pixels, so a sha256 of the file identifies the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import warnings
+
+import numpy as np
+from PIL import Image
+
+from synthdata.errors import DataError
+
+# Largest image accepted (pixels). Far above any domain image here; a decompression bomb that
+# claims more is refused before its pixels are allocated.
+MAX_PIXELS = 64 * 1024 * 1024
+
+_MODES_8BIT = {"L": 1, "RGB": 3, "LA": 2, "RGBA": 4, "P": None, "CMYK": 4, "1": 1}
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode_image(data: bytes, origin: str, *, channels: int | None = None) -> np.ndarray:
+    """Decode an encoded image into an ``(H, W, C)`` uint8 array, C in {1, 3}.
+
+    Raises :class:`DataError` naming ``origin`` for an empty, corrupt, truncated, 16-bit or
+    oversized file, and for a channel count other than ``channels`` (when given). Palette
+    images are expanded to RGB (or L for a grey palette); alpha is never silently dropped.
+    """
+    if len(data) == 0:
+        raise DataError(f"{origin}: zero-byte file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+            try:
+                with Image.open(io.BytesIO(data)) as img:
+                    img.load()
+                    image = img.copy()
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{origin}: image larger than {MAX_PIXELS} pixels (decompression bomb?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow raises OSError for truncated data and UnidentifiedImageError (an OSError) for
+        # bytes that are not an image at all.
+        raise DataError(f"{origin}: corrupt or truncated image ({exc})") from None
+    return image_to_array(image, origin, channels=channels)
+
+
+def image_to_array(image: Image.Image, origin: str, *, channels: int | None = None) -> np.ndarray:
+    """Checked conversion of a decoded Pillow image to ``(H, W, C)`` uint8."""
+    mode = image.mode
+    if mode.startswith("I") or mode == "F":
+        raise DataError(f"{origin}: {mode} image is not 8-bit (16-bit and float images are not supported)")
+    if mode not in _MODES_8BIT:
+        raise DataError(f"{origin}: unsupported image mode {mode}")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode == "CMYK":
+        image = image.convert("RGB")
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    found = array.shape[2]
+    if found not in (1, 3):
+        raise DataError(f"{origin}: wrong channel count {found} ({image.mode}); expected 1 (grey) or 3 (RGB)")
+    if channels is not None and found != channels:
+        raise DataError(f"{origin}: wrong channel count {found}, the dataset declares {channels}")
+    return np.ascontiguousarray(array)
+
+
+def array_to_uint8(array: np.ndarray, origin: str, *, channels: int | None = None) -> np.ndarray:
+    """Checked conversion of an array from an ``.npz`` (HW, HWC or CHW-less) to ``(H, W, C)`` uint8."""
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all():
+            raise DataError(f"{origin}: array holds NaN or Inf values")
+        if array.min() < 0 or array.max() > 255:
+            raise DataError(f"{origin}: float pixel values outside [0, 255]")
+        if array.max() <= 1.0:
+            array = array * 255.0
+        array = np.rint(array).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        if array.dtype.kind not in "iu":
+            raise DataError(f"{origin}: unsupported pixel dtype {array.dtype}")
+        if array.min() < 0 or array.max() > 255:
+            raise DataError(f"{origin}: pixel values outside [0, 255] (16-bit data is not supported)")
+        array = array.astype(np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3):
+        raise DataError(f"{origin}: array shape {array.shape} is not (H, W), (H, W, 1) or (H, W, 3)")
+    if channels is not None and array.shape[2] != channels:
+        raise DataError(f"{origin}: wrong channel count {array.shape[2]}, the dataset declares {channels}")
+    return np.ascontiguousarray(array)
+
+
+def resize(array: np.ndarray, size: int) -> np.ndarray:
+    """Square resize with Pillow's bicubic filter (the resize used to make the 32 px mirrors)."""
+    if array.shape[0] == size and array.shape[1] == size:
+        return array
+    grey = array.shape[2] == 1
+    image = Image.fromarray(array[:, :, 0] if grey else array)
+    out = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    return out[:, :, None] if grey else out
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """Deterministic PNG bytes for an ``(H, W, C)`` uint8 array (same pixels, same bytes)."""
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()

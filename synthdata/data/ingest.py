@@ -1,0 +1,196 @@
+"""Ingest a source into a canonical dataset folder ``datasets/<name>/``.
+
+Every image is decoded and checked, exact duplicates are removed (a copy in the official test
+split wins; copies that disagree on the label are dropped), splits are made where the source
+has none, and the folder is written atomically: images as PNG, ``manifest.parquet``, card.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from synthdata.config.recipe import SplitSettings
+from synthdata.data.card import DatasetCard
+from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize, sha256_bytes
+from synthdata.data.manifest import SPLITS, manifest_hash
+from synthdata.data.sources import Source
+from synthdata.data.splits import stratified_holdout
+from synthdata.data.writer import DatasetWriter
+from synthdata.errors import DataError
+from synthdata.progress import progress_bar
+from synthdata.provenance import created_by
+
+_SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, None: 3}
+
+
+@dataclass
+class _Image:
+    origin: str
+    label_name: str
+    split: str | None
+    group: str | None
+    png: bytes
+    sha256: str
+    shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    path: Path
+    manifest_sha256: str
+    counts: dict[str, dict[str, int]]
+    removed: dict[str, int]
+    images: int
+
+
+def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) -> list[_Image]:
+    declared = source.info.channels
+    images: list[_Image] = []
+    first_shape: tuple[int, int, int] | None = None
+    with progress_bar(f"ingest {source.info.name}", total=None) as bar:
+        for raw in source.samples(files):
+            if isinstance(raw.payload, np.ndarray):
+                array = array_to_uint8(raw.payload, raw.origin, channels=declared)
+            else:
+                array = decode_image(raw.payload, raw.origin, channels=declared)
+            if image_size is not None:
+                array = resize(array, image_size)
+            if first_shape is None:
+                first_shape, declared = array.shape, array.shape[2]
+            elif array.shape != first_shape:
+                raise DataError(
+                    f"{raw.origin}: size {array.shape[1]}x{array.shape[0]}x{array.shape[2]} differs from the "
+                    f"dataset's {first_shape[1]}x{first_shape[0]}x{first_shape[2]} (set data.image_size to resize)"
+                )
+            png = encode_png(array)
+            images.append(_Image(raw.origin, raw.label_name, raw.split, raw.group, png, sha256_bytes(png), array.shape))
+            bar.advance()
+    if not images:
+        raise DataError(f"{source.info.name}: the source holds no images")
+    return images
+
+
+def _deduplicate(images: list[_Image]) -> tuple[list[_Image], dict[str, int]]:
+    """One image per sha256; see the module docstring for which copy is kept."""
+    by_hash: dict[str, list[_Image]] = defaultdict(list)
+    for image in images:
+        by_hash[image.sha256].append(image)
+    kept, removed = [], Counter()
+    for copies in by_hash.values():
+        copies.sort(key=lambda im: (_SPLIT_PRIORITY[im.split], im.origin))
+        keep = copies[0]
+        if len({c.label_name for c in copies}) > 1 and keep.split != "test":
+            removed["conflicting_label_duplicates"] += len(copies)
+            continue
+        kept.append(keep)
+        removed["exact_duplicates"] += len(copies) - 1
+    return kept, {k: v for k, v in removed.items() if v}
+
+
+def _assign_splits(images: list[_Image], settings: SplitSettings) -> str:
+    """Fill in missing splits in place; returns a sentence describing the protocol."""
+    official = {im.split for im in images}
+    if None in official and len(official) > 1:
+        raise DataError("the source gives a split for some images and not for others")
+
+    def carve(pool: list[_Image], fraction: float, name: str, seed: int) -> None:
+        labels = [im.label_name for im in pool]
+        groups = [im.group or im.origin for im in pool]
+        for image, held in zip(pool, stratified_holdout(labels, groups, fraction, seed), strict=True):
+            if held:
+                image.split = name
+
+    grouped = any(im.group for im in images)
+    how = "by group (whole tracks)" if grouped else "stratified by class"
+    if official == {None}:
+        carve(images, settings.test_fraction, "test", settings.seed)
+        rest = [im for im in images if im.split is None]
+        carve(rest, settings.val_fraction / (1.0 - settings.test_fraction), "val", settings.seed + 1)
+        for image in images:
+            image.split = image.split or "train"
+        return (
+            f"no official split: seeded ({settings.seed}) split {how}, test {settings.test_fraction:.0%}, "
+            f"val {settings.val_fraction:.0%}, rest train"
+        )
+    if "val" not in official and settings.val_fraction > 0:
+        carve([im for im in images if im.split == "train"], settings.val_fraction, "val", settings.seed)
+        return f"official train/test; val carved from train {how}, {settings.val_fraction:.0%}, seed {settings.seed}"
+    return "official " + "/".join(s for s in SPLITS if s in official)
+
+
+def ingest(source: Source, out: Path | str, *, split: SplitSettings, image_size: int | None = None) -> IngestResult:
+    """Build ``out`` from ``source``; on any :class:`DataError` nothing is published."""
+    out = Path(out)
+    files = source.fetch()
+    inputs = source.input_files()
+    images = _decode_all(source, files, image_size)
+    classes = list(source.info.classes) if source.info.classes is not None else sorted({i.label_name for i in images})
+    images, removed = _deduplicate(images)
+    protocol = _assign_splits(images, split)
+    present = Counter(im.label_name for im in images)
+    empty = [c for c in classes if present[c] == 0]
+    if empty:
+        raise DataError(f"{source.info.name}: declared classes with no images: {empty}")
+
+    key = hashlib.sha256(
+        json.dumps([source.info.name, inputs, vars(split), image_size, created_by()["synthdata"]]).encode()
+    ).hexdigest()
+    writer = DatasetWriter(out, build_key=key)
+    label_of = {name: index for index, name in enumerate(classes)}
+    with progress_bar(f"write {out.name}", total=len(images)) as bar:
+        for image in sorted(images, key=lambda im: im.sha256):
+            image_id = image.sha256[:16]
+            height, width, channels = image.shape
+            writer.add(
+                f"images/{image.split}/{image.label_name}/{image_id}.png",
+                image.png,
+                {
+                    "id": image_id,
+                    "label": label_of[image.label_name],
+                    "label_name": image.label_name,
+                    "split": image.split,
+                    "width": width,
+                    "height": height,
+                    "channels": channels,
+                    "source": source.info.name,
+                    "licence": source.info.licence,
+                    "origin": image.origin,
+                    "group": image.group or "",
+                },
+            )
+            bar.advance()
+    frame = writer.frame()
+    if frame["id"].duplicated().any():
+        raise DataError(f"{source.info.name}: two different images share a 64-bit id prefix; report this")
+    counts = {
+        s: {c: int(n) for c, n in frame.loc[frame["split"] == s, "label_name"].value_counts().sort_index().items()}
+        for s in SPLITS
+        if (frame["split"] == s).any()
+    }
+    height, width, channels = images[0].shape
+    card = DatasetCard(
+        name=out.name,
+        source=source.info.name,
+        description=source.info.description,
+        licence=source.info.licence,
+        citation=source.info.citation,
+        homepage=source.info.homepage,
+        classes=classes,
+        channels=channels,
+        width=width,
+        height=height,
+        counts=counts,
+        manifest_sha256=manifest_hash(frame),
+        split_protocol=protocol,
+        files=inputs,
+        removed=removed,
+        created_by=created_by(),
+    )
+    writer.publish(frame, card)
+    return IngestResult(out, card.manifest_sha256, counts, removed, len(frame))

@@ -1,0 +1,58 @@
+"""What every data source provides: its card facts, its pinned files, and its raw samples."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from synthdata.data.fetch import RemoteFile, resolve
+
+
+@dataclass(frozen=True)
+class RawSample:
+    """One image as the source holds it, before decoding and checks."""
+
+    origin: str
+    """Where it is in the source (archive member or array index); unique within a source."""
+    label_name: str
+    split: str | None
+    """The source's official split, or None when synthdata must make one."""
+    group: str | None
+    """Samples sharing a group must share a split (e.g. one physical sign's track)."""
+    payload: bytes | np.ndarray
+    """Encoded image bytes, or an array for array-based sources."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str
+    description: str
+    homepage: str
+    citation: str
+    licence: str
+    classes: tuple[str, ...] | None
+    """Declared label set in label order; None lets a user source derive it."""
+    channels: int | None
+    files: tuple[RemoteFile, ...] = field(default_factory=tuple)
+
+
+class Source(ABC):
+    """A dataset synthdata can ingest."""
+
+    info: SourceInfo
+
+    def fetch(self) -> dict[str, Path]:
+        """Local, checksum-verified paths of the pinned files, keyed by their mirror path."""
+        return {f.path: resolve(f) for f in self.info.files}
+
+    def input_files(self) -> list[dict[str, str | None]]:
+        """The inputs as recorded on the dataset card: path, sha256, url."""
+        return [{"path": f.path, "sha256": f.sha256, "url": f.url} for f in self.info.files]
+
+    @abstractmethod
+    def samples(self, files: dict[str, Path]) -> Iterator[RawSample]:
+        """Every raw sample, in a deterministic order."""

@@ -1,0 +1,46 @@
+"""Seeded, stratified hold-out splits that never separate the members of a group.
+
+A group is a set of near-identical images (a GTSRB track of 30 frames of one sign): putting
+some frames in train and others in validation would leak. Without groups, each image is its
+own group and this is an ordinary stratified split.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def stratified_holdout(
+    labels: Sequence[str], groups: Sequence[str], fraction: float, seed: int
+) -> np.ndarray:
+    """Boolean mask of the held-out items: about ``fraction`` of each class, whole groups only.
+
+    Groups are taken in a seeded random order until the class's target count is reached; the
+    group that crosses the target is taken if that lands closer to it than stopping short.
+    """
+    held = np.zeros(len(labels), dtype=bool)
+    if fraction <= 0:
+        return held
+    by_class: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for index, (label, group) in enumerate(zip(labels, groups, strict=True)):
+        by_class[label][group].append(index)
+    rng = np.random.default_rng(seed)
+    for label in sorted(by_class):
+        members = by_class[label]
+        names = sorted(members)
+        order = rng.permutation(len(names))
+        total = sum(len(v) for v in members.values())
+        target = round(fraction * total)
+        taken = 0
+        for position in order:
+            indices = members[names[position]]
+            if taken >= target:
+                break
+            if taken + len(indices) > target and (taken + len(indices) - target) > (target - taken):
+                break
+            held[indices] = True
+            taken += len(indices)
+    return held

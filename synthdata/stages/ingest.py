@@ -1,0 +1,35 @@
+"""Stage: fetch a recipe's source and ingest it into a dataset folder."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from synthdata.config.recipe import Recipe
+from synthdata.data.ingest import IngestResult, ingest
+from synthdata.data.sources import get_source
+from synthdata.tracking.mlflow_run import stage_run
+
+
+def run_ingest(recipe: Recipe, out: Path) -> IngestResult:
+    data = recipe.data
+    source = get_source(
+        data.source,
+        path=data.path,
+        dataset=out.name,
+        classes=data.classes,
+        channels=data.channels,
+        licence=data.licence,
+    )
+    with stage_run("ingest", recipe.name, {"data": asdict(data)}):
+        import mlflow
+
+        started = time.perf_counter()
+        result = ingest(source, out, split=data.split, image_size=data.image_size)
+        mlflow.set_tag("manifest_sha256", result.manifest_sha256)
+        metrics = {f"images_{s}": sum(c.values()) for s, c in result.counts.items()}
+        metrics |= {f"removed_{k}": v for k, v in result.removed.items()}
+        mlflow.log_metrics({**metrics, "images": result.images, "seconds": time.perf_counter() - started})
+        mlflow.log_artifact(str(out / "README.md"), artifact_path="card")
+    return result

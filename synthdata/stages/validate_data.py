@@ -1,0 +1,40 @@
+"""Stage: run the manifest suite and the file check on a recipe's datasets; write metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from synthdata.data.card import read_card
+from synthdata.data.expectations import validate_dataset
+from synthdata.data.manifest import read_manifest
+from synthdata.tracking.mlflow_run import stage_run
+
+
+def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path | None) -> dict:
+    """Validate every folder in ``datasets``; the first failure raises, naming its rows."""
+    summary: dict[str, dict] = {}
+    with stage_run("validate-data", recipe_name, {"datasets": [str(d) for d in datasets]}):
+        import mlflow
+
+        for folder in datasets:
+            frame, card = read_manifest(folder), read_card(folder)
+            report = validate_dataset(folder, frame, card)
+            summary[folder.name] = {
+                "manifest_sha256": card.manifest_sha256,
+                "expectations": report.evaluated,
+                "failed": len(report.failures),
+                "images": len(frame),
+                "classes": len(card.classes),
+                **{f"images_{s}": int((frame["split"] == s).sum()) for s in card.counts},
+            }
+            mlflow.set_tag(f"manifest_sha256.{folder.name}", card.manifest_sha256)
+            mlflow.log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
+        if metrics_out is not None:
+            metrics_out.parent.mkdir(parents=True, exist_ok=True)
+            partial = metrics_out.with_name(f".{metrics_out.name}.part")
+            partial.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            os.replace(partial, metrics_out)
+            mlflow.log_artifact(str(metrics_out))
+    return summary

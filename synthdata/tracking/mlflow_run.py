@@ -1,0 +1,51 @@
+"""One MLflow run per stage, in a local store: ``mlruns/mlflow.db`` (sqlite) with artifacts in
+``mlruns/artifacts``. Every run carries the git commit and synthdata version as tags; stages
+add the manifest hash of what they produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from synthdata.config.strict import flatten
+from synthdata.provenance import created_by
+
+STORE_ENV = "SYNTHDATA_MLRUNS"
+EXPERIMENT = "synthdata"
+
+# Analytics off: nothing leaves the machine.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+
+def store_root() -> Path:
+    return Path(os.environ.get(STORE_ENV, "mlruns")).resolve()
+
+
+def _experiment_id(mlflow: Any, root: Path) -> str:
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is not None:
+        return experiment.experiment_id
+    return mlflow.create_experiment(EXPERIMENT, artifact_location=(root / "artifacts").as_uri())
+
+
+@contextmanager
+def stage_run(stage: str, recipe: str, params: dict[str, Any]) -> Iterator[Any]:
+    """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    import mlflow
+
+    root = store_root()
+    root.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    tags = {"stage": stage, "recipe": recipe, **{f"synthdata.{k}": v for k, v in created_by().items()}}
+    tags["git_commit"] = created_by()["git_commit"]
+    with mlflow.start_run(experiment_id=_experiment_id(mlflow, root), run_name=f"{recipe}/{stage}", tags=tags) as run:
+        mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
+        yield run
