@@ -77,7 +77,11 @@ def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) 
 
 
 def _deduplicate(images: list[_Image]) -> tuple[list[_Image], dict[str, int]]:
-    """One image per sha256; see the module docstring for which copy is kept."""
+    """One image per sha256; see the module docstring for which copy is kept.
+
+    Copies in two official splits are a leak (the same image trained on and tested on): the
+    copy in the earlier split of test/val/train is kept and the leak is counted on the card.
+    """
     by_hash: dict[str, list[_Image]] = defaultdict(list)
     for image in images:
         by_hash[image.sha256].append(image)
@@ -89,7 +93,9 @@ def _deduplicate(images: list[_Image]) -> tuple[list[_Image], dict[str, int]]:
             removed["conflicting_label_duplicates"] += len(copies)
             continue
         kept.append(keep)
-        removed["exact_duplicates"] += len(copies) - 1
+        across = sum(1 for c in copies[1:] if c.split != keep.split)
+        removed["duplicates_across_splits"] += across
+        removed["exact_duplicates"] += len(copies) - 1 - across
     return kept, {k: v for k, v in removed.items() if v}
 
 

@@ -37,9 +37,11 @@ def _experiment_id(mlflow: Any, root: Path) -> str:
 @contextmanager
 def stage_run(stage: str, recipe: str, params: dict[str, Any]) -> Iterator[Any]:
     """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises."""
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
     import mlflow
+
+    # mlflow sets up its loggers on import; quiet its schema-migration chatter afterwards.
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     root = store_root()
     root.mkdir(parents=True, exist_ok=True)
