@@ -16,6 +16,17 @@ os.environ.update(
 )
 
 SIZE = 8
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _mirror() -> Path | None:
+    """The real data mirror: $SYNTHDATA_DATA_MIRROR, else ../shared/data beside the checkout."""
+    value = os.environ.get("SYNTHDATA_DATA_MIRROR")
+    path = Path(value) if value else REPO.parent / "shared" / "data"
+    return path if (path / "SHA256SUMS").is_file() else None
+
+
+MIRROR = _mirror()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,70 @@
+"""The DVC pipeline end to end on a tiny generated dataset: repro, then an experiment override."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, make_image_tree
+from synthdata.data.card import read_card
+from synthdata.data.manifest import class_counts, read_manifest
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str], cwd: Path, env: dict) -> str:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def test_dvc_repro_and_exp_run_override(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "synthdata", project / "synthdata", ignore=shutil.ignore_patterns("__pycache__"))
+    tree = make_image_tree(tmp_path / "tree", {f"k{i}": 30 for i in range(4)})
+    (project / "recipes").mkdir()
+    (project / "recipes" / "tiny.yaml").write_text(
+        "name: tiny\ndomain: generic\n"
+        f"data:\n  source: imagefolder\n  path: {tree}\n"
+        "longtail:\n  imbalance: 10\n  seed: 0\n"
+    )
+    (project / "params.yaml").write_text("recipes:\n  - tiny\n")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SYNTHDATA_MLRUNS": str(project / "mlruns"),
+        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+    }  # fmt: skip
+    _run(["git", "init", "-q"], project, env)
+    _run(["dvc", "init", "-q"], project, env)
+    _run(["dvc", "config", "core.analytics", "false"], project, env)
+    _run(["dvc", "repro"], project, env)
+
+    first = read_card(project / "datasets" / "tiny-lt")
+    assert class_counts(read_manifest(project / "datasets" / "tiny-lt"), "train") == {
+        name: int(first.derived_from["n_max"] * 10 ** (-rank / 3) + 1e-9) for rank, name in enumerate(first.derived_from["ranking"])
+    }
+    metrics = json.loads((project / "metrics" / "tiny" / "data.json").read_text())
+    assert metrics["tiny-lt"]["failed"] == 0 and metrics["tiny-lt"]["manifest_sha256"] == first.manifest_sha256
+    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
+
+    _run(["git", "add", "-A"], project, env)
+    _run(["git", "commit", "-qm", "baseline"], project, env)
+    _run(["dvc", "exp", "run", "-S", "recipes/tiny.yaml:longtail.imbalance=3"], project, env)
+    second = read_card(project / "datasets" / "tiny-lt")
+    assert second.derived_from["imbalance"] == 3
+    assert second.manifest_sha256 != first.manifest_sha256
+    counts = class_counts(read_manifest(project / "datasets" / "tiny-lt"), "train")
+    assert max(counts.values()) / min(counts.values()) == pytest.approx(3, rel=0.15)
+    metrics = json.loads((project / "metrics" / "tiny" / "data.json").read_text())
+    assert metrics["tiny-lt"]["failed"] == 0 and metrics["tiny-lt"]["manifest_sha256"] == second.manifest_sha256
+    assert read_card(project / "datasets" / "tiny").manifest_sha256 == first.derived_from["parent_manifest_sha256"]

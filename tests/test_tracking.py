@@ -1,0 +1,33 @@
+"""Every stage leaves an MLflow run with its params, metrics, git commit and manifest hash."""
+
+from __future__ import annotations
+
+import mlflow
+
+from conftest import make_image_tree
+from synthdata.config.recipe import DataSettings, LongtailSettings, Recipe
+from synthdata.data.card import read_card
+from synthdata.provenance import git_commit
+from synthdata.stages.ingest import run_ingest
+from synthdata.stages.longtail import run_longtail
+from synthdata.stages.validate_data import run_validate_data
+
+
+def test_stage_runs_are_recorded(tmp_path):
+    tree = make_image_tree(tmp_path / "tree", {"a": 20, "b": 20, "c": 20})
+    recipe = Recipe(name="tiny", domain="generic", data=DataSettings(source="imagefolder", path=str(tree)))
+    run_ingest(recipe, tmp_path / "tiny")
+    run_longtail(recipe, LongtailSettings(imbalance=5, seed=1), tmp_path / "tiny", tmp_path / "tiny-lt")
+    run_validate_data("tiny", [tmp_path / "tiny", tmp_path / "tiny-lt"], tmp_path / "metrics.json")
+
+    runs = mlflow.search_runs(experiment_names=["synthdata"]).set_index("tags.stage")
+    assert sorted(runs.index) == ["ingest", "longtail", "validate-data"]
+    assert (runs["status"] == "FINISHED").all()
+    assert (runs["tags.git_commit"] == git_commit()).all() and (runs["tags.recipe"] == "tiny").all()
+    assert runs.loc["ingest", "tags.manifest_sha256"] == read_card(tmp_path / "tiny").manifest_sha256
+    assert runs.loc["longtail", "tags.manifest_sha256"] == read_card(tmp_path / "tiny-lt").manifest_sha256
+    assert runs.loc["ingest", "params.data.source"] == "imagefolder"
+    assert runs.loc["longtail", "params.longtail.imbalance"] == "5"
+    assert runs.loc["ingest", "metrics.images"] == 60
+    assert runs.loc["validate-data", "metrics.tiny-lt.failed"] == 0
+    assert (tmp_path / "metrics.json").is_file()
