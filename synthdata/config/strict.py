@@ -65,7 +65,8 @@ def _convert(tp: Any, value: Any, *, source: Path | str, where: str) -> Any:
         raise RecipeError(errors[0] if len(errors) == 1 else f"{source}: '{where}' has an invalid value {value!r}")
     if origin is Literal:
         allowed = get_args(tp)
-        if value not in allowed:
+        # Compare types too: YAML's `true` == 1 and 3.0 == 3 in Python, but neither is a channel count.
+        if not any(type(value) is type(a) and value == a for a in allowed):
             raise RecipeError(f"{source}: '{where}' must be one of {list(allowed)}, got {value!r}")
         return value
     if origin in (list, tuple):

@@ -87,10 +87,11 @@ def run_suite(frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
     suite = context.suites.add(gx.ExpectationSuite(name="manifest"))
     for expectation in manifest_expectations(card):
         suite.add_expectation(expectation)
+    # Failing rows are named by id and split (a duplicated id may sit in two splits).
+    index_columns = [c for c in ("id", "split") if c in frame.columns]
     result = batch.validate(
-        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["id"]}
+        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": index_columns}
     )
-    split_of = dict(zip(frame["id"].astype(str), frame["split"].astype(str), strict=False)) if "id" in frame else {}
     failures = []
     for item in result.results:
         if item.success:
@@ -98,11 +99,10 @@ def run_suite(frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
         config = item.expectation_config
         kwargs = config.kwargs
         column = kwargs.get("column") or "+".join(str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs) or "table"
-        ids = [
-            str(entry.get("id")) if isinstance(entry, dict) else str(entry)
+        rows = [
+            f"{entry.get('id')} ({entry.get('split', '?')})" if isinstance(entry, dict) else str(entry)
             for entry in (item.result.get("unexpected_index_list") or [])
         ]
-        rows = [f"{i} ({split_of.get(i, '?')})" for i in ids]
         detail = ""
         if not rows:
             observed = item.result.get("observed_value")
