@@ -134,6 +134,62 @@ def validate(
         typer.echo(f"{folder}: {row['images']} images, {row['expectations']} expectations passed")
 
 
+@app.command("pretrain")
+def pretrain(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Recipe with a pretrain section (recipes/cifar10.yaml).")],
+    dataset: Annotated[Path, typer.Option(help="Ingested corpus folder (its train split is used).")],
+    out: Annotated[Path, typer.Option(help="Base model folder to write.")],
+    workdir: Annotated[Path | None, typer.Option(help="Checkpoints (resume from here) [<out>.work].")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override pretrain.train.steps.")] = None,
+) -> None:
+    """Pretrain a class-conditional diffusion base; resumes from the latest checkpoint."""
+    from dataclasses import replace
+
+    from synthdata.config.recipe import PretrainSettings, load_recipe
+    from synthdata.stages.pretrain import run_pretrain
+
+    spec = load_recipe(recipe)
+    settings = spec.pretrain or PretrainSettings()
+    if steps is not None:
+        settings = replace(settings, train=replace(settings.train, steps=steps))
+    spec = replace(spec, pretrain=settings)
+    result = run_pretrain(spec, dataset, out, workdir or out.with_name(f"{out.name}.work"))
+    typer.echo(f"{out}: {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
+
+
+@app.command("finetune")
+def finetune(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Domain recipe (recipes/*.yaml).")],
+    dataset: Annotated[Path, typer.Option(help="Dataset folder to adapt to (its train split).")],
+    out: Annotated[Path, typer.Option(help="Adapter folder to write.")],
+    workdir: Annotated[Path | None, typer.Option(help="Checkpoints (resume from here) [<out>.work].")] = None,
+    mode: Annotated[str | None, typer.Option(help="Override finetune.adapter.mode: lora, full or scratch.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override finetune.train.steps.")] = None,
+    base: Annotated[Path | None, typer.Option(help="Override finetune.base (a base folder).")] = None,
+) -> None:
+    """Adapt the base to a domain (LoRA by default); resumes from the latest checkpoint."""
+    from dataclasses import replace
+
+    from synthdata.config.recipe import load_recipe
+    from synthdata.stages.finetune import run_finetune
+
+    spec = load_recipe(recipe)
+    settings = spec.finetune
+    try:
+        if mode is not None:
+            settings = replace(settings, adapter=replace(settings.adapter, mode=mode))
+        if steps is not None:
+            settings = replace(settings, train=replace(settings.train, steps=steps))
+    except ValueError as exc:
+        raise SynthdataError(str(exc)) from None
+    if mode is not None and mode not in ("lora", "full", "scratch"):
+        raise SynthdataError(f"--mode must be lora, full or scratch, got {mode!r}")
+    if base is not None:
+        settings = replace(settings, base=str(base))
+    result, model = run_finetune(replace(spec, finetune=settings), dataset, out, workdir or out.with_name(f"{out.name}.work"))
+    typer.echo(f"{out}: {model.mode}, {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
+
+
 @app.command("recipe")
 def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files to check.")]) -> None:
     """Load recipes and report the first problem in each (unknown keys, wrong types)."""

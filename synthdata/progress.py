@@ -1,10 +1,12 @@
-"""Progress display for long work (rich), quiet when output is not a terminal-friendly sink."""
+"""Progress display for long work: a rich bar on a terminal, periodic plain lines in a log."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -14,13 +16,26 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+_LOG_EVERY_SECONDS = 30.0
+
 
 class _Bar:
-    def __init__(self, progress: Progress, task: int):
+    def __init__(self, progress: Progress, task: int, console: Console, description: str, total: float | None):
         self._progress, self._task = progress, task
+        self._console, self._description, self._total = console, description, total
+        self._done, self._started = 0.0, time.monotonic()
+        self._last_line = self._started
 
     def advance(self, amount: float = 1) -> None:
         self._progress.advance(self._task, amount)
+        self._done += amount
+        now = time.monotonic()
+        if not self._console.is_terminal and now - self._last_line >= _LOG_EVERY_SECONDS:
+            # A log file never sees rich's live bar: leave a dated line every half minute instead.
+            self._last_line = now
+            of = f"/{self._total:g}" if self._total else ""
+            rate = self._done / max(now - self._started, 1e-9)
+            self._console.print(f"{self._description}: {self._done:g}{of} ({rate:.1f}/s)", highlight=False)
 
 
 @contextmanager
@@ -33,5 +48,6 @@ def progress_bar(description: str, total: float | None) -> Iterator[_Bar]:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=False) as progress:
-        yield _Bar(progress, progress.add_task(description, total=total))
+    console = Console()
+    with Progress(*columns, console=console, transient=False) as progress:
+        yield _Bar(progress, progress.add_task(description, total=total), console, description, total)

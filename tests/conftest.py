@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 os.environ.update(
@@ -16,6 +17,8 @@ os.environ.update(
 )
 
 SIZE = 8
+# Tests train models of a few thousand parameters: one thread beats two (no OpenMP hand-offs).
+torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -14,6 +14,8 @@ import yaml
 
 from synthdata.config.strict import build
 from synthdata.errors import RecipeError
+from synthdata.models.base import UNetSettings
+from synthdata.training.loop import TrainSettings
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -87,6 +89,45 @@ class LongtailSettings:
 
 
 @dataclass(frozen=True)
+class PretrainSettings:
+    """Pretraining a base on this recipe's dataset (the generic corpus, CIFAR-10)."""
+
+    unet: UNetSettings = field(default_factory=UNetSettings)
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4000, learning_rate=2e-4))
+    sample_guidance: float = 2.0
+    """Guidance scale of the sample grids logged during and after training."""
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """How the base is adapted. ``lora``: base frozen, LoRA on attention projections and
+    convolutions plus a new class table; ``full``: every base weight trained; ``scratch``: the
+    same architecture from random initialisation (no base), for comparison."""
+
+    mode: Literal["lora", "full", "scratch"] = "lora"
+    rank: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"])
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ValueError(f"finetune.adapter.rank must be >= 1, got {self.rank}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"finetune.adapter.dropout must be in [0, 1), got {self.dropout}")
+        if not self.target_modules:
+            raise ValueError("finetune.adapter.target_modules must name at least one module")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    base: str | None = None
+    """Base model folder; None uses the base shipped inside synthdata."""
+    adapter: AdapterSettings = field(default_factory=AdapterSettings)
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=1500, learning_rate=1e-3, warmup_steps=50))
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One domain's whole configuration."""
 
@@ -95,6 +136,8 @@ class Recipe:
     data: DataSettings
     description: str = ""
     longtail: LongtailSettings = field(default_factory=LongtailSettings)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    pretrain: PretrainSettings | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

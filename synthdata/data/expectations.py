@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from synthdata.data.card import DatasetCard
-from synthdata.data.images import sha256_bytes
+from synthdata.hashing import sha256_bytes
 from synthdata.data.manifest import COLUMNS, SPLITS
 from synthdata.errors import DataError
 from synthdata.progress import progress_bar

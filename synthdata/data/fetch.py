@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synthdata.errors import ChecksumError, DataError
+from synthdata.hashing import file_sha256
 from synthdata.progress import progress_bar
 
 MIRROR_ENV = "SYNTHDATA_DATA_MIRROR"
@@ -29,14 +30,6 @@ class RemoteFile:
     url: str | None
     """Where a connected machine downloads exactly these bytes; None when the bytes exist only
     as a mirror repack (the source's card names the upstream it was made from)."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def mirror_root() -> Path | None:

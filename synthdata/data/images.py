@@ -8,7 +8,6 @@ deterministic function of the pixels, so a sha256 of the file identifies the ima
 
 from __future__ import annotations
 
-import hashlib
 import io
 import warnings
 
@@ -17,15 +16,12 @@ from PIL import Image
 
 from synthdata.errors import DataError
 
+
 # Largest image accepted (pixels). Far above any domain image here; a decompression bomb that
 # claims more is refused before its pixels are allocated.
 MAX_PIXELS = 64 * 1024 * 1024
 
 _MODES_8BIT = {"L": 1, "RGB": 3, "LA": 2, "RGBA": 4, "P": None, "CMYK": 4, "1": 1}
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def decode_image(data: bytes, origin: str, *, channels: int | None = None) -> np.ndarray:

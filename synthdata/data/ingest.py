@@ -17,7 +17,8 @@ import numpy as np
 
 from synthdata.config.recipe import SplitSettings
 from synthdata.data.card import DatasetCard
-from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize, sha256_bytes
+from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize
+from synthdata.hashing import sha256_bytes
 from synthdata.data.manifest import SPLITS, manifest_hash
 from synthdata.data.sources import Source
 from synthdata.data.splits import stratified_holdout

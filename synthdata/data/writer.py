@@ -17,7 +17,7 @@ import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.data.expectations import validate_dataset
-from synthdata.data.images import sha256_bytes
+from synthdata.hashing import sha256_bytes
 from synthdata.data.manifest import to_frame, write_manifest
 
 _KEY_FILE = ".build-key"

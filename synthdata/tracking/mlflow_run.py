@@ -35,8 +35,12 @@ def _experiment_id(mlflow: Any, root: Path) -> str:
 
 
 @contextmanager
-def stage_run(stage: str, recipe: str, params: dict[str, Any]) -> Iterator[Any]:
-    """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises."""
+def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id: str | None = None) -> Iterator[Any]:
+    """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises.
+
+    With ``resume_run_id`` (a run a killed stage left behind, recorded in its checkpoint) that
+    run is reopened and continued instead of starting a new one.
+    """
     import mlflow
 
     # mlflow sets up its loggers on import; quiet its schema-migration chatter afterwards.
@@ -48,6 +52,20 @@ def stage_run(stage: str, recipe: str, params: dict[str, Any]) -> Iterator[Any]:
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     tags = {"stage": stage, "recipe": recipe, **{f"synthdata.{k}": v for k, v in created_by().items()}}
     tags["git_commit"] = created_by()["git_commit"]
-    with mlflow.start_run(experiment_id=_experiment_id(mlflow, root), run_name=f"{recipe}/{stage}", tags=tags) as run:
+    experiment = _experiment_id(mlflow, root)
+    if resume_run_id is not None and _run_exists(mlflow, resume_run_id):
+        with mlflow.start_run(run_id=resume_run_id) as run:
+            mlflow.set_tag("resumed", "true")
+            yield run
+        return
+    with mlflow.start_run(experiment_id=experiment, run_name=f"{recipe}/{stage}", tags=tags) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         yield run
+
+
+def _run_exists(mlflow: Any, run_id: str) -> bool:
+    try:
+        mlflow.get_run(run_id)
+    except Exception:  # mlflow raises MlflowException (and others by store) for an unknown id
+        return False
+    return True

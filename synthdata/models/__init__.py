@@ -1,0 +1,1 @@
+"""Diffusion models: the class-conditional pixel base, LoRA adapters, Stable-Diffusion loading."""

@@ -1,0 +1,192 @@
+"""Adapting a base to a domain: LoRA (peft) on the frozen base plus a new class table.
+
+The domain's classes get a fresh class-embedding table (one row per class and a null row),
+each row initialised from the base's null row, i.e. from the base's unconditional behaviour.
+An adapter is saved as a folder:
+
+    adapter_model.safetensors   LoRA weights (peft naming) and ``class_embedding.weight``
+    adapter_config.json         the peft ``LoraConfig``
+    unet/                       instead of the two above in ``full``/``scratch`` modes: the
+                                whole UNet as a diffusers folder
+    adapter.json                classes, mode, the sha256 of the base it belongs to, training record
+
+Loading it onto a base whose sha256 differs is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthdata.config.recipe import AdapterSettings
+from synthdata.hashing import file_sha256
+from synthdata.models.base import BaseModel, UNetSettings, build_unet, load_base
+from synthdata.models.weights import WeightsError, read_tensors, refuse_pickle, write_tensors
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+ADAPTER_RECORD = "adapter.json"
+PEFT_CONFIG = "adapter_config.json"
+
+
+@dataclass
+class AdaptedModel:
+    """A base (or scratch) UNet prepared for a domain, ready to train or to sample."""
+
+    unet: Any
+    classes: list[str]
+    mode: str
+    base_sha256: str | None
+    lora_config: Any | None = None
+
+    @property
+    def null_class(self) -> int:
+        return len(self.classes)
+
+    def trainable(self) -> dict[str, torch.nn.Parameter]:
+        """The parameters this mode trains: LoRA + class table, or everything."""
+        named = dict(self.unet.named_parameters())
+        if self.mode == "lora":
+            return {n: p for n, p in named.items() if "lora_" in n or n.startswith("class_embedding.")}
+        return named
+
+
+def _new_class_table(unet: Any, base_null_row: torch.Tensor | None, num_classes: int) -> torch.nn.Embedding:
+    dim = unet.time_embedding.linear_2.out_features
+    table = torch.nn.Embedding(num_classes + 1, dim)
+    if base_null_row is not None:
+        with torch.no_grad():
+            table.weight.copy_(base_null_row.expand(num_classes + 1, dim))
+    return table
+
+
+def lora_config(settings: AdapterSettings) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=list(settings.target_modules),
+        init_lora_weights="gaussian",
+    )
+
+
+def adapt(base: BaseModel | None, classes: list[str], settings: AdapterSettings, *, unet_settings: UNetSettings | None = None, seed: int = 0) -> AdaptedModel:
+    """Prepare a UNet for ``classes`` in the given mode (``scratch`` needs ``unet_settings``)."""
+    from peft import inject_adapter_in_model
+
+    torch.manual_seed(seed)
+    if settings.mode == "scratch":
+        if unet_settings is None and base is None:
+            raise ValueError("scratch mode needs the architecture (unet_settings or a base to copy it from)")
+        architecture = unet_settings or UNetSettings(**base.record["unet"])
+        return AdaptedModel(build_unet(architecture, len(classes)), list(classes), "scratch", None)
+    if base is None:
+        raise ValueError(f"{settings.mode} mode needs a base")
+    unet = base.unet
+    null_row = unet.class_embedding.weight[base.null_class].detach().clone()
+    unet.class_embedding = _new_class_table(unet, null_row, len(classes))
+    unet.register_to_config(num_class_embeds=len(classes) + 1)
+    config = None
+    if settings.mode == "lora":
+        config = lora_config(settings)
+        for parameter in unet.parameters():
+            parameter.requires_grad_(False)
+        unet = inject_adapter_in_model(config, unet)
+    return AdaptedModel(unet, list(classes), settings.mode, base.sha256, config)
+
+
+def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> str:
+    """Write the adapter folder atomically; returns the sha256 of its weights file."""
+    from peft import get_peft_model_state_dict
+
+    folder = Path(folder)
+    staging = folder.with_name(f".staging-{folder.name}")
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    if model.mode == "lora":
+        tensors = dict(get_peft_model_state_dict(model.unet))
+        tensors["class_embedding.weight"] = model.unet.class_embedding.weight
+        (staging / PEFT_CONFIG).write_text(json.dumps(model.lora_config.to_dict(), indent=2, default=list) + "\n")
+        write_tensors(tensors, staging / ADAPTER_WEIGHTS)
+    else:
+        model.unet.save_pretrained(staging / "unet", safe_serialization=True)
+    sha = file_sha256(staging / weights_file(model.mode))
+    meta = {
+        **record,
+        "mode": model.mode,
+        "classes": model.classes,
+        "null_class": model.null_class,
+        "base_sha256": model.base_sha256,
+        "sha256": sha,
+        "trainable_parameters": sum(p.numel() for p in model.trainable().values()),
+        "total_parameters": sum(p.numel() for p in model.unet.parameters()),
+    }
+    (staging / ADAPTER_RECORD).write_text(json.dumps(meta, indent=2) + "\n")
+    old = folder.with_name(f".old-{folder.name}")
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(staging, folder)
+    if old.exists():
+        shutil.rmtree(old)
+    return sha
+
+
+def weights_file(mode: str) -> str:
+    """Where a mode keeps its weights inside the adapter folder."""
+    return ADAPTER_WEIGHTS if mode == "lora" else "unet/diffusion_pytorch_model.safetensors"
+
+
+def read_adapter_record(folder: Path | str) -> dict[str, Any]:
+    path = Path(folder) / ADAPTER_RECORD
+    if not path.is_file():
+        raise WeightsError(f"{folder}: not a synthdata adapter (no {ADAPTER_RECORD})")
+    return json.loads(path.read_text())
+
+
+def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> AdaptedModel:
+    """Load an adapter and the base it belongs to; a different base is refused by sha256."""
+    from diffusers import UNet2DModel
+    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
+
+    folder = Path(folder)
+    refuse_pickle(folder)
+    meta = read_adapter_record(folder)
+    weights_path = folder / weights_file(meta["mode"])
+    if not weights_path.is_file():
+        raise WeightsError(f"{weights_path}: weights file not found")
+    if file_sha256(weights_path) != meta["sha256"]:
+        raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
+    classes = list(meta["classes"])
+    if meta["mode"] in ("full", "scratch"):
+        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
+        return AdaptedModel(unet, classes, meta["mode"], meta["base_sha256"])
+    tensors = read_tensors(weights_path)
+    base = load_base(base_folder)
+    if base.sha256 != meta["base_sha256"]:
+        raise WeightsError(
+            f"{folder}: adapter belongs to base sha256 {meta['base_sha256'][:16]}…, "
+            f"but {base.path} has sha256 {base.sha256[:16]}…; load it onto its own base"
+        )
+    unet = base.unet
+    unet.class_embedding = torch.nn.Embedding(len(classes) + 1, unet.time_embedding.linear_2.out_features)
+    config = LoraConfig(**{k: v for k, v in json.loads((folder / PEFT_CONFIG).read_text()).items() if k in LoraConfig.__dataclass_fields__})
+    unet = inject_adapter_in_model(config, unet)
+    table = tensors.pop("class_embedding.weight")
+    outcome = set_peft_model_state_dict(unet, tensors)
+    if getattr(outcome, "unexpected_keys", None):
+        raise WeightsError(f"{weights_path}: keys that fit no LoRA layer of this base: {outcome.unexpected_keys[:3]}")
+    with torch.no_grad():
+        unet.class_embedding.weight.copy_(table)
+    return AdaptedModel(unet, classes, "lora", base.sha256, config)
+
+
+def adapter_settings_record(settings: AdapterSettings) -> dict[str, Any]:
+    return asdict(settings)

@@ -1,0 +1,1 @@
+"""Figures people look at: image grids and plots."""

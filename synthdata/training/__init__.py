@@ -1,0 +1,1 @@
+"""Diffusion training: tensors from dataset folders, the denoising loop, exact checkpoints."""

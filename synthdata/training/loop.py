@@ -1,0 +1,179 @@
+"""The denoising training loop shared by pretraining and fine-tuning.
+
+Standard noise-prediction objective (epsilon): x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) eps and the
+network predicts eps. Labels are replaced by the null class with probability ``class_dropout``
+so the model also learns the unconditional score (classifier-free guidance). EMA of the trained
+parameters is kept (diffusers' ``EMAModel``) and copied into the model at the end.
+
+Runs on ``accelerate`` (CPU, one or many GPUs, bf16 on GPU). Every random draw at step ``s`` is
+derived from ``(seed, s)``, so a run resumed from a checkpoint continues exactly as if it had
+never stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from synthdata.progress import progress_bar
+from synthdata.training.checkpoint import load_checkpoint, save_checkpoint
+from synthdata.training.tensors import to_unit_range
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    steps: int = 2000
+    batch_size: int = 64
+    learning_rate: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    class_dropout: float = 0.1
+    """Share of labels replaced by the null class (trains the unconditional branch for CFG)."""
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 20
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be positive")
+        if not 0.0 <= self.class_dropout < 1.0:
+            raise ValueError("class_dropout must be in [0, 1)")
+        if not 0.0 < self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    steps: int
+    resumed_from: int
+    losses: list[tuple[int, float]]
+    """(step, mean loss over the last ``log_every`` steps)."""
+    seconds: float
+    """Training wall time over every run that led here (resumed runs included)."""
+    images_per_second: float
+    """Throughput of this invocation."""
+
+
+def _mix(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step * 7_919 + 17) % (2**63 - 1)
+
+
+class _BatchOrder:
+    """Epoch-wise seeded permutations; the batch of step ``s`` is a pure function of (seed, s)."""
+
+    def __init__(self, size: int, batch_size: int, seed: int):
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(_mix(self.seed, 10_000_000 + epoch))
+            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=generator)
+        return self._perm
+
+    def indices(self, step: int) -> torch.Tensor:
+        positions = range(step * self.batch_size, (step + 1) * self.batch_size)
+        return torch.stack([self._permutation(p // self.size)[p % self.size] for p in positions])
+
+
+def train_denoiser(
+    backbone: Any,
+    trainable: dict[str, torch.nn.Parameter],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    noise_scheduler: Any,
+    settings: TrainSettings,
+    workdir: Path,
+    *,
+    record: dict[str, Any] | None = None,
+    log: Callable[[dict[str, float], int], None] | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train ``trainable`` (parameters of ``backbone.module``) on uint8 ``images``.
+
+    Checkpoints go to ``workdir`` every ``settings.checkpoint_every`` steps and a run restarts
+    from the latest one. ``stop_after`` ends the run early at that step, checkpoint written,
+    as a kill would (for tests and time-boxed runs). ``record`` is stored in every checkpoint.
+    """
+    from accelerate import Accelerator
+    from diffusers.training_utils import EMAModel
+
+    accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
+    module = backbone.module
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    for parameter in trainable.values():
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(
+        list(trainable.values()), lr=settings.learning_rate, weight_decay=settings.weight_decay
+    )
+    ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75)
+    meta = load_checkpoint(workdir, params=trainable, ema=ema, optimizer=optimizer)
+    start = meta["step"] if meta else 0
+    losses: list[tuple[int, float]] = [tuple(x) for x in meta["record"].get("losses", [])] if meta else []
+    record = dict(record or {}) | ({k: v for k, v in meta["record"].items() if k != "losses"} if meta else {})
+    module.train()
+    prepared, optimizer = accelerator.prepare(module, optimizer)
+    backbone_device = accelerator.device
+    alphas = noise_scheduler.alphas_cumprod
+    timesteps_total = noise_scheduler.config.num_train_timesteps
+    order = _BatchOrder(len(images), settings.batch_size, settings.seed)
+    end = settings.steps if stop_after is None else min(settings.steps, stop_after)
+    window: list[float] = []
+    started, trained = time.perf_counter(), 0
+    earlier_seconds = float(record.get("train_seconds", 0.0))
+    with progress_bar("train", total=settings.steps) as bar:
+        bar.advance(start)
+        for step in range(start, end):
+            generator = torch.Generator().manual_seed(_mix(settings.seed, step))
+            torch.manual_seed(_mix(settings.seed, step))  # dropout inside the network (LoRA dropout)
+            batch = order.indices(step)[accelerator.process_index :: accelerator.num_processes]
+            clean = backbone.encode(to_unit_range(images[batch]).to(backbone_device))
+            target_labels = labels[batch].clone()
+            dropped = torch.rand(len(batch), generator=generator) < settings.class_dropout
+            target_labels[dropped] = backbone.null_class
+            noise = torch.randn(clean.shape, generator=generator).to(backbone_device)
+            timesteps = torch.randint(0, timesteps_total, (len(batch),), generator=generator)
+            a = alphas[timesteps].to(backbone_device).view(-1, *([1] * (clean.dim() - 1)))
+            noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
+            for group in optimizer.param_groups:
+                group["lr"] = settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
+            with accelerator.autocast():
+                prediction = backbone.predict(noisy, timesteps.to(backbone_device), target_labels.to(backbone_device))
+            loss = torch.nn.functional.mse_loss(prediction.float(), noise)
+            accelerator.backward(loss)
+            if settings.grad_clip > 0:
+                accelerator.clip_grad_norm_(list(trainable.values()), settings.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            ema.step(list(trainable.values()))
+            window.append(float(loss.detach()))
+            trained += 1
+            bar.advance()
+            done = step + 1
+            if done % settings.log_every == 0 or done == settings.steps:
+                mean = sum(window) / len(window)
+                losses.append((done, mean))
+                window.clear()
+                if log is not None:
+                    log({"loss": mean, "lr": optimizer.param_groups[0]["lr"]}, done)
+            if accelerator.is_main_process and (done % settings.checkpoint_every == 0 or done == end):
+                elapsed = earlier_seconds + time.perf_counter() - started
+                save_checkpoint(
+                    workdir, step=done, params=trainable, ema=ema, optimizer=optimizer,
+                    record={**record, "losses": losses, "train_seconds": elapsed},
+                )  # fmt: skip
+    seconds = time.perf_counter() - started
+    if end == settings.steps:
+        ema.copy_to(list(trainable.values()))
+    del prepared
+    throughput = trained * settings.batch_size / seconds if seconds > 0 else 0.0
+    return TrainResult(end, start, losses, earlier_seconds + seconds, throughput)
