@@ -157,6 +157,20 @@ def pretrain(
     typer.echo(f"{out}: {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
 
 
+@app.command("base-card")
+def base_card(
+    base: Annotated[Path, typer.Option(help="Base model folder.")],
+    corpus: Annotated[Path, typer.Option(help="The corpus folder it was trained on (its test split is the reference).")],
+    samples: Annotated[int, typer.Option(help="Generated images (and real images per side).")] = 2000,
+    guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 2.0,
+) -> None:
+    """Measure a base's realism (FD-EffNet with its real-vs-real floor) and write its model card."""
+    from synthdata.stages.base_card import write_card
+
+    realism = write_card(base, corpus, samples=samples, guidance=guidance)
+    typer.echo(f"{base}: {realism['metric']} {realism['value']} (floor {realism['floor_real_vs_real']})")
+
+
 @app.command("finetune")
 def finetune(
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Domain recipe (recipes/*.yaml).")],

@@ -1,0 +1,1 @@
+"""Validation of generated images: feature spaces and realism metrics."""
