@@ -7,11 +7,15 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import REPO, make_image_tree
+from synthdata.hashing import file_sha256
+from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
 from synthdata.data.card import read_card
 from synthdata.data.manifest import class_counts, read_manifest
 
@@ -31,11 +35,16 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         shutil.copy(REPO / name, project / name)
     shutil.copytree(REPO / "synthdata", project / "synthdata", ignore=shutil.ignore_patterns("__pycache__"))
     tree = make_image_tree(tmp_path / "tree", {f"k{i}": 30 for i in range(4)})
+    torch.manual_seed(0)
+    tiny = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
+    save_base(build_unet(tiny, 2), build_scheduler(100), {"classes": ["u", "v"], "unet": asdict(tiny)}, tmp_path / "base")
     (project / "recipes").mkdir()
     (project / "recipes" / "tiny.yaml").write_text(
         "name: tiny\ndomain: generic\n"
         f"data:\n  source: imagefolder\n  path: {tree}\n"
         "longtail:\n  imbalance: 10\n  seed: 0\n"
+        f"finetune:\n  base: {tmp_path / 'base'}\n  adapter: {{rank: 2, alpha: 2}}\n"
+        "  train: {steps: 4, batch_size: 4, checkpoint_every: 2, log_every: 2, warmup_steps: 1}\n"
     )
     (project / "params.yaml").write_text("recipes:\n  - tiny\n")
     env = {
@@ -55,6 +64,9 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     }
     metrics = json.loads((project / "metrics" / "tiny" / "data.json").read_text())
     assert metrics["tiny-lt"]["failed"] == 0 and metrics["tiny-lt"]["manifest_sha256"] == first.manifest_sha256
+    adapter = json.loads((project / "models" / "tiny" / "adapter" / "adapter.json").read_text())
+    assert adapter["dataset_manifest_sha256"] == first.manifest_sha256 and adapter["steps"] == 4
+    assert adapter["base_sha256"] == file_sha256(tmp_path / "base" / "unet" / "diffusion_pytorch_model.safetensors")
     assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
 
     _run(["git", "add", "-A"], project, env)
@@ -68,3 +80,5 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     metrics = json.loads((project / "metrics" / "tiny" / "data.json").read_text())
     assert metrics["tiny-lt"]["failed"] == 0 and metrics["tiny-lt"]["manifest_sha256"] == second.manifest_sha256
     assert read_card(project / "datasets" / "tiny").manifest_sha256 == first.derived_from["parent_manifest_sha256"]
+    retrained = json.loads((project / "models" / "tiny" / "adapter" / "adapter.json").read_text())
+    assert retrained["dataset_manifest_sha256"] == second.manifest_sha256  # the adapter follows its data

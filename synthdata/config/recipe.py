@@ -124,7 +124,7 @@ class FinetuneSettings:
     base: str | None = None
     """Base model folder; None uses the base shipped inside synthdata."""
     adapter: AdapterSettings = field(default_factory=AdapterSettings)
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=1500, learning_rate=1e-3, warmup_steps=50))
+    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=600, learning_rate=1e-3, warmup_steps=50))
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,8 @@ def model_card(record: dict, realism: dict | None) -> str:
             f"{realism['floor_real_vs_real']}. These are not Inception FID figures and are not comparable to "
             "published FID.",
         ]
-    lines += ["", "Samples (one row per class, fixed seed):", "", "![samples](samples.png)", ""]
+    lines += ["", "Samples (one row per class, fixed seed):", "", "![samples](samples.png)", "",
+              "Training loss:", "", "![loss](loss.png)", ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ from synthdata.models.adapter import AdaptedModel, adapt, save_adapter, weights_
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import UNetSettings, load_base
 from synthdata.provenance import created_by
+from synthdata.reporting.plots import loss_curve
 from synthdata.stages.pretrain import hardware, recorded_run_id, sample_grid
 from synthdata.tracking.mlflow_run import stage_run
 from synthdata.training.checkpoint import discard_if_stale
@@ -68,6 +69,8 @@ def run_finetune(
         grid = sample_grid(backbone, base.scheduler, classes, workdir / "samples.png",
                            size=architecture.sample_size, channels=architecture.channels)  # fmt: skip
         shutil.copyfile(grid, out / "samples.png")
+        curve = loss_curve(result.losses, out / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
+        mlflow.log_artifact(str(curve), artifact_path="plots")
         size = (out / weights_file(model.mode)).stat().st_size
         trainable_count = sum(p.numel() for p in trainable.values())
         total = sum(p.numel() for p in model.unet.parameters())

@@ -13,6 +13,7 @@ from synthdata.data.card import read_card
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import build_scheduler, build_unet, save_base
 from synthdata.provenance import created_by
+from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.grid import save_grid
 from synthdata.sampling.generate import generate
 from synthdata.tracking.mlflow_run import stage_run
@@ -81,6 +82,8 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
         sha = save_base(unet, scheduler, record, out)
         mlflow.set_tag("base_sha256", sha)
         (out / "samples.png").write_bytes(grid.read_bytes())
+        curve = loss_curve(result.losses, out / "loss.png", title=f"{recipe.name} pretraining")
+        mlflow.log_artifact(str(curve), artifact_path="plots")
     return result
 
 

@@ -80,8 +80,14 @@ class _BatchOrder:
         return self._perm
 
     def indices(self, step: int) -> torch.Tensor:
-        positions = range(step * self.batch_size, (step + 1) * self.batch_size)
-        return torch.stack([self._permutation(p // self.size)[p % self.size] for p in positions])
+        start, stop = step * self.batch_size, (step + 1) * self.batch_size
+        parts = []
+        while start < stop:  # a batch may straddle the end of an epoch
+            epoch, offset = divmod(start, self.size)
+            take = min(stop - start, self.size - offset)
+            parts.append(self._permutation(epoch)[offset : offset + take])
+            start += take
+        return torch.cat(parts)
 
 
 def train_denoiser(
@@ -122,6 +128,9 @@ def train_denoiser(
     record = dict(record or {}) | ({k: v for k, v in meta["record"].items() if k != "losses"} if meta else {})
     module.train()
     prepared, optimizer = accelerator.prepare(module, optimizer)
+    # Forward through the prepared module: under DDP (accelerate launch, several GPUs) that is
+    # the wrapper that averages gradients across processes; on one device it is the module.
+    backbone.unet = prepared
     backbone_device = accelerator.device
     alphas = noise_scheduler.alphas_cumprod
     timesteps_total = noise_scheduler.config.num_train_timesteps
@@ -172,8 +181,8 @@ def train_denoiser(
                     record={**record, "losses": losses, "train_seconds": elapsed},
                 )  # fmt: skip
     seconds = time.perf_counter() - started
+    backbone.unet = accelerator.unwrap_model(prepared)
     if end == settings.steps:
         ema.copy_to(list(trainable.values()))
-    del prepared
     throughput = trained * settings.batch_size / seconds if seconds > 0 else 0.0
     return TrainResult(end, start, losses, earlier_seconds + seconds, throughput)
