@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 
 import torch
+
+from synthdata.atomic import write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -23,9 +24,6 @@ def machine() -> dict[str, str | int]:
 
 def write_result(name: str, result: dict, table: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    target = RESULTS / f"{name}.json"
-    partial = target.with_name(f".{target.name}.part")
-    partial.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(partial, target)
-    (RESULTS / f"{name}.md").write_text(table)
+    target = write_text(RESULTS / f"{name}.json", json.dumps(result, indent=2) + "\n")
+    write_text(RESULTS / f"{name}.md", table)
     return target

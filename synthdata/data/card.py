@@ -7,11 +7,11 @@ inside every dataset folder. No timestamps: the same inputs give the same card, 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthdata.atomic import write_text
 from synthdata.errors import DataError
 
 CARD_FILE = "card.json"
@@ -75,10 +75,8 @@ class DatasetCard:
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> None:
-        for name, text in ((CARD_FILE, self.to_json()), ("README.md", self.to_markdown())):
-            partial = folder / f".{name}.part"
-            partial.write_text(text, encoding="utf-8")
-            os.replace(partial, folder / name)
+        write_text(folder / CARD_FILE, self.to_json())
+        write_text(folder / "README.md", self.to_markdown())
 
 
 def read_card(folder: Path | str) -> DatasetCard:

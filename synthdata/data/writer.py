@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthdata.atomic import publish_folder
 from synthdata.data.card import DatasetCard
 from synthdata.data.expectations import validate_dataset
 from synthdata.hashing import sha256_bytes
@@ -73,12 +74,4 @@ class DatasetWriter:
         for name, record in (extra or {}).items():
             (self.staging / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         (self.staging / _KEY_FILE).unlink()
-        old = self.target.parent / f".old-{self.target.name}"
-        if old.exists():
-            shutil.rmtree(old)
-        if self.target.exists():
-            os.replace(self.target, old)
-        os.replace(self.staging, self.target)
-        if old.exists():
-            shutil.rmtree(old)
-        return self.target
+        return publish_folder(self.staging, self.target)

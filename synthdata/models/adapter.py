@@ -16,14 +16,13 @@ Loading it onto a base whose sha256 differs is refused.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from synthdata.atomic import fresh_staging, publish_folder
 from synthdata.config.recipe import AdapterSettings
 from synthdata.hashing import file_sha256
 from synthdata.models.base import BaseModel, UNetSettings, build_unet, load_base
@@ -107,10 +106,7 @@ def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> s
     from peft import get_peft_model_state_dict
 
     folder = Path(folder)
-    staging = folder.with_name(f".staging-{folder.name}")
-    if staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    staging = fresh_staging(folder)
     if model.mode == "lora":
         tensors = dict(get_peft_model_state_dict(model.unet))
         tensors["class_embedding.weight"] = model.unet.class_embedding.weight
@@ -130,12 +126,7 @@ def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> s
         "total_parameters": sum(p.numel() for p in model.unet.parameters()),
     }
     (staging / ADAPTER_RECORD).write_text(json.dumps(meta, indent=2) + "\n")
-    old = folder.with_name(f".old-{folder.name}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(staging, folder)
-    if old.exists():
-        shutil.rmtree(old)
+    publish_folder(staging, folder)
     return sha
 
 

@@ -13,11 +13,11 @@ a diffusers-style folder:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthdata.atomic import fresh_staging, publish_folder
 from synthdata.errors import SynthdataError
 from synthdata.hashing import file_sha256
 from synthdata.models.weights import WeightsError, refuse_pickle
@@ -98,25 +98,14 @@ class BaseModel:
 def save_base(unet: Any, scheduler: Any, record: dict[str, Any], folder: Path, card: str | None = None) -> str:
     """Write a base folder atomically; returns the sha256 of its weights file."""
     folder = Path(folder)
-    staging = folder.with_name(f".staging-{folder.name}")
-    if staging.exists():
-        import shutil
-
-        shutil.rmtree(staging)
+    staging = fresh_staging(folder)
     unet.save_pretrained(staging / "unet", safe_serialization=True)
     scheduler.save_pretrained(staging / "scheduler")
     sha = file_sha256(staging / UNET_WEIGHTS)
     (staging / BASE_RECORD).write_text(json.dumps({**record, "sha256": sha}, indent=2) + "\n")
     if card is not None:
         (staging / "README.md").write_text(card)
-    old = folder.with_name(f".old-{folder.name}")
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(staging, folder)
-    if old.exists():
-        import shutil
-
-        shutil.rmtree(old)
+    publish_folder(staging, folder)
     return sha
 
 

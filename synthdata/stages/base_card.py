@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from synthdata.atomic import write_text
 from synthdata.data.card import read_card
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import BASE_RECORD, load_base
@@ -95,8 +95,6 @@ def write_card(base_folder: Path, corpus: Path, *, samples: int, guidance: float
     realism = measure_realism(base_folder, corpus, samples=samples, guidance=guidance)
     path = base_folder / BASE_RECORD
     record = json.loads(path.read_text()) | {"realism": realism}
-    for name, text in ((BASE_RECORD, json.dumps(record, indent=2) + "\n"), ("README.md", model_card(record, realism))):
-        partial = base_folder / f".{name}.part"
-        partial.write_text(text)
-        os.replace(partial, base_folder / name)
+    write_text(base_folder / BASE_RECORD, json.dumps(record, indent=2) + "\n")
+    write_text(base_folder / "README.md", model_card(record, realism))
     return realism

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from synthdata.atomic import write_text
 from synthdata.data.card import read_card
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.manifest import read_manifest
@@ -32,9 +32,6 @@ def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path 
             mlflow.set_tag(f"manifest_sha256.{folder.name}", card.manifest_sha256)
             mlflow.log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
         if metrics_out is not None:
-            metrics_out.parent.mkdir(parents=True, exist_ok=True)
-            partial = metrics_out.with_name(f".{metrics_out.name}.part")
-            partial.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-            os.replace(partial, metrics_out)
+            write_text(metrics_out, json.dumps(summary, indent=2, sort_keys=True) + "\n")
             mlflow.log_artifact(str(metrics_out))
     return summary

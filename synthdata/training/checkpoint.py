@@ -8,13 +8,13 @@ for a resumed run to match an uninterrupted one bit for bit on CPU.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from synthdata.atomic import fresh_staging, publish_folder
 from synthdata.models.weights import read_tensors, write_tensors
 
 LATEST = "latest"
@@ -30,10 +30,8 @@ def save_checkpoint(
     record: dict[str, Any],
 ) -> Path:
     """Write ``folder/latest`` atomically (staging folder, then rename)."""
-    folder = Path(folder)
-    staging = folder / f".staging-{step}"
-    if staging.exists():
-        shutil.rmtree(staging)
+    target = Path(folder) / LATEST
+    staging = fresh_staging(target)
     tensors = {f"param.{name}": value for name, value in params.items()}
     tensors |= {f"ema.{i}": shadow for i, shadow in enumerate(ema.shadow_params)}
     state = optimizer.state_dict()
@@ -44,15 +42,7 @@ def save_checkpoint(
     ema_scalars = {k: v for k, v in ema.state_dict().items() if k != "shadow_params"}
     meta = {"step": step, "ema": ema_scalars, "param_groups": state["param_groups"], "record": record}
     (staging / "checkpoint.json").write_text(json.dumps(meta, indent=2) + "\n")
-    target, old = folder / LATEST, folder / ".old"
-    if old.exists():
-        shutil.rmtree(old)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old.exists():
-        shutil.rmtree(old)
-    return target
+    return publish_folder(staging, target)
 
 
 def load_checkpoint(
