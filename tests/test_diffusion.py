@@ -202,3 +202,14 @@ def test_guided_sampling_is_deterministic_for_a_seed(tmp_path):
     assert runs[0].min() >= -1 and runs[0].max() <= 1
     ddim = generate(backbone, base.scheduler, labels, shape=(3, 16, 16), scheduler="ddim", steps=4, generator=torch.Generator().manual_seed(5))
     assert not torch.equal(ddim, runs[0])
+
+
+def test_a_fresh_and_a_reloaded_schedule_sample_the_same(tmp_path):
+    base = load_base(_tiny_base(tmp_path / "base"))
+    backbone = PixelBackbone(base.unet, base.null_class)
+    labels = torch.tensor([0, 1])
+    fresh, reloaded = (
+        generate(backbone, schedule, labels, shape=(3, 16, 16), steps=5, generator=torch.Generator().manual_seed(1))
+        for schedule in (build_scheduler(100), base.scheduler)
+    )
+    assert torch.equal(fresh, reloaded)

@@ -17,7 +17,12 @@ def make_sampler(name: SchedulerName, training_scheduler: Any) -> Any:
     """A sampling scheduler that shares the training schedule's betas and prediction type."""
     from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
 
-    config = training_scheduler.config
+    # Pass every training setting explicitly. diffusers marks settings that were left at their
+    # default in ``_use_default_values`` and from_config then takes the *sampler's* default
+    # instead: for the cosine schedule a fresh scheduler would start DPM-Solver at t=999
+    # (linspace), where alpha_bar is ~0, and saturate every sample, while the same scheduler
+    # saved and reloaded would start at t=950 (leading).
+    config = {k: v for k, v in training_scheduler.config.items() if k != "_use_default_values"}
     if name == "dpm-solver++":
         return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
     if name == "ddim":
