@@ -121,7 +121,7 @@ def train_denoiser(
     optimizer = torch.optim.AdamW(
         list(trainable.values()), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75)
+    ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75, foreach=True)
     meta = load_checkpoint(workdir, params=trainable, ema=ema, optimizer=optimizer)
     start = meta["step"] if meta else 0
     losses: list[tuple[int, float]] = [tuple(x) for x in meta["record"].get("losses", [])] if meta else []
