@@ -83,3 +83,44 @@ def test_refuses_pickle_components(sd_folder, tmp_path):
     (copy / "text_encoder" / "pytorch_model.bin").write_bytes(b"\x80\x04")
     with pytest.raises(WeightsError, match="refusing pickle weights"):
         load_stable_diffusion(copy)
+
+
+def test_finetune_stage_adapts_a_stable_diffusion_folder(sd_folder, tmp_path):
+    import shutil
+
+    from conftest import make_image_tree
+    from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe, SplitSettings
+    from synthdata.data.ingest import ingest
+    from synthdata.data.sources import get_source
+    from synthdata.models.adapter import load_stable_diffusion_adapter
+    from synthdata.stages.finetune import run_finetune
+
+    tree = make_image_tree(tmp_path / "tree", {"cell": 8, "blast": 8})
+    ingest(get_source("imagefolder", path=str(tree), dataset="d"), tmp_path / "d", split=SplitSettings())
+    settings = FinetuneSettings(
+        base=str(sd_folder), adapter=AdapterSettings(rank=2, alpha=2),
+        train=TrainSettings(steps=3, batch_size=4, checkpoint_every=3, log_every=1, warmup_steps=1),
+    )  # fmt: skip
+    recipe = Recipe(name="sd", domain="medical", data=DataSettings(source="imagefolder", path="x"), finetune=settings)
+    _, model = run_finetune(recipe, tmp_path / "d", tmp_path / "adapter", tmp_path / "work")
+    record = json.loads((tmp_path / "adapter" / "adapter.json").read_text())
+    assert record["base_kind"] == "stable-diffusion" and record["prompts"] == ["a medical image of blast", "a medical image of cell"]
+    assert (tmp_path / "adapter" / "samples.png").is_file()
+
+    x, t = torch.randn(1, 4, 8, 8), torch.tensor([10])
+    context = torch.randn(1, 8, 16)
+    with torch.no_grad():
+        trained = model.unet.eval()(x, t, encoder_hidden_states=context).sample
+        loaded, _ = load_stable_diffusion_adapter(tmp_path / "adapter", sd_folder)
+        assert torch.equal(trained, loaded.unet.eval()(x, t, encoder_hidden_states=context).sample)
+
+    other = tmp_path / "other-sd"
+    shutil.copytree(sd_folder, other)
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(other / "unet")
+    with torch.no_grad():
+        unet.conv_in.weight.add_(1.0)
+    unet.save_pretrained(other / "unet")
+    with pytest.raises(WeightsError, match="adapter belongs to base sha256"):
+        load_stable_diffusion_adapter(tmp_path / "adapter", other)

@@ -16,7 +16,7 @@ Loading it onto a base whose sha256 differs is refused.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,8 @@ class AdaptedModel:
     mode: str
     base_sha256: str | None
     lora_config: Any | None = None
+    prompts: list[str] | None = None
+    """Stable Diffusion bases: the prompt of each class (conditioning instead of a class table)."""
 
     @property
     def null_class(self) -> int:
@@ -109,7 +111,8 @@ def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> s
     staging = fresh_staging(folder)
     if model.mode == "lora":
         tensors = dict(get_peft_model_state_dict(model.unet))
-        tensors["class_embedding.weight"] = model.unet.class_embedding.weight
+        if model.prompts is None:
+            tensors["class_embedding.weight"] = model.unet.class_embedding.weight
         (staging / PEFT_CONFIG).write_text(json.dumps(model.lora_config.to_dict(), indent=2, default=list) + "\n")
         write_tensors(tensors, staging / ADAPTER_WEIGHTS)
     else:
@@ -121,6 +124,8 @@ def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> s
         "classes": model.classes,
         "null_class": model.null_class,
         "base_sha256": model.base_sha256,
+        "base_kind": "stable-diffusion" if model.prompts is not None else "synthdata-pixel-base",
+        "prompts": model.prompts,
         "sha256": sha,
         "trainable_parameters": sum(p.numel() for p in model.trainable().values()),
         "total_parameters": sum(p.numel() for p in model.unet.parameters()),
@@ -160,6 +165,8 @@ def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> A
         unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
         return AdaptedModel(unet, classes, meta["mode"], meta["base_sha256"])
     tensors = read_tensors(weights_path)
+    if meta.get("base_kind") == "stable-diffusion":
+        raise WeightsError(f"{folder}: a Stable Diffusion adapter; load it with load_stable_diffusion_adapter")
     base = load_base(base_folder)
     if base.sha256 != meta["base_sha256"]:
         raise WeightsError(
@@ -181,3 +188,42 @@ def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> A
 
 def adapter_settings_record(settings: AdapterSettings) -> dict[str, Any]:
     return asdict(settings)
+
+
+def adapt_stable_diffusion(parts: Any, classes: list[str], prompts: list[str], settings: AdapterSettings) -> AdaptedModel:
+    """LoRA on a Stable Diffusion UNet's attention projections (``lora`` mode only)."""
+    from peft import inject_adapter_in_model
+
+    from synthdata.models.stable_diffusion import SD_LORA_TARGETS
+
+    if settings.mode != "lora":
+        raise WeightsError(f"Stable Diffusion bases are adapted with LoRA only, not '{settings.mode}'")
+    targets = [t for t in settings.target_modules if t in SD_LORA_TARGETS] or SD_LORA_TARGETS
+    config = lora_config(replace(settings, target_modules=targets))
+    parts.unet.requires_grad_(False)
+    unet = inject_adapter_in_model(config, parts.unet)
+    return AdaptedModel(unet, list(classes), "lora", parts.sha256, config, prompts=list(prompts))
+
+
+def load_stable_diffusion_adapter(folder: Path | str, base_folder: Path | str) -> tuple[AdaptedModel, Any]:
+    """A Stable Diffusion adapter on its base; returns the model and the loaded base parts."""
+    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
+
+    from synthdata.models.stable_diffusion import load_stable_diffusion
+
+    folder = Path(folder)
+    refuse_pickle(folder)
+    meta = read_adapter_record(folder)
+    weights_path = folder / ADAPTER_WEIGHTS
+    if file_sha256(weights_path) != meta["sha256"]:
+        raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
+    parts = load_stable_diffusion(base_folder)
+    if parts.sha256 != meta["base_sha256"]:
+        raise WeightsError(
+            f"{folder}: adapter belongs to base sha256 {meta['base_sha256'][:16]}…, "
+            f"but {base_folder} has sha256 {parts.sha256[:16]}…; load it onto its own base"
+        )
+    config = LoraConfig(**{k: v for k, v in json.loads((folder / PEFT_CONFIG).read_text()).items() if k in LoraConfig.__dataclass_fields__})
+    parts.unet = inject_adapter_in_model(config, parts.unet)
+    set_peft_model_state_dict(parts.unet, read_tensors(weights_path))
+    return AdaptedModel(parts.unet, meta["classes"], "lora", parts.sha256, config, prompts=meta["prompts"]), parts

@@ -1,18 +1,24 @@
-"""Stage: adapt the base to a recipe's (long-tailed) train split with LoRA, full or scratch."""
+"""Stage: adapt a base to a recipe's (long-tailed) train split: LoRA, full or scratch.
+
+The base is the shipped pixel base, another synthdata base folder, or a Stable Diffusion
+folder (LoRA only; classes become prompts).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from synthdata.config.recipe import FinetuneSettings, Recipe
 from synthdata.data.card import read_card
-from synthdata.models.adapter import AdaptedModel, adapt, save_adapter, weights_file
+from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion, save_adapter, weights_file
 from synthdata.models.backbone import PixelBackbone
-from synthdata.models.base import UNetSettings, load_base
+from synthdata.models.base import DEFAULT_BASE, UNetSettings, load_base
+from synthdata.models.stable_diffusion import class_prompts, is_stable_diffusion, load_stable_diffusion, stable_diffusion_backbone
 from synthdata.provenance import created_by
 from synthdata.reporting.plots import loss_curve
 from synthdata.stages.pretrain import hardware, recorded_run_id, sample_grid
@@ -22,28 +28,62 @@ from synthdata.training.loop import TrainResult, train_denoiser
 from synthdata.training.tensors import load_split
 
 
+@dataclass
+class _Prepared:
+    model: AdaptedModel
+    backbone: Any
+    scheduler: Any
+    images: Any
+    labels: Any
+    sample_shape: tuple[int, int, int]
+    """One sample in the backbone's training space (pixels, or latents for Stable Diffusion)."""
+    record: dict[str, Any]
+
+
+def _prepare(recipe: Recipe, dataset: Path) -> _Prepared:
+    settings = recipe.finetune
+    base_path = Path(settings.base) if settings.base else DEFAULT_BASE
+    if is_stable_diffusion(base_path):
+        parts = load_stable_diffusion(base_path)
+        size = int(parts.vae.config.sample_size)
+        images, labels, classes = load_split(dataset, "train", size=size, channels=3)
+        prompts = class_prompts(classes, recipe.domain)
+        model = adapt_stable_diffusion(parts, classes, prompts, settings.adapter)
+        backbone = stable_diffusion_backbone(parts, prompts)
+        backbone.unet = model.unet
+        latent = int(parts.unet.config.sample_size)
+        shape = (int(parts.unet.config.in_channels), latent, latent)
+        return _Prepared(model, backbone, parts.scheduler, images, labels, shape,
+                         {"base_path": str(base_path), "sample_size": size, "channels": 3, "prompts": prompts})  # fmt: skip
+    base = load_base(base_path)
+    architecture = UNetSettings(**base.record["unet"])
+    size, channels = architecture.sample_size, architecture.channels
+    images, labels, classes = load_split(dataset, "train", size=size, channels=channels)
+    model = adapt(base, classes, settings.adapter, seed=settings.train.seed)
+    backbone = PixelBackbone(model.unet, null_class=model.null_class)
+    return _Prepared(model, backbone, base.scheduler, images, labels, (channels, size, size),
+                     {"base_path": str(base_path), "sample_size": size, "channels": channels})  # fmt: skip
+
+
 def run_finetune(
     recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None
 ) -> tuple[TrainResult, AdaptedModel]:
     settings: FinetuneSettings = recipe.finetune
-    base = load_base(settings.base)
-    architecture = UNetSettings(**base.record["unet"])
-    images, labels, classes = load_split(dataset, "train", size=architecture.sample_size, channels=architecture.channels)
     card = read_card(dataset)
-    model = adapt(base, classes, settings.adapter, seed=settings.train.seed)
+    prepared = _prepare(recipe, dataset)
+    model = prepared.model
     trainable = model.trainable()
     fingerprint = hashlib.sha256(
-        json.dumps([asdict(settings), card.manifest_sha256, base.sha256], sort_keys=True).encode()
+        json.dumps([asdict(settings), card.manifest_sha256, model.base_sha256], sort_keys=True).encode()
     ).hexdigest()
     discard_if_stale(workdir, fingerprint)
     params = {"finetune": asdict(settings), "dataset": dataset.name}
     with stage_run("finetune", recipe.name, params, resume_run_id=recorded_run_id(workdir)) as run:
         import mlflow
 
-        mlflow.set_tags({"manifest_sha256": card.manifest_sha256, "base_sha256": base.sha256, "mode": model.mode})
-        backbone = PixelBackbone(model.unet, null_class=model.null_class)
+        mlflow.set_tags({"manifest_sha256": card.manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode})
         result = train_denoiser(
-            backbone, trainable, images, labels, base.scheduler, settings.train, workdir,
+            prepared.backbone, trainable, prepared.images, prepared.labels, prepared.scheduler, settings.train, workdir,
             record={"mlflow_run_id": run.info.run_id, "fingerprint": fingerprint},
             log=lambda m, s: mlflow.log_metrics(m, step=s), stop_after=stop_after,
         )  # fmt: skip
@@ -53,10 +93,8 @@ def run_finetune(
             "recipe": recipe.name,
             "dataset": dataset.name,
             "dataset_manifest_sha256": card.manifest_sha256,
-            "base_path": str(base.path),
-            "scheduler": dict(base.scheduler.config),
-            "sample_size": architecture.sample_size,
-            "channels": architecture.channels,
+            **prepared.record,
+            "scheduler": dict(prepared.scheduler.config),
             "adapter": asdict(settings.adapter),
             "train": asdict(settings.train),
             "steps": result.steps,
@@ -66,11 +104,9 @@ def run_finetune(
             "created_by": created_by(),
         }
         sha = save_adapter(model, out, record)
-        grid = sample_grid(backbone, base.scheduler, classes, workdir / "samples.png",
-                           size=architecture.sample_size, channels=architecture.channels)  # fmt: skip
+        grid = sample_grid(prepared.backbone, prepared.scheduler, model.classes, workdir / "samples.png", shape=prepared.sample_shape)
         shutil.copyfile(grid, out / "samples.png")
         curve = loss_curve(result.losses, out / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
-        mlflow.log_artifact(str(curve), artifact_path="plots")
         size = (out / weights_file(model.mode)).stat().st_size
         trainable_count = sum(p.numel() for p in trainable.values())
         total = sum(p.numel() for p in model.unet.parameters())
@@ -80,4 +116,5 @@ def run_finetune(
             "adapter_bytes": size, "images_per_second": result.images_per_second, "train_seconds": result.seconds,
         })  # fmt: skip
         mlflow.log_artifact(str(grid), artifact_path="samples")
+        mlflow.log_artifact(str(curve), artifact_path="plots")
     return result, model

@@ -28,13 +28,12 @@ def hardware() -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-def sample_grid(backbone: PixelBackbone, scheduler, classes: list[str], path: Path, *, per_class: int = 8, guidance: float = 2.0, size: int = 32, channels: int = 3) -> Path:
-    """A per-class grid of DPM-Solver++ samples with a fixed seed (comparable across runs)."""
+def sample_grid(backbone, scheduler, classes: list[str], path: Path, *, shape: tuple[int, int, int],
+                per_class: int = 8, guidance: float = 2.0) -> Path:  # fmt: skip
+    """A per-class grid of DPM-Solver++ samples with a fixed seed (comparable across runs);
+    ``shape`` is one sample in the backbone's training space (pixels or latents)."""
     labels = torch.arange(len(classes)).repeat_interleave(per_class)
-    samples = generate(
-        backbone, scheduler, labels, shape=(channels, size, size), guidance=guidance,
-        generator=torch.Generator().manual_seed(0),
-    )  # fmt: skip
+    samples = generate(backbone, scheduler, labels, shape=shape, guidance=guidance, generator=torch.Generator().manual_seed(0))
     return save_grid(to_uint8(samples), len(classes), path, labels=classes)
 
 
@@ -59,8 +58,9 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
         mlflow.log_metrics({"images_per_second": result.images_per_second, "train_seconds": result.seconds})
         if result.steps < settings.train.steps:
             return result
+        size = settings.unet.sample_size
         grid = sample_grid(backbone, scheduler, classes, workdir / "samples.png", guidance=settings.sample_guidance,
-                           size=settings.unet.sample_size, channels=settings.unet.channels)  # fmt: skip
+                           shape=(settings.unet.channels, size, size))  # fmt: skip
         mlflow.log_artifact(str(grid), artifact_path="samples")
         record = {
             "kind": "synthdata-pixel-base",
