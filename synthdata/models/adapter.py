@@ -147,10 +147,25 @@ def read_adapter_record(folder: Path | str) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def _check_base(folder: Path, meta: dict[str, Any], base_sha256: str, base_path: Any) -> None:
+    if base_sha256 != meta["base_sha256"]:
+        raise WeightsError(
+            f"{folder}: adapter belongs to base sha256 {meta['base_sha256'][:16]}…, "
+            f"but {base_path} has sha256 {base_sha256[:16]}…; load it onto its own base"
+        )
+
+
+def _lora_config_of(folder: Path) -> Any:
+    from peft import LoraConfig
+
+    saved = json.loads((folder / PEFT_CONFIG).read_text())
+    return LoraConfig(**{k: v for k, v in saved.items() if k in LoraConfig.__dataclass_fields__})
+
+
 def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> AdaptedModel:
     """Load an adapter and the base it belongs to; a different base is refused by sha256."""
     from diffusers import UNet2DModel
-    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
 
     folder = Path(folder)
     refuse_pickle(folder)
@@ -168,14 +183,10 @@ def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> A
     if meta.get("base_kind") == "stable-diffusion":
         raise WeightsError(f"{folder}: a Stable Diffusion adapter; load it with load_stable_diffusion_adapter")
     base = load_base(base_folder)
-    if base.sha256 != meta["base_sha256"]:
-        raise WeightsError(
-            f"{folder}: adapter belongs to base sha256 {meta['base_sha256'][:16]}…, "
-            f"but {base.path} has sha256 {base.sha256[:16]}…; load it onto its own base"
-        )
+    _check_base(folder, meta, base.sha256, base.path)
     unet = base.unet
     unet.class_embedding = torch.nn.Embedding(len(classes) + 1, unet.time_embedding.linear_2.out_features)
-    config = LoraConfig(**{k: v for k, v in json.loads((folder / PEFT_CONFIG).read_text()).items() if k in LoraConfig.__dataclass_fields__})
+    config = _lora_config_of(folder)
     unet = inject_adapter_in_model(config, unet)
     table = tensors.pop("class_embedding.weight")
     outcome = set_peft_model_state_dict(unet, tensors)
@@ -207,7 +218,7 @@ def adapt_stable_diffusion(parts: Any, classes: list[str], prompts: list[str], s
 
 def load_stable_diffusion_adapter(folder: Path | str, base_folder: Path | str) -> tuple[AdaptedModel, Any]:
     """A Stable Diffusion adapter on its base; returns the model and the loaded base parts."""
-    from peft import LoraConfig, inject_adapter_in_model, set_peft_model_state_dict
+    from peft import inject_adapter_in_model, set_peft_model_state_dict
 
     from synthdata.models.stable_diffusion import load_stable_diffusion
 
@@ -218,12 +229,8 @@ def load_stable_diffusion_adapter(folder: Path | str, base_folder: Path | str) -
     if file_sha256(weights_path) != meta["sha256"]:
         raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
     parts = load_stable_diffusion(base_folder)
-    if parts.sha256 != meta["base_sha256"]:
-        raise WeightsError(
-            f"{folder}: adapter belongs to base sha256 {meta['base_sha256'][:16]}…, "
-            f"but {base_folder} has sha256 {parts.sha256[:16]}…; load it onto its own base"
-        )
-    config = LoraConfig(**{k: v for k, v in json.loads((folder / PEFT_CONFIG).read_text()).items() if k in LoraConfig.__dataclass_fields__})
+    _check_base(folder, meta, parts.sha256, base_folder)
+    config = _lora_config_of(folder)
     parts.unet = inject_adapter_in_model(config, parts.unet)
     set_peft_model_state_dict(parts.unet, read_tensors(weights_path))
     return AdaptedModel(parts.unet, meta["classes"], "lora", parts.sha256, config, prompts=meta["prompts"]), parts
