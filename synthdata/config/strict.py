@@ -98,11 +98,6 @@ def _convert(tp: Any, value: Any, *, source: Path | str, where: str) -> Any:
     raise TypeError(f"unsupported field type {tp!r} at {where}")
 
 
-def as_dict(obj: Any) -> dict[str, Any]:
-    """Plain-data form of a settings dataclass (for MLflow params and records)."""
-    return dataclasses.asdict(obj)
-
-
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; used to log nested settings as MLflow params."""
     flat: dict[str, Any] = {}

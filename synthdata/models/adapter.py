@@ -16,7 +16,7 @@ Loading it onto a base whose sha256 differs is refused.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +195,6 @@ def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> A
     with torch.no_grad():
         unet.class_embedding.weight.copy_(table)
     return AdaptedModel(unet, classes, "lora", base.sha256, config)
-
-
-def adapter_settings_record(settings: AdapterSettings) -> dict[str, Any]:
-    return asdict(settings)
 
 
 def adapt_stable_diffusion(parts: Any, classes: list[str], prompts: list[str], settings: AdapterSettings) -> AdaptedModel:

@@ -13,7 +13,7 @@ a diffusers-style folder:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,3 @@ def load_base(folder: Path | str | None = None) -> BaseModel:
     unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
     scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     return BaseModel(unet, scheduler, record, sha, folder)
-
-
-def unet_settings_record(settings: UNetSettings) -> dict[str, Any]:
-    return asdict(settings)
