@@ -204,6 +204,58 @@ def finetune(
     typer.echo(f"{out}: {model.mode}, {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
 
 
+@app.command("sample")
+def sample(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Domain recipe (its sample section).")],
+    dataset: Annotated[Path, typer.Option(help="Dataset folder whose train split is balanced.")],
+    adapter: Annotated[Path | None, typer.Option(help="Adapter folder (from synthdata finetune).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Synthetic set folder to write.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Folder for the plan, class histogram and grids.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    policy: Annotated[str | None, typer.Option(help="Override sample.policy: to-max, to-target or share.")] = None,
+    target: Annotated[int | None, typer.Option(help="Override sample.target (to-target).")] = None,
+    share: Annotated[float | None, typer.Option(help="Override sample.share (share).")] = None,
+    max_ratio: Annotated[float | None, typer.Option(help="Override sample.max_ratio (synthetic:real cap).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Override sample.scheduler: dpm-solver++, ddim or ddpm.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override sample.steps.")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Override sample.guidance.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Override sample.batch_size.")] = None,
+    shard_size: Annotated[int | None, typer.Option(help="Override sample.shard_size (0: no WebDataset shards).")] = None,
+) -> None:
+    """Generate a class-balanced synthetic set with provenance on every image; resumes after a
+    kill. Under ``accelerate launch`` the batches are shared between the processes."""
+    from dataclasses import replace
+
+    from synthdata.config.recipe import load_recipe
+    from synthdata.stages.sample import run_sample
+
+    spec = load_recipe(recipe)
+    overrides = {"policy": policy, "target": target, "share": share, "max_ratio": max_ratio, "scheduler": scheduler,
+                 "steps": steps, "guidance": guidance, "batch_size": batch_size, "shard_size": shard_size}  # fmt: skip
+    choices = {"policy": ("to-max", "to-target", "share"), "scheduler": ("dpm-solver++", "ddim", "ddpm")}
+    for key, allowed in choices.items():
+        if overrides[key] is not None and overrides[key] not in allowed:
+            raise SynthdataError(f"--{key} must be one of {', '.join(allowed)}, got {overrides[key]!r}")
+    try:
+        settings = replace(spec.sample, **{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise SynthdataError(str(exc)) from None
+    if not dry_run and (adapter is None or out is None):
+        raise SynthdataError("--adapter and --out are required (or give --dry-run)")
+    result = run_sample(spec, adapter, dataset, out, report=report, settings=settings, dry_run=dry_run)
+    if not result.main:
+        return
+    if dry_run or result.out is not None:
+        table = Table("class", "real", "wanted", "cap", "synthetic", "total", title=f"{spec.name}: {settings.policy}, cap {settings.max_ratio:g}:1")
+        for row in result.plan.rows():
+            mark = " (capped)" if row["capped"] else ""
+            table.add_row(str(row["class"]), str(row["real"]), str(row["wanted"]), str(row["cap"]), f"{row['synthetic']}{mark}", str(row["total"]))
+        table.add_row("total", "", "", "", str(result.plan.synthetic), "")
+        Console().print(table)
+    if not dry_run and result.out is not None:
+        typer.echo(f"{out}: {result.images} images ({result.generated} made now), {result.seconds:.0f} s, run {result.run_id}")
+
+
 @app.command("recipe")
 def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files to check.")]) -> None:
     """Load recipes and report the first problem in each (unknown keys, wrong types)."""

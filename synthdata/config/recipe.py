@@ -128,6 +128,48 @@ class FinetuneSettings:
 
 
 @dataclass(frozen=True)
+class SampleSettings:
+    """The synthetic set: how many images per class (a quota policy with a cap) and how they
+    are sampled from the adapted model."""
+
+    policy: Literal["to-max", "to-target", "share"] = "to-max"
+    """``to-max``: fill every class up to the largest; ``to-target``: up to ``target``;
+    ``share``: add ``share`` x the real count."""
+    target: int | None = None
+    """Images per class (real + synthetic) for ``to-target``."""
+    share: float | None = None
+    """Synthetic images per real image for ``share``."""
+    max_ratio: float = 10.0
+    """Cap on synthetic:real per class."""
+    classes: list[str] | None = None
+    """Only these classes get synthetic images (default: every class)."""
+    scheduler: Literal["dpm-solver++", "ddim", "ddpm"] = "dpm-solver++"
+    steps: int = 20
+    """Sampling steps (DDPM always takes every training step)."""
+    guidance: float = 2.0
+    """Classifier-free guidance scale (1 = no guidance)."""
+    batch_size: int = 64
+    seed: int = 0
+    """With the adapter and sampler settings, determines every image's seed."""
+    shard_size: int = 0
+    """Images per WebDataset ``.tar`` shard; 0 writes no shards."""
+
+    def __post_init__(self) -> None:
+        if self.policy == "to-target" and (self.target is None or self.target < 0):
+            raise ValueError("sample.target (>= 0) is required for policy 'to-target'")
+        if self.policy == "share" and (self.share is None or self.share < 0):
+            raise ValueError("sample.share (>= 0) is required for policy 'share'")
+        if self.max_ratio < 0:
+            raise ValueError(f"sample.max_ratio must be >= 0, got {self.max_ratio}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("sample.steps and sample.batch_size must be >= 1")
+        if self.guidance < 0:
+            raise ValueError(f"sample.guidance must be >= 0, got {self.guidance}")
+        if self.shard_size < 0:
+            raise ValueError(f"sample.shard_size must be >= 0, got {self.shard_size}")
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One domain's whole configuration."""
 
@@ -137,6 +179,7 @@ class Recipe:
     description: str = ""
     longtail: LongtailSettings = field(default_factory=LongtailSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    sample: SampleSettings = field(default_factory=SampleSettings)
     pretrain: PretrainSettings | None = None
 
     def __post_init__(self) -> None:

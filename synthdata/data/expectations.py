@@ -17,7 +17,7 @@ import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.hashing import sha256_bytes
-from synthdata.data.manifest import COLUMNS, SPLITS
+from synthdata.data.manifest import COLUMNS, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE
 from synthdata.errors import DataError
 from synthdata.progress import progress_bar
 
@@ -50,11 +50,14 @@ class SuiteReport:
 
 
 def manifest_expectations(card: DatasetCard) -> list:
-    """The expectations for a dataset declaring ``card``'s classes, size and channels."""
+    """The expectations for a dataset declaring ``card``'s classes, size and channels; a
+    synthetic set (card source ``synthdata``) must also carry complete provenance columns."""
     import great_expectations.expectations as gxe
 
+    synthetic = card.source == SYNTHETIC_SOURCE
+    columns = list(COLUMNS) + (list(PROVENANCE_COLUMNS) if synthetic else [])
     expectations = [
-        gxe.ExpectTableColumnsToMatchSet(column_set=list(COLUMNS), exact_match=True),
+        gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True),
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
     ]
     expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in COLUMNS if c != "group"]
@@ -71,6 +74,21 @@ def manifest_expectations(card: DatasetCard) -> list:
         gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[card.height]),
         gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[card.channels]),
     ]
+    if synthetic:
+        expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in PROVENANCE_COLUMNS]
+        expectations += [
+            gxe.ExpectColumnValuesToBeInSet(column="digital_source_type", value_set=[DIGITAL_SOURCE_TYPE]),
+            gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train"]),
+            gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[SYNTHETIC_SOURCE]),
+            gxe.ExpectColumnValuesToBeBetween(column="seed", min_value=0),
+            gxe.ExpectColumnValuesToBeBetween(column="steps", min_value=1),
+        ]
+        expectations += [
+            gxe.ExpectColumnValuesToMatchRegex(column=c, regex=r"^[0-9a-f]{64}$")
+            for c in ("adapter_sha256", "source_manifest_sha256")
+        ]
+        # Empty only for a model trained from scratch (base_id none:scratch): it has no base.
+        expectations.append(gxe.ExpectColumnValuesToMatchRegex(column="base_sha256", regex=r"^(?:[0-9a-f]{64})?$"))
     return expectations
 
 

@@ -111,9 +111,31 @@ def resize(array: np.ndarray, size: int) -> np.ndarray:
     return out[:, :, None] if grey else out
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """Deterministic PNG bytes for an ``(H, W, C)`` uint8 array (same pixels, same bytes)."""
+def encode_png(array: np.ndarray, text: dict[str, str] | None = None, *, xmp: str | None = None) -> bytes:
+    """Deterministic PNG bytes for an ``(H, W, C)`` uint8 array (same pixels and text, same
+    bytes). ``text`` becomes text chunks (tEXt, or UTF-8 iTXt when not Latin-1) in the given
+    order; ``xmp`` an XMP packet in the standard ``XML:com.adobe.xmp`` iTXt chunk."""
+    from PIL.PngImagePlugin import PngInfo
+
     image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    info = None
+    if text or xmp:
+        info = PngInfo()
+        for key, value in (text or {}).items():
+            try:
+                value.encode("latin-1")
+                info.add_text(key, value)
+            except UnicodeEncodeError:
+                info.add_itxt(key, value)
+        if xmp:
+            info.add_itxt("XML:com.adobe.xmp", xmp)
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
+    image.save(buffer, format="PNG", compress_level=6, pnginfo=info)
     return buffer.getvalue()
+
+
+def read_png_text(data: bytes) -> dict[str, str]:
+    """The text chunks of PNG bytes (tEXt, zTXt and iTXt), key -> value."""
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        return {str(k): str(v) for k, v in getattr(image, "text", {}).items()}

@@ -32,17 +32,44 @@ COLUMNS: dict[str, str] = {
     "group": "string",
 }
 
+# A synthetic set (``source == SYNTHETIC_SOURCE``) carries the canonical columns and these
+# provenance columns: what made each image, from what, with which settings.
+SYNTHETIC_SOURCE = "synthdata"
+DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
+"""The IPTC digital source type of an image made by a model trained on sampled content (C2PA)."""
+PROVENANCE_COLUMNS: dict[str, str] = {
+    "digital_source_type": "string",
+    "base_id": "string",
+    "base_sha256": "string",
+    "adapter_sha256": "string",
+    "sample_run_id": "string",
+    "sample_index": "int64",
+    "seed": "int64",
+    "scheduler": "string",
+    "steps": "int64",
+    "guidance": "float64",
+    "synthdata_version": "string",
+    "git_commit": "string",
+    "source_manifest_sha256": "string",
+    "mlflow_run_id": "string",
+}
 
-def to_frame(rows: list[dict]) -> pd.DataFrame:
-    """Rows -> a manifest frame with the canonical column order and dtypes, sorted by id."""
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame = frame.astype(COLUMNS)
+
+def to_frame(rows: list[dict], *, synthetic: bool = False) -> pd.DataFrame:
+    """Rows -> a manifest frame with the canonical column order and dtypes, sorted by id
+    (with the provenance columns after them for a synthetic set)."""
+    schema = {**COLUMNS, **PROVENANCE_COLUMNS} if synthetic else COLUMNS
+    frame = pd.DataFrame(rows, columns=list(schema))
+    frame = frame.astype(schema)
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
 
 
 def manifest_hash(frame: pd.DataFrame) -> str:
-    """sha256 of the manifest's content, independent of the parquet writer's byte layout."""
-    ordered = frame[list(COLUMNS)].sort_values("id", kind="stable")
+    """sha256 of the manifest's content, independent of the parquet writer's byte layout.
+
+    Canonical columns first, then any further (provenance) columns in schema order."""
+    extra = [c for c in PROVENANCE_COLUMNS if c in frame.columns]
+    ordered = frame[list(COLUMNS) + extra].sort_values("id", kind="stable")
     return hashlib.sha256(ordered.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
 
 

@@ -24,12 +24,17 @@ from synthdata.data.manifest import to_frame, write_manifest
 _KEY_FILE = ".build-key"
 
 
+def staging_path(target: Path) -> Path:
+    """Where ``target`` is built before it is renamed into place."""
+    return Path(target).parent / f".staging-{Path(target).name}"
+
+
 class DatasetWriter:
     """Stage a dataset's files, then publish them atomically to ``target``."""
 
     def __init__(self, target: Path, build_key: str):
         self.target = Path(target)
-        self.staging = self.target.parent / f".staging-{self.target.name}"
+        self.staging = staging_path(self.target)
         self.rows: list[dict] = []
         self.reused = 0
         key_file = self.staging / _KEY_FILE
@@ -58,10 +63,13 @@ class DatasetWriter:
     def frame(self) -> pd.DataFrame:
         return to_frame(self.rows)
 
-    def publish(self, frame: pd.DataFrame, card: DatasetCard, extra: dict[str, object] | None = None) -> Path:
+    def publish(
+        self, frame: pd.DataFrame, card: DatasetCard, extra: dict[str, object] | None = None, *, keep: tuple[str, ...] = ()
+    ) -> Path:
         """Check the staged dataset with the manifest suite, write manifest, card and extra JSON
-        records, drop stray files, and rename into place. A failing check publishes nothing."""
-        keep = set(frame["relpath"])
+        records, drop stray files (all but the frame's and ``keep``), and rename into place. A
+        failing check publishes nothing."""
+        keep = set(frame["relpath"]) | set(keep)
         for path in sorted(self.staging.rglob("*"), reverse=True):
             rel = path.relative_to(self.staging).as_posix()
             if path.is_file() and rel not in keep and rel != _KEY_FILE:

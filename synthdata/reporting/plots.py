@@ -6,13 +6,44 @@ import os
 from pathlib import Path
 
 
-def loss_curve(losses: list[tuple[int, float]], path: Path, *, title: str) -> Path:
-    """Training loss against step, log scale."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path: Path) -> Path:
+    partial = path.with_name(f".{path.name}.part")
+    figure.savefig(partial, format="png")
+    _pyplot().close(figure)
+    os.replace(partial, path)
+    return path
+
+
+def class_balance(classes: list[str], real: list[int], synthetic: list[int], path: Path, *, title: str) -> Path:
+    """Images per class, real and synthetic stacked: the histogram before and after augmentation."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(max(5, 0.45 * len(classes) + 2), 3.2), dpi=120)
+    positions = range(len(classes))
+    axis.bar(positions, real, label="real", color="#4c72b0")
+    axis.bar(positions, synthetic, bottom=real, label="synthetic", color="#dd8452")
+    axis.set_xticks(list(positions), classes, rotation=45 if len(classes) > 6 else 0, ha="right" if len(classes) > 6 else "center", fontsize=8)
+    axis.set_ylabel("train images")
+    axis.set_title(title)
+    axis.legend(frameon=False)
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def loss_curve(losses: list[tuple[int, float]], path: Path, *, title: str) -> Path:
+    """Training loss against step, log scale."""
+    plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure, axis = plt.subplots(figsize=(5, 3), dpi=120)
@@ -25,8 +56,4 @@ def loss_curve(losses: list[tuple[int, float]], path: Path, *, title: str) -> Pa
     axis.set_title(title)
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    partial = path.with_name(f".{path.name}.part")
-    figure.savefig(partial, format="png")
-    plt.close(figure)
-    os.replace(partial, path)
-    return path
+    return _save(figure, path)

@@ -42,11 +42,13 @@ def generate(
     scheduler: SchedulerName = "dpm-solver++",
     steps: int = 20,
     guidance: float = 2.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
 ) -> torch.Tensor:
     """Samples in [-1, 1] for ``labels`` (training-space ``shape`` per sample, decoded to pixels).
 
-    With ``scheduler="ddpm"`` all training timesteps are used whatever ``steps`` says.
+    With ``scheduler="ddpm"`` all training timesteps are used whatever ``steps`` says. A list
+    of generators (one per sample) draws each sample's noise from its own generator, so a
+    sample depends on its seed only, not on the batch it was drawn in.
     """
     sampler = make_sampler(scheduler, training_scheduler)
     sampler.set_timesteps(training_scheduler.config.num_train_timesteps if scheduler == "ddpm" else steps)
@@ -54,7 +56,14 @@ def generate(
     was_training = module.training
     module.eval()
     device = next(module.parameters()).device
-    latents = torch.randn((len(labels), *shape), generator=generator).to(device)
+    if isinstance(generator, list):
+        from diffusers.utils.torch_utils import randn_tensor
+
+        if len(generator) != len(labels):
+            raise ValueError(f"{len(generator)} generators for {len(labels)} samples")
+        latents = randn_tensor((len(labels), *shape), generator=generator).to(device)
+    else:
+        latents = torch.randn((len(labels), *shape), generator=generator).to(device)
     latents = latents * sampler.init_noise_sigma
     null = torch.full_like(labels, backbone.null_class)
     for t in sampler.timesteps:

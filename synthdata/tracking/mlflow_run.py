@@ -63,6 +63,26 @@ def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id:
         yield run
 
 
+def find_run(stage: str, recipe: str, **tags: str) -> str | None:
+    """The newest run of ``stage`` for ``recipe`` carrying every tag in ``tags``, if any."""
+    import mlflow
+
+    root = store_root()
+    if not (root / "mlflow.db").is_file():
+        return None
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    clauses = [f"tags.stage = '{stage}'", f"tags.recipe = '{recipe}'"]
+    clauses += [f"tags.{key} = '{value}'" for key, value in tags.items()]
+    try:
+        runs = mlflow.search_runs(
+            experiment_names=[EXPERIMENT], filter_string=" and ".join(clauses),
+            order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
+        )  # fmt: skip
+    except Exception:  # no experiment yet, or a store mlflow cannot read
+        return None
+    return runs[0].info.run_id if runs else None
+
+
 def _run_exists(mlflow: Any, run_id: str) -> bool:
     try:
         mlflow.get_run(run_id)

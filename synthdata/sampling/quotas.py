@@ -1,0 +1,108 @@
+"""How many synthetic images each class gets: a policy over the real class counts, with a cap.
+
+Policies (``synthetic`` is what is generated, ``real`` the class's real train count):
+
+- ``to-max``: fill every class up to the largest real class, ``synthetic = max(real) - real``;
+- ``to-target``: fill every class up to ``target``, ``synthetic = max(target - real, 0)``;
+- ``share``: add a share of the real count, ``synthetic = round(share * real)``.
+
+Then the cap: ``synthetic <= floor(max_ratio * real)`` per class (default 10:1; gains from
+synthetic data saturate well before that). A class with no real image gets nothing: there is no
+evidence to condition on and no ratio to respect. Classes left out of ``classes`` get nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from synthdata.errors import SynthdataError
+
+Policy = Literal["to-max", "to-target", "share"]
+POLICIES: tuple[str, ...] = ("to-max", "to-target", "share")
+
+
+@dataclass(frozen=True)
+class ClassQuota:
+    name: str
+    real: int
+    wanted: int
+    """What the policy asks for, before the cap."""
+    synthetic: int
+    """What will be generated: ``wanted`` after the cap."""
+    cap: int
+    """``floor(max_ratio * real)``."""
+
+    @property
+    def capped(self) -> bool:
+        return self.synthetic < self.wanted
+
+    @property
+    def total(self) -> int:
+        return self.real + self.synthetic
+
+
+@dataclass(frozen=True)
+class QuotaPlan:
+    policy: str
+    max_ratio: float
+    classes: list[ClassQuota]
+
+    @property
+    def synthetic(self) -> int:
+        return sum(q.synthetic for q in self.classes)
+
+    def counts(self) -> dict[str, int]:
+        """Class name -> synthetic images to generate (classes with none included)."""
+        return {q.name: q.synthetic for q in self.classes}
+
+    def rows(self) -> list[dict[str, object]]:
+        """The plan as table rows (for a dry run, a JSON record, an MLflow artifact)."""
+        return [
+            {"class": q.name, "real": q.real, "wanted": q.wanted, "cap": q.cap, "synthetic": q.synthetic,
+             "total": q.total, "capped": q.capped}  # fmt: skip
+            for q in self.classes
+        ]
+
+
+def plan_quotas(
+    real_counts: dict[str, int],
+    policy: str = "to-max",
+    *,
+    target: int | None = None,
+    share: float | None = None,
+    max_ratio: float = 10.0,
+    classes: list[str] | None = None,
+) -> QuotaPlan:
+    """The per-class plan for ``real_counts`` (class name -> real train images), in its key order."""
+    if policy not in POLICIES:
+        raise SynthdataError(f"unknown quota policy '{policy}'; choose one of {', '.join(POLICIES)}")
+    if policy == "to-target" and (target is None or target < 0):
+        raise SynthdataError("policy 'to-target' needs a target >= 0 (images per class)")
+    if policy == "share" and (share is None or share < 0 or not math.isfinite(share)):
+        raise SynthdataError("policy 'share' needs a share >= 0 (synthetic images per real image)")
+    if max_ratio < 0 or not math.isfinite(max_ratio):
+        raise SynthdataError(f"max_ratio must be a finite number >= 0, got {max_ratio}")
+    negative = [name for name, count in real_counts.items() if count < 0]
+    if negative:
+        raise SynthdataError(f"negative real count for class '{negative[0]}'")
+    chosen = set(real_counts) if classes is None else set(classes)
+    unknown = sorted(chosen - set(real_counts))
+    if unknown:
+        raise SynthdataError(f"unknown class '{unknown[0]}' in the sampling plan; the dataset has {', '.join(real_counts)}")
+    largest = max(real_counts.values(), default=0)
+    quotas = []
+    for name, real in real_counts.items():
+        if name not in chosen:
+            wanted = 0
+        elif policy == "to-max":
+            wanted = largest - real
+        elif policy == "to-target":
+            wanted = max(int(target) - real, 0)
+        else:
+            # Half-up rounding, not Python's banker's rounding: 0.5 * 3 gives 2.
+            wanted = int(math.floor(float(share) * real + 0.5))
+        cap = int(math.floor(max_ratio * real + 1e-9))
+        quotas.append(ClassQuota(name, real, wanted, min(wanted, cap), cap))
+    return QuotaPlan(policy, float(max_ratio), quotas)

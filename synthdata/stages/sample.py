@@ -1,0 +1,302 @@
+"""Stage: a class-balanced synthetic set for a dataset's train split, from its adapted model.
+
+The plan (``synthdata.sampling.quotas``) says how many images each class gets; every image has
+an id and a seed fixed by the run's inputs (``synthdata.sampling.jobs``). Images are written
+one by one (temporary name, then rename) into ``.staging-<out>``; a killed run resumes there,
+making only the batches that are not complete. When every image is there, the main process
+writes the manifest (checked by the Great Expectations suite), ``metadata.csv``, optional
+WebDataset shards and the card, and renames the folder into place. Started by
+``accelerate launch`` with several processes, each makes a disjoint share of the batches and
+the main process merges them. A lock beside the output refuses a second writer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthdata.atomic import write_text
+from synthdata.config.recipe import Recipe, SampleSettings
+from synthdata.data.card import DatasetCard, read_card
+from synthdata.data.images import encode_png
+from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, SYNTHETIC_SOURCE, class_counts, manifest_hash, read_manifest, to_frame
+from synthdata.data.writer import DatasetWriter, staging_path
+from synthdata.errors import DataError, SynthdataError
+from synthdata.hashing import file_sha256
+from synthdata.locking import FolderLock
+from synthdata.progress import progress_bar
+from synthdata.provenance import created_by
+from synthdata.reporting.grid import save_grid
+from synthdata.reporting.plots import class_balance
+from synthdata.sampling.generate import generate
+from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
+from synthdata.sampling.model import SamplingModel, load_sampling_model
+from synthdata.sampling.output import METADATA_FILE, SHARDS_DIR, png_text, to_dataset_format, write_file, write_metadata_csv, write_shards, xmp_packet
+from synthdata.sampling.quotas import QuotaPlan, plan_quotas
+from synthdata.tracking.mlflow_run import find_run, stage_run
+from synthdata.training.tensors import to_uint8
+
+RECORD_FILE = "sample.json"
+GRID_IMAGES = 16
+
+
+@dataclass
+class SampleResult:
+    plan: QuotaPlan
+    run_id: str | None = None
+    out: Path | None = None
+    images: int = 0
+    generated: int = 0
+    """Images made by this process in this call (fewer than planned when resuming)."""
+    seconds: float = 0.0
+    mlflow_run_id: str | None = None
+    report: list[Path] = field(default_factory=list)
+    main: bool = True
+    """False in the helper processes of a multi-process run (the main one merges and reports)."""
+
+
+def plan_for(settings: SampleSettings, dataset: Path) -> tuple[QuotaPlan, DatasetCard]:
+    """The quota plan over the real train counts of ``dataset``, in the card's class order."""
+    card = read_card(dataset)
+    counts = class_counts(read_manifest(dataset), "train")
+    real = {name: counts.get(name, 0) for name in card.classes}
+    plan = plan_quotas(real, settings.policy, target=settings.target, share=settings.share,
+                       max_ratio=settings.max_ratio, classes=settings.classes)  # fmt: skip
+    return plan, card
+
+
+def _process_state() -> Any:
+    """accelerate's view of this process: rank and world size under ``accelerate launch``."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _share(state: Any, values: list[Any]) -> list[Any]:
+    """The main process's ``values`` on every process."""
+    if state.num_processes == 1:
+        return values
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list(values)
+
+
+def _to_device(backbone: Any, device: Any) -> None:
+    for name in ("unet", "vae", "prompt_embeddings"):
+        part = getattr(backbone, name, None)
+        if part is not None:
+            setattr(backbone, name, part.to(device))
+
+
+def _common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str, mlflow_run_id: str) -> dict[str, Any]:
+    steps = int(model.scheduler.config.num_train_timesteps) if settings.scheduler == "ddpm" else settings.steps
+    made_by = created_by()
+    return {
+        "digital_source_type": DIGITAL_SOURCE_TYPE,
+        "base_id": model.base_id,
+        "base_sha256": model.base_sha256,
+        "adapter_sha256": model.adapter_sha256,
+        "sample_run_id": run_id,
+        "scheduler": settings.scheduler,
+        "steps": steps,
+        "guidance": float(settings.guidance),
+        "synthdata_version": made_by["synthdata"],
+        "git_commit": made_by["git_commit"],
+        "source_manifest_sha256": card.manifest_sha256,
+        "mlflow_run_id": mlflow_run_id,
+    }
+
+
+def _row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """A manifest row without its sha256 (known once the file is written)."""
+    return {
+        "id": item.id, "relpath": item.relpath, "label": item.label, "label_name": item.name, "split": "train",
+        "width": card.width, "height": card.height, "channels": card.channels, "source": SYNTHETIC_SOURCE,
+        "licence": card.licence, "origin": f"{run_id}/{item.name}/{item.index}", "group": "",
+        **common, "sample_index": item.index, "seed": item.seed,
+    }  # fmt: skip
+
+
+def _make_batch(model: SamplingModel, batch: list[Item], settings: SampleSettings, card: DatasetCard,
+                common: dict[str, Any], run_id: str, staging: Path) -> int:  # fmt: skip
+    """Generate one batch whole and write the images it lacks; returns how many were written."""
+    missing = [item for item in batch if not (staging / item.relpath).is_file()]
+    if not missing:
+        return 0
+    labels = torch.tensor([item.label for item in batch], dtype=torch.int64)
+    generators = [torch.Generator().manual_seed(item.seed) for item in batch]
+    samples = generate(model.backbone, model.scheduler, labels, shape=model.shape, scheduler=settings.scheduler,
+                       steps=settings.steps, guidance=settings.guidance, generator=generators)  # fmt: skip
+    pixels = to_uint8(samples).numpy()
+    xmp = xmp_packet(common["synthdata_version"])
+    wanted = {item.id for item in missing}
+    for item, image in zip(batch, pixels, strict=True):
+        if item.id in wanted:
+            array = to_dataset_format(image, card.width, card.height, card.channels)
+            write_file(staging / item.relpath, encode_png(array, png_text(_row(item, card, common, run_id)), xmp=xmp))
+    return len(missing)
+
+
+def run_sample(
+    recipe: Recipe,
+    adapter: Path,
+    dataset: Path,
+    out: Path,
+    *,
+    report: Path | None = None,
+    settings: SampleSettings | None = None,
+    dry_run: bool = False,
+) -> SampleResult:
+    settings = settings or recipe.sample
+    plan, card = plan_for(settings, dataset)
+    if dry_run:
+        return SampleResult(plan)
+    if plan.synthetic == 0:
+        raise SynthdataError(f"the '{settings.policy}' plan for {dataset} asks for no synthetic image (see --dry-run)")
+    model = load_sampling_model(adapter, recipe.finetune.base)
+    if model.classes != list(card.classes):
+        raise DataError(f"{adapter} was trained on classes {model.classes}, but {dataset} has {list(card.classes)}")
+    identity = {
+        "adapter_sha256": model.adapter_sha256, "base_sha256": model.base_sha256,
+        "source_manifest_sha256": card.manifest_sha256, "scheduler": settings.scheduler,
+        "steps": settings.steps, "guidance": settings.guidance, "seed": settings.seed,
+    }  # fmt: skip
+    run_id = sample_run_id(identity)
+    items = plan_items(plan, list(card.classes), run_id)
+    all_batches = batches(items, settings.batch_size)
+    state = _process_state()
+    _to_device(model.backbone, state.device)
+    staging = staging_path(out)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        problem, error, mlflow_run_id, writer = None, None, None, None
+        if state.is_main_process:
+            try:
+                stack.enter_context(FolderLock(out))
+                # The batch size is part of the build key: batches are generated whole, so
+                # another batch size could change an image's last bits.
+                writer = DatasetWriter(out, f"{run_id}/batch{settings.batch_size}")
+                params = {"sample": asdict(settings), "dataset": dataset.name, "adapter": str(adapter), "processes": state.num_processes}
+                run = stack.enter_context(stage_run("sample", recipe.name, params, resume_run_id=find_run("sample", recipe.name, sample_run_id=run_id)))
+                import mlflow
+
+                mlflow.set_tags({"sample_run_id": run_id, "manifest_sha256": card.manifest_sha256, "adapter_sha256": model.adapter_sha256})
+                mlflow.log_dict({"plan": plan.rows(), "identity": identity}, "plan.json")
+                mlflow_run_id = run.info.run_id
+            except SynthdataError as exc:
+                problem, error = str(exc), exc
+        problem, mlflow_run_id = _share(state, [problem, mlflow_run_id])
+        if problem:
+            raise error or SynthdataError(problem)
+        state.wait_for_everyone()  # staging exists and is this run's before anyone writes
+        common = _common_provenance(model, settings, card, run_id, mlflow_run_id)
+        mine = shard(all_batches, state.process_index, state.num_processes)
+        who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
+        generated = 0
+        with progress_bar(f"sample {recipe.name}{who}", total=sum(len(b) for b in mine)) as bar:
+            for batch in mine:
+                generated += _make_batch(model, batch, settings, card, common, run_id, staging)
+                bar.advance(len(batch))
+        state.wait_for_everyone()
+        result = SampleResult(plan, run_id, out, len(items), generated, time.monotonic() - started, mlflow_run_id)
+        if not state.is_main_process:
+            result.main = False
+            return result
+        _publish(writer, items, card, common, run_id, plan, settings, identity, recipe)
+        result.seconds = time.monotonic() - started
+        result.report = _report(out, report, plan, card, recipe.name)
+        import mlflow
+
+        mlflow.log_metrics({"images": len(items), "generated": generated, "seconds": result.seconds,
+                            "images_per_second": generated / max(result.seconds, 1e-9)})  # fmt: skip
+        mlflow.log_metrics({f"synthetic.{q.name}": q.synthetic for q in plan.classes})
+        mlflow.set_tag("synthetic_manifest_sha256", read_card(out).manifest_sha256)
+        for path in result.report:
+            mlflow.log_artifact(str(path), artifact_path="grids" if path.parent.name == "grids" else None)
+    return result
+
+
+def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common: dict[str, Any], run_id: str,
+             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe: Recipe) -> None:  # fmt: skip
+    staging = writer.staging
+    rows = []
+    with progress_bar(f"manifest {writer.target.name}", total=len(items)) as bar:
+        for item in items:
+            path = staging / item.relpath
+            if not path.is_file():
+                raise SynthdataError(f"{path}: missing after every process finished (was a process killed?); run again to resume")
+            rows.append({**_row(item, card, common, run_id), "sha256": file_sha256(path)})
+            bar.advance()
+    frame = to_frame(rows, synthetic=True)
+    keep = [METADATA_FILE]
+    write_metadata_csv(frame, staging)
+    if settings.shard_size:
+        shards = write_shards(frame, staging, settings.shard_size, prefix="synthetic")
+        keep += [p.relative_to(staging).as_posix() for p in shards]
+    counts = {q.name: q.synthetic for q in plan.classes if q.synthetic}
+    synthetic_card = DatasetCard(
+        name=writer.target.name,
+        source=SYNTHETIC_SOURCE,
+        description=(
+            f"Synthetic images for the train split of {card.name}: {len(items)} images from {common['base_id']} "
+            f"adapted to {card.name}, {settings.scheduler} {common['steps']} steps, guidance {settings.guidance}. "
+            "Every image is machine-generated (IPTC digital source type trainedAlgorithmicMedia); use them for "
+            "training only, never for evaluation."
+        ),
+        licence=card.licence,
+        citation=card.citation,
+        homepage=card.homepage,
+        classes=list(card.classes),
+        channels=card.channels,
+        width=card.width,
+        height=card.height,
+        counts={"train": counts},
+        manifest_sha256=manifest_hash(frame),
+        split_protocol="synthetic: every image is in 'train'",
+        derived_from={
+            "dataset": card.name, "manifest_sha256": card.manifest_sha256, "recipe": recipe.name,
+            "base_id": common["base_id"], "base_sha256": common["base_sha256"], "adapter_sha256": common["adapter_sha256"],
+            "sample_run_id": run_id, "sample": asdict(settings),
+        },  # fmt: skip
+        created_by=created_by(),
+    )
+    record = {"sample_run_id": run_id, "identity": identity, "plan": plan.rows(), "settings": asdict(settings),
+              "mlflow_run_id": common["mlflow_run_id"], "images": len(items)}  # fmt: skip
+    writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
+
+
+def _report(out: Path, report: Path | None, plan: QuotaPlan, card: DatasetCard, recipe: str) -> list[Path]:
+    """The plan as JSON and Markdown, the class histogram before and after, a grid per class
+    and one overview grid (one row per class), read back from the published images."""
+    if report is None:
+        return []
+    from PIL import Image
+
+    frame = read_manifest(out).sort_values(["label", "sample_index"])
+    paths = [write_text(report / "plan.json", json.dumps(plan.rows(), indent=2) + "\n")]
+    lines = ["| class | real | wanted | cap | synthetic | total |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {q.name} | {q.real} | {q.wanted} | {q.cap} | {q.synthetic} | {q.total} |" for q in plan.classes]
+    paths.append(write_text(report / "plan.md", "\n".join(lines) + "\n"))
+    paths.append(class_balance([q.name for q in plan.classes], [q.real for q in plan.classes],
+                               [q.synthetic for q in plan.classes], report / "class_balance.png",
+                               title=f"{recipe}: real + synthetic train images"))  # fmt: skip
+    overview, names = [], []
+    for name, rows in frame.groupby("label_name", sort=False):
+        tiles = []
+        for relpath in rows["relpath"][:GRID_IMAGES]:
+            with Image.open(out / relpath) as image:
+                array = np.asarray(image, dtype=np.uint8)
+            tiles.append(torch.from_numpy(array[:, :, None] if array.ndim == 2 else array).permute(2, 0, 1))
+        stack = torch.stack(tiles)
+        paths.append(save_grid(stack, 2 if len(tiles) > 8 else 1, report / "grids" / f"{name}.png", labels=None))
+        overview.append(torch.cat([stack[:8], torch.full((8 - len(stack[:8]), *stack.shape[1:]), 255, dtype=torch.uint8)]))
+        names.append(str(name))
+    paths.append(save_grid(torch.cat(overview), len(names), report / "samples.png", labels=names))
+    return paths
