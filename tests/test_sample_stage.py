@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tarfile
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -19,7 +18,7 @@ from typer.testing import CliRunner
 
 from conftest import make_image_tree
 from synthdata.cli import app
-from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe, SampleSettings, SplitSettings, load_recipe
+from synthdata.config.recipe import SampleSettings, SplitSettings, load_recipe
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.card import read_card
 from synthdata.data.images import read_png_text
@@ -33,7 +32,6 @@ from synthdata.sampling.output import to_dataset_format
 from synthdata.stages import sample as sample_stage
 from synthdata.stages.finetune import run_finetune
 from synthdata.stages.sample import run_sample
-from synthdata.training.loop import TrainSettings
 
 TINY = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
 SETTINGS = SampleSettings(steps=4, batch_size=4, shard_size=5)

@@ -38,7 +38,7 @@ from synthdata.reporting.plots import class_balance
 from synthdata.sampling.generate import generate
 from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
 from synthdata.sampling.model import SamplingModel, load_sampling_model
-from synthdata.sampling.output import METADATA_FILE, SHARDS_DIR, png_text, to_dataset_format, write_file, write_metadata_csv, write_shards, xmp_packet
+from synthdata.sampling.output import METADATA_FILE, png_text, to_dataset_format, write_file, write_metadata_csv, write_shards, xmp_packet
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.tracking.mlflow_run import find_run, stage_run
 from synthdata.training.tensors import to_uint8
