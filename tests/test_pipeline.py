@@ -45,6 +45,7 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         "longtail:\n  imbalance: 10\n  seed: 0\n"
         f"finetune:\n  base: {tmp_path / 'base'}\n  adapter: {{rank: 2, alpha: 2}}\n"
         "  train: {steps: 4, batch_size: 4, checkpoint_every: 2, log_every: 2, warmup_steps: 1}\n"
+        "sample: {steps: 2, batch_size: 8, shard_size: 10}\n"
     )
     (project / "params.yaml").write_text("recipes:\n  - tiny\n")
     env = {
@@ -67,6 +68,14 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     adapter = json.loads((project / "models" / "tiny" / "adapter" / "adapter.json").read_text())
     assert adapter["dataset_manifest_sha256"] == first.manifest_sha256 and adapter["steps"] == 4
     assert adapter["base_sha256"] == file_sha256(tmp_path / "base" / "unet" / "diffusion_pytorch_model.safetensors")
+    synthetic = read_manifest(project / "synthetic" / "tiny")
+    counts = class_counts(read_manifest(project / "datasets" / "tiny-lt"), "train")
+    assert synthetic.groupby("label_name").size().to_dict() == {
+        n: min(max(counts.values()) - c, 10 * c) for n, c in counts.items() if c < max(counts.values())
+    }
+    assert set(synthetic["source_manifest_sha256"]) == {first.manifest_sha256}
+    assert set(synthetic["adapter_sha256"]) == {adapter["sha256"]}
+    assert (project / "reports" / "tiny" / "sample" / "class_balance.png").is_file()
     assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
 
     _run(["git", "add", "-A"], project, env)
@@ -82,3 +91,5 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     assert read_card(project / "datasets" / "tiny").manifest_sha256 == first.derived_from["parent_manifest_sha256"]
     retrained = json.loads((project / "models" / "tiny" / "adapter" / "adapter.json").read_text())
     assert retrained["dataset_manifest_sha256"] == second.manifest_sha256  # the adapter follows its data
+    resampled = read_manifest(project / "synthetic" / "tiny")
+    assert set(resampled["adapter_sha256"]) == {retrained["sha256"]}  # and the synthetic set its adapter

@@ -56,9 +56,24 @@ def load_sampling_model(adapter: Path | str, base: Path | str | None = None) -> 
         shape = (int(config.in_channels), int(config.sample_size), int(config.sample_size))
         scheduler = _scheduler_of(meta)
     model.unet.eval()
+    merge_lora(model.unet)
     if model.mode == "scratch":  # no base: the adapter folder holds the whole model
         return SamplingModel(backbone, scheduler, list(model.classes), shape, "none:scratch", "", meta["sha256"])
     return SamplingModel(backbone, scheduler, list(model.classes), shape, base_id(base_folder), model.base_sha256, meta["sha256"])
+
+
+def merge_lora(module: Any) -> int:
+    """Fold every LoRA layer's update into its base weight (W + BA), in place; returns how many
+    layers were merged. Sampling then costs what the base costs (unmerged, each adapted conv
+    runs a second, low-rank path at every step)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = 0
+    for layer in module.modules():
+        if isinstance(layer, BaseTunerLayer) and not layer.merged:
+            layer.merge(safe_merge=True)
+            merged += 1
+    return merged
 
 
 def _scheduler_of(meta: dict[str, Any]) -> Any:

@@ -292,7 +292,7 @@ def _report(out: Path, report: Path | None, plan: QuotaPlan, card: DatasetCard, 
         tiles = []
         for relpath in rows["relpath"][:GRID_IMAGES]:
             with Image.open(out / relpath) as image:
-                array = np.asarray(image, dtype=np.uint8)
+                array = np.array(image, dtype=np.uint8)
             tiles.append(torch.from_numpy(array[:, :, None] if array.ndim == 2 else array).permute(2, 0, 1))
         stack = torch.stack(tiles)
         paths.append(save_grid(stack, 2 if len(tiles) > 8 else 1, report / "grids" / f"{name}.png", labels=None))
