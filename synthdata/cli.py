@@ -256,6 +256,32 @@ def sample(
         typer.echo(f"{out}: {result.images} images ({result.generated} made now), {result.seconds:.0f} s, run {result.run_id}")
 
 
+@app.command("validate")
+def validate_synthetic(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Domain recipe (its validate section).")],
+    dataset: Annotated[Path, typer.Option(help="The real dataset the synthetic set augments (its train split).")],
+    synthetic: Annotated[Path, typer.Option(help="Synthetic set folder (from synthdata sample).")],
+    adapter: Annotated[Path, typer.Option(help="The adapter that made it (provenance check, replacements).")],
+    out: Annotated[Path, typer.Option(help="Folder for the accepted set.")],
+    pool: Annotated[Path | None, typer.Option(help="Parent dataset whose unused train images serve as held-out real data.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
+) -> None:
+    """Check provenance, filter and refill, measure realism, coverage and memorisation against
+    held-out real images, apply the recipe's gates; non-zero exit when a gate fails."""
+    from synthdata.config.recipe import load_recipe
+    from synthdata.stages.validate import run_validate
+
+    spec = load_recipe(recipe)
+    result = run_validate(spec, dataset, synthetic, adapter, out, pool=pool, report=report, metrics_path=metrics)
+    table = Table("class", "quota", "accepted", "dropped", "fill", title=f"{spec.name}: validated synthetic set")
+    for name, entry in result.metrics["classes"].items():
+        table.add_row(name, str(entry["quota"]), str(entry["accepted"]), str(sum(result.dropped[name].values())), f"{entry['fill']:.2f}")
+    Console().print(table)
+    typer.echo(f"{out}: {result.accepted} images accepted, {result.regenerated} regenerated, {result.seconds:.0f} s"
+               + (f"; report {report / 'report.html'}" if report else ""))
+
+
 @app.command("recipe")
 def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files to check.")]) -> None:
     """Load recipes and report the first problem in each (unknown keys, wrong types)."""

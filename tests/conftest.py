@@ -77,3 +77,58 @@ def zip_tree(folder: Path, target: Path, prefix: str = "") -> Path:
 def image_tree(tmp_path) -> Path:
     """Three classes (a: 30, b: 20, c: 12 images), no split folders."""
     return make_image_tree(tmp_path / "tree", {"a": 30, "b": 20, "c": 12})
+
+
+COLOURS = {"a": (200, 40, 40), "b": (40, 200, 40), "c": (40, 40, 200)}
+
+
+def make_coloured_tree(root: Path, counts: dict[str, int], *, seed: int = 0) -> Path:
+    """``root/class/NNN.png``: each class a colour of its own (COLOURS) plus noise, so that a
+    classifier can tell the classes apart."""
+    rng = np.random.default_rng(seed)
+    for name, count in sorted(counts.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (root / name / f"{i:03d}.png").write_bytes(coloured_png(name, rng))
+    return root
+
+
+def coloured_png(name: str, rng: np.random.Generator) -> bytes:
+    array = np.clip(np.array(COLOURS[name])[None, None, :] + rng.normal(0, 25, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_sampling_setup(root: Path, sample: str = "{steps: 4, batch_size: 4, shard_size: 5}", validate: str = "{}",
+                        *, coloured: bool = False, finetune_steps: int = 2) -> Path:  # fmt: skip
+    """A tiny base, a long-tailed 3-class dataset (8 px RGB, with a validation split), a recipe
+    ``tiny.yaml`` and a LoRA adapter fine-tuned on it (2 steps): what sampling and validation need."""
+    from synthdata.config.recipe import SplitSettings, load_recipe
+    from synthdata.data.ingest import ingest
+    from synthdata.data.sources import get_source
+    from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
+    from synthdata.stages.finetune import run_finetune
+
+    tiny = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
+    torch.manual_seed(0)
+    save_base(build_unet(tiny, 4), build_scheduler(100), {"classes": list("pqrs"), "unet": vars(tiny)}, root / "base")
+    (make_coloured_tree if coloured else make_image_tree)(root / "tree", {"a": 30, "b": 12, "c": 8})
+    ingest(get_source("imagefolder", path=str(root / "tree"), dataset="d"), root / "d", split=SplitSettings(val_fraction=0.25, test_fraction=0.2))
+    (root / "tiny.yaml").write_text(
+        "name: tiny\ndomain: medical\n"
+        f"data: {{source: imagefolder, path: {root / 'tree'}}}\n"
+        f"finetune:\n  base: {root / 'base'}\n  adapter: {{rank: 2, alpha: 2}}\n"
+        f"  train: {{steps: {finetune_steps}, batch_size: 4, checkpoint_every: {finetune_steps}, log_every: 1, warmup_steps: 1}}\n"
+        f"sample: {sample}\nvalidate: {validate}\n"
+    )
+    previous = os.environ.get("SYNTHDATA_MLRUNS")
+    os.environ["SYNTHDATA_MLRUNS"] = str(root / "mlruns-setup")
+    try:
+        run_finetune(load_recipe(root / "tiny.yaml"), root / "d", root / "adapter", root / "adapter.work")
+    finally:
+        if previous is None:
+            os.environ.pop("SYNTHDATA_MLRUNS")
+        else:
+            os.environ["SYNTHDATA_MLRUNS"] = previous
+    return root

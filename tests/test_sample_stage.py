@@ -12,13 +12,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image_tree
+from conftest import make_image_tree, make_sampling_setup
 from synthdata.cli import app
-from synthdata.config.recipe import SampleSettings, SplitSettings, load_recipe
+from synthdata.config.recipe import SplitSettings, load_recipe
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.card import read_card
 from synthdata.data.images import read_png_text
@@ -27,46 +26,13 @@ from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, rea
 from synthdata.data.sources import get_source
 from synthdata.errors import DataError
 from synthdata.locking import FolderLock, LockedError, lock_path
-from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
 from synthdata.sampling.output import to_dataset_format
 from synthdata.stages import sample as sample_stage
-from synthdata.stages.finetune import run_finetune
 from synthdata.stages.sample import run_sample
-
-TINY = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
-SETTINGS = SampleSettings(steps=4, batch_size=4, shard_size=5)
-
-
-def _recipe_yaml(root: Path) -> Path:
-    text = f"""
-name: tiny
-domain: medical
-data: {{source: imagefolder, path: {root / 'tree'}}}
-finetune:
-  base: {root / 'base'}
-  adapter: {{rank: 2, alpha: 2}}
-  train: {{steps: 2, batch_size: 4, checkpoint_every: 2, log_every: 1, warmup_steps: 1}}
-sample: {{steps: 4, batch_size: 4, shard_size: 5}}
-"""
-    path = root / "tiny.yaml"
-    path.write_text(text)
-    return path
-
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    """A tiny base, a long-tailed 3-class dataset (8 px RGB) and a LoRA adapter on it."""
-    root = tmp_path_factory.mktemp("sample")
-    torch.manual_seed(0)
-    save_base(build_unet(TINY, 4), build_scheduler(100), {"classes": list("pqrs"), "unet": vars(TINY)}, root / "base")
-    make_image_tree(root / "tree", {"a": 14, "b": 7, "c": 4})
-    ingest(get_source("imagefolder", path=str(root / "tree"), dataset="d"), root / "d", split=SplitSettings(val_fraction=0.0))
-    recipe = load_recipe(_recipe_yaml(root))
-    stores = pytest.MonkeyPatch()
-    stores.setenv("SYNTHDATA_MLRUNS", str(root / "mlruns-setup"))
-    run_finetune(recipe, root / "d", root / "adapter", root / "adapter.work")
-    stores.undo()
-    return root
+    return make_sampling_setup(tmp_path_factory.mktemp("sample"))
 
 
 def _files(folder: Path) -> dict[str, bytes]:

@@ -14,6 +14,7 @@ import yaml
 
 from synthdata.config.strict import build
 from synthdata.errors import RecipeError
+from synthdata.classify.train import ClassifierSettings
 from synthdata.models.base import UNetSettings
 from synthdata.training.loop import TrainSettings
 
@@ -171,6 +172,73 @@ class SampleSettings:
 
 
 @dataclass(frozen=True)
+class FilterSettings:
+    """Which synthetic images are dropped before a set is accepted; the planner then makes
+    replacements (new indices, new seeds) until every class has its quota or rounds run out."""
+
+    enabled: bool = True
+    min_confidence: float = 0.5
+    """Drop an image whose own class gets a lower probability from the domain classifier."""
+    drop_off_class: bool = True
+    """Drop an image the domain classifier assigns to another class."""
+    drop_near_copies: bool = True
+    """Drop an image flagged as a near-copy of a fine-tuning image (pixel or feature space)."""
+    max_rounds: int = 3
+    """Regeneration rounds to refill the quota after dropping."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"validate.filter.min_confidence must be in [0, 1], got {self.min_confidence}")
+        if self.max_rounds < 0:
+            raise ValueError("validate.filter.max_rounds must be >= 0")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Thresholds a validated set must meet; a failure exits non-zero naming metric, class,
+    value and threshold. None switches a gate off."""
+
+    max_fd_ratio: float | None = None
+    """FD-domain of the accepted set over its real-vs-real floor, overall."""
+    min_precision: float | None = None
+    """precision-domain, overall."""
+    min_coverage: float | None = None
+    """coverage-domain, overall."""
+    max_near_copy_fraction: float | None = 0.05
+    """Near-copies among the generated images, per class (before filtering)."""
+    min_fill: float | None = 0.9
+    """Accepted images over the quota, per class."""
+    min_diversity_ratio: float | None = 0.5
+    """Intra-class diversity (domain features) of synthetic over real, per class."""
+
+
+@dataclass(frozen=True)
+class ValidateSettings:
+    """The validation stage: feature spaces, metric resampling, domain classifier, filter, gates."""
+
+    features: list[Literal["effnet", "domain"]] = field(default_factory=lambda: ["effnet", "domain"])
+    resamples: int = 10
+    """Resamples for the 95% intervals."""
+    neighbours: int = 5
+    """k of the k-NN manifolds (precision, recall, density, coverage)."""
+    memorisation_quantile: float = 0.01
+    """Near-copy threshold: this quantile of held-out real nearest-neighbour distances."""
+    classifier: ClassifierSettings = field(default_factory=lambda: ClassifierSettings(steps=800, balanced=True))
+    """The domain classifier, trained on the real train split (class-balanced batches)."""
+    filter: FilterSettings = field(default_factory=FilterSettings)
+    gates: GateSettings = field(default_factory=GateSettings)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("validate.features must name at least one feature space")
+        if self.resamples < 0 or self.neighbours < 1:
+            raise ValueError("validate.resamples must be >= 0 and validate.neighbours >= 1")
+        if not 0.0 < self.memorisation_quantile < 1.0:
+            raise ValueError("validate.memorisation_quantile must be in (0, 1)")
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One domain's whole configuration."""
 
@@ -181,6 +249,7 @@ class Recipe:
     longtail: LongtailSettings = field(default_factory=LongtailSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
+    validate: ValidateSettings = field(default_factory=ValidateSettings)
     pretrain: PretrainSettings | None = None
 
     def __post_init__(self) -> None:

@@ -14,9 +14,9 @@ from typing import Any
 from synthdata.errors import SynthdataError
 from synthdata.hashing import file_sha256
 from synthdata.models.backbone import StableDiffusionBackbone
+from synthdata.models.base import UNET_WEIGHTS
 from synthdata.models.weights import WeightsError, refuse_pickle
 
-UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 DEFAULT_TEMPLATE = "a {domain} image of {label}"
 SD_LORA_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 

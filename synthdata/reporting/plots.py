@@ -57,3 +57,26 @@ def loss_curve(losses: list[tuple[int, float]], path: Path, *, title: str) -> Pa
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return _save(figure, path)
+
+
+def attribute_histograms(edges: dict[str, list[float]], real: dict[str, list[float]], synthetic: dict[str, list[float]],
+                         path: Path, *, title: str) -> Path:  # fmt: skip
+    """Real and synthetic shares per attribute bin (bins are the real data's quantiles)."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(edges)
+    figure, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 2.8), dpi=120, squeeze=False)
+    for axis, name in zip(axes[0], names, strict=True):
+        positions = range(len(real[name]))
+        axis.bar([p - 0.2 for p in positions], real[name], width=0.4, label="real", color="#4c72b0")
+        axis.bar([p + 0.2 for p in positions], synthetic[name], width=0.4, label="synthetic", color="#dd8452")
+        axis.set_title(name, fontsize=9)
+        axis.set_xlabel("bin (real quantiles)", fontsize=8)
+        axis.set_xticks(list(positions))
+        axis.tick_params(labelsize=7)
+    axes[0][0].set_ylabel("share of images")
+    axes[0][0].legend(frameon=False, fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return _save(figure, path)

@@ -52,6 +52,16 @@ def plan_items(plan: QuotaPlan, classes: list[str], run_id: str) -> list[Item]:
     return [make_item(run_id, label, name, i) for label, name in enumerate(classes) for i in range(counts.get(name, 0))]
 
 
+def more_items(classes: list[str], run_id: str, counts: dict[str, int], start: dict[str, int]) -> list[Item]:
+    """``counts[name]`` further images of each class, from index ``start[name]`` on (replacements
+    for dropped images: new indices, hence new ids and seeds, in the same run)."""
+    return [
+        make_item(run_id, label, name, start.get(name, 0) + i)
+        for label, name in enumerate(classes)
+        for i in range(counts.get(name, 0))
+    ]
+
+
 def batches(items: list[Item], batch_size: int) -> list[list[Item]]:
     return [items[start : start + batch_size] for start in range(0, len(items), batch_size)]
 

@@ -95,7 +95,8 @@ def _to_device(backbone: Any, device: Any) -> None:
             setattr(backbone, name, part.to(device))
 
 
-def _common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str, mlflow_run_id: str) -> dict[str, Any]:
+def common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str, mlflow_run_id: str) -> dict[str, Any]:
+    """The provenance fields every image of a run shares."""
     steps = int(model.scheduler.config.num_train_timesteps) if settings.scheduler == "ddpm" else settings.steps
     made_by = created_by()
     return {
@@ -142,6 +143,22 @@ def _make_batch(model: SamplingModel, batch: list[Item], settings: SampleSetting
             array = to_dataset_format(image, card.width, card.height, card.channels)
             write_file(staging / item.relpath, encode_png(array, png_text(_row(item, card, common, run_id)), xmp=xmp))
     return len(missing)
+
+
+def write_batches(model: SamplingModel, work: list[list[Item]], settings: SampleSettings, card: DatasetCard,
+                  common: dict[str, Any], run_id: str, folder: Path, *, description: str) -> int:  # fmt: skip
+    """Make every batch of ``work`` that lacks an image in ``folder``; returns images written."""
+    generated = 0
+    with progress_bar(description, total=sum(len(b) for b in work)) as bar:
+        for batch in work:
+            generated += _make_batch(model, batch, settings, card, common, run_id, folder)
+            bar.advance(len(batch))
+    return generated
+
+
+def manifest_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str, folder: Path) -> dict[str, Any]:
+    """The complete manifest row of an image written in ``folder``."""
+    return {**_row(item, card, common, run_id), "sha256": file_sha256(folder / item.relpath)}
 
 
 def run_sample(
@@ -196,14 +213,10 @@ def run_sample(
         if problem:
             raise error or SynthdataError(problem)
         state.wait_for_everyone()  # staging exists and is this run's before anyone writes
-        common = _common_provenance(model, settings, card, run_id, mlflow_run_id)
+        common = common_provenance(model, settings, card, run_id, mlflow_run_id)
         mine = shard(all_batches, state.process_index, state.num_processes)
         who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
-        generated = 0
-        with progress_bar(f"sample {recipe.name}{who}", total=sum(len(b) for b in mine)) as bar:
-            for batch in mine:
-                generated += _make_batch(model, batch, settings, card, common, run_id, staging)
-                bar.advance(len(batch))
+        generated = write_batches(model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}")
         state.wait_for_everyone()
         result = SampleResult(plan, run_id, out, len(items), generated, time.monotonic() - started, mlflow_run_id)
         if not state.is_main_process:
@@ -232,7 +245,7 @@ def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common
             path = staging / item.relpath
             if not path.is_file():
                 raise SynthdataError(f"{path}: missing after every process finished (was a process killed?); run again to resume")
-            rows.append({**_row(item, card, common, run_id), "sha256": file_sha256(path)})
+            rows.append(manifest_row(item, card, common, run_id, staging))
             bar.advance()
     frame = to_frame(rows, synthetic=True)
     keep = [METADATA_FILE]

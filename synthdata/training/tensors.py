@@ -37,14 +37,25 @@ def load_split(folder: Path | str, split: str, *, size: int, channels: int) -> t
     rows = frame[frame["split"] == split].sort_values("id")
     if rows.empty:
         raise DataError(f"{folder}: no '{split}' images")
-    images = np.empty((len(rows), channels, size, size), dtype=np.uint8)
-    with progress_bar(f"load {folder.name}/{split}", total=len(rows)) as bar:
-        for index, relpath in enumerate(rows["relpath"]):
-            with Image.open(folder / relpath) as image:
+    images = load_files(folder, list(rows["relpath"]), size=size, channels=channels, description=f"load {folder.name}/{split}")
+    return images, torch.tensor(rows["label"].to_numpy(), dtype=torch.int64), list(card.classes)
+
+
+def load_files(folder: Path | str, relpaths: list[str], *, size: int, channels: int, description: str | None = None) -> torch.Tensor:
+    """Images (uint8, N x channels x size x size) of ``relpaths`` inside ``folder``; a path that
+    leaves the folder is refused."""
+    root = Path(folder).resolve()
+    images = np.empty((len(relpaths), channels, size, size), dtype=np.uint8)
+    with progress_bar(description or f"load {root.name}", total=len(relpaths)) as bar:
+        for index, relpath in enumerate(relpaths):
+            path = (root / relpath).resolve()
+            if not path.is_relative_to(root):
+                raise DataError(f"{root}: manifest path {relpath!r} leaves the dataset folder")
+            with Image.open(path) as image:
                 array = np.asarray(image, dtype=np.uint8)
             images[index] = to_model_space(array[:, :, None] if array.ndim == 2 else array, size, channels)
             bar.advance()
-    return torch.from_numpy(images), torch.tensor(rows["label"].to_numpy(), dtype=torch.int64), list(card.classes)
+    return torch.from_numpy(images)
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,135 @@
+"""Training and running the small ResNet (plain torch, CPU-friendly, deterministic per seed).
+
+Training counts optimizer steps, not epochs, so models trained on sets of different sizes get
+the same budget. Each step's batch is drawn with a generator seeded by (seed, step): uniformly,
+or class-balanced (every class equally likely, then an image of that class uniformly).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from synthdata.classify.network import SmallResNet
+from synthdata.progress import progress_bar
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+"""float images in [-1, 1] (N, C, H, W) and a generator -> augmented images, same shape."""
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    steps: int = 1500
+    batch_size: int = 128
+    learning_rate: float = 0.05
+    """Peak SGD learning rate (Nesterov momentum 0.9), cosine decay after a 5% warm-up."""
+    weight_decay: float = 5e-4
+    width: int = 16
+    """Channels of the first stage (the penultimate features have 4 x width)."""
+    balanced: bool = False
+    """Class-balanced batches (oversampling the rare classes) instead of uniform ones."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.width < 1:
+            raise ValueError("classifier steps, batch_size and width must be >= 1")
+        if self.learning_rate <= 0:
+            raise ValueError(f"classifier learning_rate must be > 0, got {self.learning_rate}")
+
+
+@dataclass
+class TrainLog:
+    steps: int
+    seconds: float
+    losses: list[tuple[int, float]] = field(default_factory=list)
+    images_seen: int = 0
+
+
+def to_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float in [-1, 1]."""
+    return images.float().div(127.5).sub(1.0)
+
+
+def random_shift(pad: int = 2) -> Augment:
+    """Translate by up to ``pad`` pixels (reflect padding): label-preserving in every domain."""
+
+    def shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        padded = nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+        height, width = x.shape[2:]
+        offsets = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=generator)
+        return torch.stack([padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(offsets.tolist())])
+
+    return shift
+
+
+def _draw(labels: torch.Tensor, num_classes: int, size: int, balanced: bool, generator: torch.Generator) -> torch.Tensor:
+    if not balanced:
+        return torch.randint(0, len(labels), (size,), generator=generator)
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    weights = torch.where(counts[labels] > 0, 1.0 / counts[labels], torch.zeros_like(counts[labels]))
+    return torch.multinomial(weights, size, replacement=True, generator=generator)
+
+
+def train_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    settings: ClassifierSettings,
+    *,
+    augment: Augment | None = None,
+    description: str = "classifier",
+) -> tuple[SmallResNet, TrainLog]:
+    """A SmallResNet trained for ``settings.steps`` optimizer steps on uint8 ``images``."""
+    if len(images) != len(labels) or len(images) == 0:
+        raise ValueError(f"{len(images)} images for {len(labels)} labels")
+    torch.manual_seed(settings.seed)
+    model = SmallResNet(num_classes, channels=images.shape[1], width=settings.width)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=0.9, nesterov=True,
+                                weight_decay=settings.weight_decay)  # fmt: skip
+    warmup = max(1, settings.steps // 20)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, settings.steps - warmup)))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    log = TrainLog(0, 0.0)
+    started = time.perf_counter()
+    model.train()
+    with progress_bar(description, total=settings.steps) as bar:
+        for step in range(settings.steps):
+            generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+            index = _draw(labels, num_classes, settings.batch_size, settings.balanced, generator)
+            batch = to_input(images[index])
+            if augment is not None:
+                batch = augment(batch, generator)
+            loss = nn.functional.cross_entropy(model(batch), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            log.images_seen += len(index)
+            if step % 50 == 0 or step == settings.steps - 1:
+                log.losses.append((step, float(loss.detach())))
+            bar.advance()
+    log.steps, log.seconds = settings.steps, time.perf_counter() - started
+    model.eval()
+    return model, log
+
+
+@torch.no_grad()
+def run_model(model: SmallResNet, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities (N, classes) and penultimate features (N, 4 x width) of uint8 images."""
+    model.eval()
+    probabilities, features = [], []
+    for start in range(0, len(images), batch_size):
+        feature = model.features(to_input(images[start : start + batch_size]))
+        features.append(feature)
+        probabilities.append(torch.softmax(model.head(feature), dim=1))
+    return torch.cat(probabilities), torch.cat(features).double()

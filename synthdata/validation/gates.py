@@ -1,0 +1,72 @@
+"""Gates: the recipe's thresholds checked against the validation figures.
+
+A failed gate names the metric, the class (or ``overall``), the value and the threshold; the
+stage writes its metrics and report first, then exits non-zero with every failure on one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from synthdata.config.recipe import GateSettings
+from synthdata.errors import SynthdataError
+
+
+class GateError(SynthdataError):
+    """At least one validation gate failed."""
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    metric: str
+    scope: str
+    """``overall`` or a class name."""
+    value: float
+    threshold: float
+    passed: bool
+
+    def describe(self) -> str:
+        sign = "<=" if self.gate.startswith("max_") else ">="
+        return f"{self.metric} for {self.scope} is {self.value:.4g}, gate {self.gate} needs {sign} {self.threshold:g}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"gate": self.gate, "metric": self.metric, "scope": self.scope, "value": self.value,
+                "threshold": self.threshold, "passed": self.passed}  # fmt: skip
+
+
+def _check(gate: str, metric: str, scope: str, value: float, threshold: float) -> GateResult:
+    passed = value <= threshold if gate.startswith("max_") else value >= threshold
+    return GateResult(gate, metric, scope, float(value), float(threshold), bool(passed))
+
+
+def evaluate_gates(gates: GateSettings, figures: dict[str, Any]) -> list[GateResult]:
+    """``figures``: ``overall`` realism (name -> {value, floor}), and per class ``near_copy_fraction``,
+    ``fill`` and ``diversity_ratio``. NaN figures (a class too small to measure) are skipped."""
+    results = []
+    overall = figures.get("overall", {})
+    if gates.max_fd_ratio is not None and "FD-domain" in overall:
+        fd = overall["FD-domain"]
+        ratio = fd["value"] / fd["floor"] if fd["floor"] > 0 else float("inf")
+        results.append(_check("max_fd_ratio", "FD-domain / floor", "overall", ratio, gates.max_fd_ratio))
+    for gate, metric in (("min_precision", "precision-domain"), ("min_coverage", "coverage-domain")):
+        threshold = getattr(gates, gate)
+        if threshold is not None and metric in overall:
+            results.append(_check(gate, metric, "overall", overall[metric]["value"], threshold))
+    per_class = figures.get("classes", {})
+    for gate, metric in (("max_near_copy_fraction", "near_copy_fraction"), ("min_fill", "fill"), ("min_diversity_ratio", "diversity_ratio")):
+        threshold = getattr(gates, gate)
+        if threshold is None:
+            continue
+        for name, values in per_class.items():
+            value = values.get(metric)
+            if value is not None and value == value:  # NaN: not measurable for this class
+                results.append(_check(gate, metric, name, value, threshold))
+    return results
+
+
+def enforce(results: list[GateResult]) -> None:
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise GateError(f"{len(failed)} validation gate(s) failed: " + "; ".join(r.describe() for r in failed))
