@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="pbc")
     parser.add_argument("--adapter", default=None, help="[models/<recipe>/adapter]")
     parser.add_argument("--sizes", default="100,1000")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     recipe_path = f"recipes/{args.recipe}.yaml"
     adapter = args.adapter or f"models/{args.recipe}/adapter"

@@ -91,3 +91,17 @@ def test_recipe_section_parses_and_rejects_unknown_keys(tmp_path):
     with pytest.raises(RecipeError, match="'finetune.adapter.mode' must be one of"):
         build(FinetuneSettings, {"adapter": {"mode": "qlora"}}, source="r.yaml", where="finetune")
     assert replace(settings, base="x").base == "x"
+
+
+def test_the_class_table_learns_faster_with_its_own_rate(setup, tmp_path):
+    """Rows of a new class table start equal (the base's null row); the scale separates them."""
+    from dataclasses import replace
+
+    spreads = {}
+    for scale in (1.0, 30.0):
+        recipe = _recipe(setup)
+        recipe = replace(recipe, finetune=replace(recipe.finetune, train=replace(recipe.finetune.train, class_table_lr_scale=scale)))
+        _, model = run_finetune(recipe, setup / "d", tmp_path / f"a{scale}", tmp_path / f"a{scale}.work")
+        table = model.unet.class_embedding.weight.detach()
+        spreads[scale] = float((table[:-1] - table[-1]).abs().max())
+    assert spreads[30.0] > 5 * spreads[1.0] > 0

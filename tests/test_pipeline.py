@@ -46,6 +46,8 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         f"finetune:\n  base: {tmp_path / 'base'}\n  adapter: {{rank: 2, alpha: 2}}\n"
         "  train: {steps: 4, batch_size: 4, checkpoint_every: 2, log_every: 2, warmup_steps: 1}\n"
         "sample: {steps: 2, batch_size: 8, shard_size: 10}\n"
+        "validate: {classifier: {steps: 20, batch_size: 16}, resamples: 2, filter: {enabled: false},\n"
+        "           gates: {min_fill: 1.0, max_near_copy_fraction: null, min_diversity_ratio: null}}\n"
     )
     (project / "params.yaml").write_text("recipes:\n  - tiny\n")
     env = {
@@ -76,6 +78,11 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     assert set(synthetic["source_manifest_sha256"]) == {first.manifest_sha256}
     assert set(synthetic["adapter_sha256"]) == {adapter["sha256"]}
     assert (project / "reports" / "tiny" / "sample" / "class_balance.png").is_file()
+    validated = read_manifest(project / "validated" / "tiny")
+    assert sorted(validated["id"]) == sorted(synthetic["id"])  # filter off: every image accepted
+    figures = json.loads((project / "metrics" / "tiny" / "validate.json").read_text())
+    assert figures["passed"] and "FD-EffNet" in figures["overall"]
+    assert (project / "reports" / "tiny" / "validate" / "report.html").is_file()
     assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
 
     _run(["git", "add", "-A"], project, env)

@@ -135,3 +135,17 @@ def test_a_failed_gate_exits_naming_metric_and_threshold_and_publishes_nothing(s
     assert not (tmp_path / "accepted").exists()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["passed"] is False and (tmp_path / "report" / "report.html").is_file()
+
+
+def test_held_out_real_images_never_include_the_test_split(setup, tmp_path):
+    from synthdata.stages.validate import heldout_real
+    from synthdata.training.tensors import load_files
+
+    frame = read_manifest(setup / "d")
+    real = heldout_real(setup / "d", None, 8, 3)
+    test = load_files(setup / "d", list(frame.loc[frame["split"] == "test", "relpath"]), size=8, channels=3)
+    assert len(real.images) == int((frame["split"] == "val").sum())
+    test_pixels = {image.numpy().tobytes() for image in test}
+    assert not any(image.numpy().tobytes() in test_pixels for image in real.images)
+    # With the dataset as its own pool, no train or test image is added either.
+    assert len(heldout_real(setup / "d", setup / "d", 8, 3).images) == len(real.images)

@@ -125,7 +125,9 @@ class FinetuneSettings:
     base: str | None = None
     """Base model folder; None uses the base shipped inside synthdata."""
     adapter: AdapterSettings = field(default_factory=AdapterSettings)
-    train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=600, learning_rate=1e-3, warmup_steps=50))
+    train: TrainSettings = field(
+        default_factory=lambda: TrainSettings(steps=600, learning_rate=1e-3, warmup_steps=50, class_table_lr_scale=30.0)
+    )
 
 
 @dataclass(frozen=True)
@@ -185,12 +187,15 @@ class FilterSettings:
     """Drop an image flagged as a near-copy of a fine-tuning image (pixel or feature space)."""
     max_rounds: int = 3
     """Regeneration rounds to refill the quota after dropping."""
+    max_refill: float = 3.0
+    """Images generated per round, at most this multiple of the class's deficit (a class the
+    filter almost always rejects cannot make a round run away)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError(f"validate.filter.min_confidence must be in [0, 1], got {self.min_confidence}")
-        if self.max_rounds < 0:
-            raise ValueError("validate.filter.max_rounds must be >= 0")
+        if self.max_rounds < 0 or self.max_refill <= 0:
+            raise ValueError("validate.filter.max_rounds must be >= 0 and validate.filter.max_refill > 0")
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,8 @@ def _refill(recipe: Recipe, adapter: Path, synthetic: Path, card: DatasetCard, c
         rate[c] = max(float(accepted_mask[made].mean()) if made.any() else 0.0, 0.1)
     regenerated = 0
     for _ in range(settings.filter.max_rounds):
-        wanted = {c: min(math.ceil(d / rate[c] * 1.2), 4 * d + 8) for c, d in deficit.items() if d > 0}
+        cap = settings.filter.max_refill
+        wanted = {c: max(1, min(math.ceil(d / rate[c] * 1.2), math.ceil(cap * d))) for c, d in deficit.items() if d > 0}
         if not wanted:
             break
         items = more_items(classes, run_id, wanted, next_index)
@@ -344,7 +345,7 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
             "real_heldout": int(len(real)),
         }
         if len(mine) >= 3 and len(real) >= 6:
-            figures = measure(mine, real, standard_metrics("domain", k=min(settings.neighbours, 3)), resamples=0, seed=settings.seed)
+            figures = measure(mine, real, standard_metrics("domain", k=min(settings.neighbours, 3)), resamples=settings.resamples, seed=settings.seed)
             entry.update({k: v.as_dict() for k, v in figures.items()})
         per_class[name] = entry
     real_attributes = attributes(heldout.images)
@@ -455,10 +456,11 @@ def _report(folder: Path, recipe: Recipe, card: DatasetCard, classes: list[str],
         fd = e.get("FD-domain", {})
         prec = e.get("precision-domain", {})
         cov = e.get("coverage-domain", {})
+        interval = f"{fd['ci95'][0]:.4g} – {fd['ci95'][1]:.4g}" if fd else "–"
         rows.append([name, e["quota"], e["accepted"], e["fill"], e["generated"], e["near_copy_fraction"], e["diversity_ratio"],
-                     fd.get("value", float("nan")), fd.get("floor", float("nan")), prec.get("value", float("nan")),
+                     fd.get("value", float("nan")), interval, fd.get("floor", float("nan")), prec.get("value", float("nan")),
                      cov.get("value", float("nan")), figures["domain_classifier"]["val_accuracy"].get(name, float("nan"))])  # fmt: skip
-    page.table(["class", "quota", "accepted", "fill", "generated", "near-copy share", "diversity ratio", "FD-domain", "floor",
+    page.table(["class", "quota", "accepted", "fill", "generated", "near-copy share", "diversity ratio", "FD-domain", "95% interval", "floor",
                 "precision", "coverage", "classifier val acc."], rows)  # fmt: skip
     page.heading("Dropped by the filter")
     dropped = figures["filter"]["dropped"]

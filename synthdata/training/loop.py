@@ -40,10 +40,16 @@ class TrainSettings:
     checkpoint_every: int = 200
     log_every: int = 20
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    class_table_lr_scale: float = 1.0
+    """Learning-rate multiplier for the class-embedding table. A new domain's table starts with
+    every row equal to the base's null row; at the base rate its rows barely separate in a
+    short fine-tune and the model ignores the class it is asked for."""
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("steps and batch_size must be positive")
+        if self.class_table_lr_scale <= 0:
+            raise ValueError("class_table_lr_scale must be > 0")
         if not 0.0 <= self.class_dropout < 1.0:
             raise ValueError("class_dropout must be in [0, 1)")
         if not 0.0 < self.ema_decay < 1.0:
@@ -118,9 +124,10 @@ def train_denoiser(
         parameter.requires_grad_(False)
     for parameter in trainable.values():
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(
-        list(trainable.values()), lr=settings.learning_rate, weight_decay=settings.weight_decay
-    )
+    table = [p for name, p in trainable.items() if name.startswith("class_embedding.")]
+    rest = [p for name, p in trainable.items() if not name.startswith("class_embedding.")]
+    groups = [g for g in ({"params": rest, "scale": 1.0}, {"params": table, "scale": settings.class_table_lr_scale}) if g["params"]]
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75, foreach=True)
     meta = load_checkpoint(workdir, params=trainable, ema=ema, optimizer=optimizer)
     start = meta["step"] if meta else 0
@@ -154,7 +161,7 @@ def train_denoiser(
             a = alphas[timesteps].to(backbone_device).view(-1, *([1] * (clean.dim() - 1)))
             noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
             for group in optimizer.param_groups:
-                group["lr"] = settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
+                group["lr"] = group["scale"] * settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
             with accelerator.autocast():
                 prediction = backbone.predict(noisy, timesteps.to(backbone_device), target_labels.to(backbone_device))
             loss = torch.nn.functional.mse_loss(prediction.float(), noise)
