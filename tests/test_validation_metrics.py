@@ -55,6 +55,15 @@ def test_figures_come_with_a_floor_and_an_interval():
     assert figures["precision-test"].floor > 0.8 and figures["precision-test"].value < 0.3
 
 
+def test_bootstrap_intervals_bracket_the_k_nn_figures():
+    """A resample's duplicates must not read as perfect matches: intervals sit around the value."""
+    real, fake = gaussian(800, 4, seed=13), gaussian(400, 4, shift=0.5, seed=14)
+    figures = measure(fake, real, standard_metrics("test"), resamples=30, seed=1)
+    for name in ("precision-test", "recall-test", "density-test", "coverage-test", "FD-test"):
+        low, high = figures[name].ci95
+        assert low <= figures[name].value <= high, (name, figures[name])
+
+
 def test_copies_of_the_training_set_are_flagged_and_fresh_samples_are_not():
     generator = torch.Generator().manual_seed(0)
     training = torch.randint(0, 256, (200, 3, 8, 8), generator=generator, dtype=torch.uint8)

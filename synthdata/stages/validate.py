@@ -249,9 +249,11 @@ def run_validate(
         figures["passed"] = all(g.passed for g in gate_results)
         if figures["passed"] and accepted.empty:
             figures["passed"] = False
+        # The report reads every judged image, dropped replacements included: before publishing
+        # removes those from the staging folder.
+        paths = _report(report, recipe, card, classes, train, heldout, everything, chosen, all_reasons, figures, quota) if report else []
         if figures["passed"]:  # a set that fails a gate is never published where a trainer would find it
             _publish(writer, synthetic, accepted, card, sample_record, dropped, figures, recipe)
-        paths = _report(report, recipe, card, classes, train, heldout, everything, chosen, all_reasons, figures, quota) if report else []
         if metrics_path is not None:
             paths.append(write_text(metrics_path, json.dumps(_jsonable(figures), indent=2) + "\n"))
         mlflow.log_metrics(_flat_metrics(figures))
@@ -317,7 +319,8 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
     overall: dict[str, Figure] = {}
     if accepted_count >= 3:
         subset = torch.randperm(accepted_count, generator=generator)[:MAX_METRIC_SAMPLES]
-        pool = torch.randperm(len(heldout.images), generator=generator)[: 2 * MAX_METRIC_SAMPLES]
+        # measure() uses a reference and a floor sample of the synthetic count each: no more.
+        pool = torch.randperm(len(heldout.images), generator=generator)[: 2 * len(subset)]
         if "domain" in settings.features:
             overall.update(measure(accepted_domain[subset], heldout_features[pool], standard_metrics("domain", k=settings.neighbours),
                                    resamples=settings.resamples, seed=settings.seed))  # fmt: skip

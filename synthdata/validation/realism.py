@@ -7,7 +7,7 @@
 - density and coverage (Naeem et al. 2020): how many real k-NN balls hold a synthetic sample
   on average (1 is real-like), and the share of real balls holding at least one.
 
-Every figure comes with a 95% interval over resamples and with its *floor*: the same metric
+Every figure comes with a 95% bootstrap interval and with its *floor*: the same metric
 between two disjoint real samples of the same size, because an absolute distance on a small
 domain set means little without it. Sizes are made equal (the larger side is subsampled) so
 the figure and its floor are comparable. k-NN distances are computed in chunks: memory grows
@@ -24,8 +24,8 @@ import torch
 
 from synthdata.validation.frechet import frechet_distance
 
-Metric = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
-"""(synthetic or second real sample, real reference) -> named figures."""
+Metric = Callable[..., dict[str, float]]
+"""(synthetic or second real sample, real reference, optional multiplicities of each) -> named figures."""
 
 
 def _chunked_min_k(queries: torch.Tensor, points: torch.Tensor, k: int, *, exclude_self: bool = False, chunk: int = 1024) -> torch.Tensor:
@@ -41,13 +41,13 @@ def _chunked_min_k(queries: torch.Tensor, points: torch.Tensor, k: int, *, exclu
     return torch.cat(out)
 
 
-def _ball_counts(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
-    """For each query, how many balls (centre, radius) contain it."""
-    counts = []
+def _ball_weights(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, weights: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """For each query, the total weight of the balls (centre, radius) that contain it."""
+    out = []
     for start in range(0, len(queries), chunk):
         block = torch.cdist(queries[start : start + chunk].float(), centres.float())
-        counts.append((block <= radii[None, :].float()).sum(dim=1))
-    return torch.cat(counts)
+        out.append(((block <= radii[None, :].float()).double() * weights[None, :]).sum(dim=1))
+    return torch.cat(out)
 
 
 def _any_query_in_ball(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
@@ -59,19 +59,30 @@ def _any_query_in_ball(queries: torch.Tensor, centres: torch.Tensor, radii: torc
     return hit
 
 
-def prdc(fake: torch.Tensor, real: torch.Tensor, k: int = 5) -> dict[str, float]:
-    """Precision, recall, density and coverage of ``fake`` against ``real`` (features, rows)."""
+def prdc(fake: torch.Tensor, real: torch.Tensor, k: int = 5, *, fake_weights: torch.Tensor | None = None,
+         real_weights: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
+    """Precision, recall, density and coverage of ``fake`` against ``real`` (features, rows).
+
+    Weights are bootstrap multiplicities of the rows being counted (0: not drawn): synthetic
+    rows for precision and density, real rows for recall and coverage. The manifolds (k-NN
+    balls) are always those of the whole sets, as for the point estimate: rebuilding them from
+    a resample would make a row drawn twice its own nearest neighbour and drop a third of the
+    balls, biasing every figure."""
     k = min(k, len(real) - 1, len(fake) - 1)
     if k < 1:
         raise ValueError("precision/recall need at least two samples on each side")
+    wf = torch.ones(len(fake), dtype=torch.float64) if fake_weights is None else fake_weights.double()
+    wr = torch.ones(len(real), dtype=torch.float64) if real_weights is None else real_weights.double()
     real_radii = _chunked_min_k(real, real, k, exclude_self=True)
     fake_radii = _chunked_min_k(fake, fake, k, exclude_self=True)
-    inside_real = _ball_counts(fake, real, real_radii)
+    inside_real = _ball_weights(fake, real, real_radii, torch.ones(len(real), dtype=torch.float64))
+    inside_fake = _ball_weights(real, fake, fake_radii, torch.ones(len(fake), dtype=torch.float64))
+    covered = _any_query_in_ball(fake, real, real_radii)
     return {
-        "precision": float((inside_real > 0).float().mean()),
-        "recall": float((_ball_counts(real, fake, fake_radii) > 0).float().mean()),
-        "density": float(inside_real.float().sum() / (k * len(fake))),
-        "coverage": float(_any_query_in_ball(fake, real, real_radii).float().mean()),
+        "precision": float((wf * (inside_real > 0)).sum() / wf.sum()),
+        "recall": float((wr * (inside_fake > 0)).sum() / wr.sum()),
+        "density": float((wf * inside_real).sum() / (k * wf.sum())),
+        "coverage": float((wr * covered).sum() / wr.sum()),
     }
 
 
@@ -105,23 +116,22 @@ class Figure:
         return {"value": self.value, "ci95": list(self.ci95), "floor": self.floor, "n": self.n}
 
 
-def _all(metrics: list[Metric], a: torch.Tensor, b: torch.Tensor) -> dict[str, float]:
+def _all(metrics: list[Metric], a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor | None = None, wb: torch.Tensor | None = None) -> dict[str, float]:
     values: dict[str, float] = {}
     for metric in metrics:
-        values.update(metric(a, b))
+        values.update(metric(a, b, wa, wb))
     return values
 
 
 def _intervals(metrics: list[Metric], fake: torch.Tensor, real: torch.Tensor, resamples: int, seed: int) -> dict[str, tuple[float, float]]:
-    """95% interval of each figure over ``resamples`` subsamples of 80% of each side, drawn
-    without replacement (a with-replacement bootstrap would plant exact duplicates, which
-    k-NN metrics read as perfect matches)."""
+    """95% percentile-bootstrap interval of each figure: both sides resampled with replacement,
+    passed as multiplicities over their rows."""
     generator = torch.Generator().manual_seed(seed)
     values: dict[str, list[float]] = {}
     for _ in range(resamples):
-        a = fake[torch.randperm(len(fake), generator=generator)[: max(2, int(0.8 * len(fake)))]]
-        b = real[torch.randperm(len(real), generator=generator)[: max(2, int(0.8 * len(real)))]]
-        for name, value in _all(metrics, a, b).items():
+        wa = torch.bincount(torch.randint(0, len(fake), (len(fake),), generator=generator), minlength=len(fake))
+        wb = torch.bincount(torch.randint(0, len(real), (len(real),), generator=generator), minlength=len(real))
+        for name, value in _all(metrics, fake, real, wa, wb).items():
             values.setdefault(name, []).append(value)
     return {name: tuple(float(x) for x in np.percentile(v, [2.5, 97.5])) for name, v in values.items()}
 
@@ -153,7 +163,12 @@ def standard_metrics(space: str, *, k: int = 5, kid_subset: int = 500) -> list[M
     """FD, KID, precision, recall, density and coverage, named for their feature space
     (``FD-EffNet``, ``KID-domain``, ...): they are not Inception FID/KID."""
     return [
-        lambda a, b: {f"FD-{space}": frechet_distance(a, b)},
-        lambda a, b: {f"KID-{space}": kid(a, b, subset_size=kid_subset, subsets=10)},
-        lambda a, b: {f"{name}-{space}": value for name, value in prdc(a, b, k).items()},
+        lambda a, b, wa=None, wb=None: {f"FD-{space}": frechet_distance(_expand(a, wa), _expand(b, wb))},
+        lambda a, b, wa=None, wb=None: {f"KID-{space}": kid(_expand(a, wa), _expand(b, wb), subset_size=kid_subset, subsets=10)},
+        lambda a, b, wa=None, wb=None: {f"{name}-{space}": value for name, value in prdc(a, b, k, fake_weights=wa, real_weights=wb).items()},
     ]
+
+
+def _expand(rows: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Rows repeated by their multiplicity (the bootstrap resample itself)."""
+    return rows if weights is None else rows.repeat_interleave(weights, dim=0)
