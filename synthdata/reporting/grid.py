@@ -15,7 +15,7 @@ def image_grid(images: torch.Tensor, rows: int, *, labels: list[str] | None = No
     count, channels, height, width = images.shape
     columns = int(np.ceil(count / rows))
     pad = 2
-    label_width = 90 if labels else 0
+    label_width = max(90, 7 * max(len(t) for t in labels) + 8) if labels else 0
     canvas = Image.new("RGB", (label_width + columns * (width * scale + pad) + pad, rows * (height * scale + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
     for index in range(count):
@@ -25,7 +25,7 @@ def image_grid(images: torch.Tensor, rows: int, *, labels: list[str] | None = No
         tile = tile.resize((width * scale, height * scale), Image.Resampling.NEAREST)
         canvas.paste(tile, (label_width + pad + column * (width * scale + pad), pad + row * (height * scale + pad)))
     for row, text in enumerate(labels or []):
-        draw.text((4, pad + row * (height * scale + pad) + height * scale // 2 - 5), text[:14], fill="black")
+        draw.text((4, pad + row * (height * scale + pad) + height * scale // 2 - 5), text, fill="black")
     return canvas
 
 
