@@ -224,7 +224,7 @@ def run_sample(
             return result
         _publish(writer, items, card, common, run_id, plan, settings, identity, recipe)
         result.seconds = time.monotonic() - started
-        result.report = _report(out, report, plan, card, recipe.name)
+        result.report = _report(out, report, plan, recipe.name)
         import mlflow
 
         mlflow.log_metrics({"images": len(items), "generated": generated, "seconds": result.seconds,
@@ -285,7 +285,7 @@ def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common
     writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
 
 
-def _report(out: Path, report: Path | None, plan: QuotaPlan, card: DatasetCard, recipe: str) -> list[Path]:
+def _report(out: Path, report: Path | None, plan: QuotaPlan, recipe: str) -> list[Path]:
     """The plan as JSON and Markdown, the class histogram before and after, a grid per class
     and one overview grid (one row per class), read back from the published images."""
     if report is None:

@@ -222,7 +222,7 @@ def run_validate(
         regenerated = 0
         deficit = {c: q - int(((judged.rows["label_name"] == c).to_numpy() & accepted_mask).sum()) for c, q in quota.items()}
         if settings.filter.enabled and any(v > 0 for v in deficit.values()) and settings.filter.max_rounds:
-            regenerated = _refill(recipe, adapter, synthetic, card, classes, judged, accepted_mask, deficit, settings,
+            regenerated = _refill(recipe, adapter, card, classes, judged, accepted_mask, deficit, settings,
                                   thresholds, classifier, train_pixels, train_features, writer.staging,
                                   run.info.run_id, sample_record, all_judged, all_reasons)  # fmt: skip
         everything = _concat(all_judged)
@@ -240,7 +240,7 @@ def run_validate(
             if reason:
                 name = everything.rows["label_name"].iloc[pos]
                 dropped[name][reason] = dropped[name].get(reason, 0) + 1
-        figures = _figures(settings, everything, chosen, heldout, heldout_features, train, classes, quota, all_reasons, thresholds)
+        figures = _figures(settings, everything, chosen, heldout, heldout_features, train, classes, quota, thresholds)
         figures["domain_classifier"] = {"val_accuracy": val_accuracy, "train_steps": classifier.log.steps}
         figures["filter"] = {"dropped": dropped, "regenerated": regenerated, "accepted": int(len(accepted)),
                              "thresholds": thresholds}  # fmt: skip
@@ -251,9 +251,9 @@ def run_validate(
             figures["passed"] = False
         # The report reads every judged image, dropped replacements included: before publishing
         # removes those from the staging folder.
-        paths = _report(report, recipe, card, classes, train, heldout, everything, chosen, all_reasons, figures, quota) if report else []
+        paths = _report(report, recipe, classes, train, heldout, everything, chosen, figures, quota) if report else []
         if figures["passed"]:  # a set that fails a gate is never published where a trainer would find it
-            _publish(writer, synthetic, accepted, card, sample_record, dropped, figures, recipe)
+            _publish(writer, synthetic, accepted, card, sample_record, dropped, figures)
         if metrics_path is not None:
             paths.append(write_text(metrics_path, json.dumps(_jsonable(figures), indent=2) + "\n"))
         mlflow.log_metrics(_flat_metrics(figures))
@@ -266,7 +266,7 @@ def run_validate(
     return result
 
 
-def _refill(recipe: Recipe, adapter: Path, synthetic: Path, card: DatasetCard, classes: list[str], judged: Judged,
+def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, classes: list[str], judged: Judged,
             accepted_mask: np.ndarray, deficit: dict[str, int], settings: ValidateSettings, thresholds: dict[str, float],
             classifier: DomainClassifier, train_pixels: torch.Tensor, train_features: torch.Tensor, staging: Path, mlflow_run_id: str, sample_record: dict[str, Any], all_judged: list[Judged],
             all_reasons: list[str]) -> int:  # fmt: skip
@@ -310,7 +310,7 @@ def _refill(recipe: Recipe, adapter: Path, synthetic: Path, card: DatasetCard, c
 
 
 def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], heldout: Real, heldout_features: torch.Tensor,
-             train: Real, classes: list[str], quota: dict[str, int], reasons: list[str], thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+             train: Real, classes: list[str], quota: dict[str, int], thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
     """Realism, coverage, diversity and memorisation figures of the accepted set."""
     generator = torch.Generator().manual_seed(settings.seed)
     accepted_labels = torch.as_tensor(everything.rows["label"].to_numpy()[chosen], dtype=torch.int64)
@@ -391,7 +391,7 @@ def _load_subset(judged: Judged, positions: list[int]) -> torch.Tensor:
 
 
 def _publish(writer: DatasetWriter, synthetic: Path, accepted: pd.DataFrame, card: DatasetCard, sample_record: dict[str, Any],
-             dropped: dict[str, dict[str, int]], figures: dict[str, Any], recipe: Recipe) -> None:  # fmt: skip
+             dropped: dict[str, dict[str, int]], figures: dict[str, Any]) -> None:  # fmt: skip
     """Copy the accepted originals beside the replacements (already staged), then publish."""
     staging = writer.staging
     for folder, relpath in zip(accepted["_folder"], accepted["relpath"], strict=True):
@@ -428,8 +428,8 @@ def _publish(writer: DatasetWriter, synthetic: Path, accepted: pd.DataFrame, car
     writer.publish(frame, validated, {"validation.json": _jsonable({k: figures[k] for k in ("filter", "memorisation", "passed", "gates")})}, keep=tuple(keep))
 
 
-def _report(folder: Path, recipe: Recipe, card: DatasetCard, classes: list[str], train: Real, heldout: Real, everything: Judged,
-            chosen: list[int], reasons: list[str], figures: dict[str, Any], quota: dict[str, int]) -> list[Path]:  # fmt: skip
+def _report(folder: Path, recipe: Recipe, classes: list[str], train: Real, heldout: Real, everything: Judged,
+            chosen: list[int], figures: dict[str, Any], quota: dict[str, int]) -> list[Path]:  # fmt: skip
     folder = Path(folder)
     page = HtmlReport(f"{recipe.name}: validation of the synthetic set")
     verdict = "all gates passed" if figures["passed"] else "GATES FAILED"
