@@ -216,6 +216,7 @@ def sample(
     target: Annotated[int | None, typer.Option(help="Override sample.target (to-target).")] = None,
     share: Annotated[float | None, typer.Option(help="Override sample.share (share).")] = None,
     max_ratio: Annotated[float | None, typer.Option(help="Override sample.max_ratio (synthetic:real cap).")] = None,
+    max_images: Annotated[int | None, typer.Option(help="Override sample.max_images (budget on synthetic images in all).")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Override sample.scheduler: dpm-solver++, ddim or ddpm.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override sample.steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Override sample.guidance.")] = None,
@@ -230,7 +231,7 @@ def sample(
     from synthdata.stages.sample import run_sample
 
     spec = load_recipe(recipe)
-    overrides = {"policy": policy, "target": target, "share": share, "max_ratio": max_ratio, "scheduler": scheduler,
+    overrides = {"policy": policy, "target": target, "share": share, "max_ratio": max_ratio, "max_images": max_images, "scheduler": scheduler,
                  "steps": steps, "guidance": guidance, "batch_size": batch_size, "shard_size": shard_size}  # fmt: skip
     choices = {"policy": ("to-max", "to-target", "share"), "scheduler": ("dpm-solver++", "ddim", "ddpm")}
     for key, allowed in choices.items():
@@ -246,9 +247,10 @@ def sample(
     if not result.main:
         return
     if dry_run or result.out is not None:
-        table = Table("class", "real", "wanted", "cap", "synthetic", "total", title=f"{spec.name}: {settings.policy}, cap {settings.max_ratio:g}:1")
+        budget = "" if settings.max_images is None else f", budget {settings.max_images}"
+        table = Table("class", "real", "wanted", "cap", "synthetic", "total", title=f"{spec.name}: {settings.policy}, cap {settings.max_ratio:g}:1{budget}")
         for row in result.plan.rows():
-            mark = " (capped)" if row["capped"] else ""
+            mark = " (budget)" if row["budgeted"] else " (capped)" if row["capped"] else ""
             table.add_row(str(row["class"]), str(row["real"]), str(row["wanted"]), str(row["cap"]), f"{row['synthetic']}{mark}", str(row["total"]))
         table.add_row("total", "", "", "", str(result.plan.synthetic), "")
         Console().print(table)
@@ -280,6 +282,65 @@ def validate_synthetic(
     Console().print(table)
     typer.echo(f"{out}: {result.accepted} images accepted, {result.regenerated} regenerated, {result.seconds:.0f} s"
                + (f"; report {report / 'report.html'}" if report else ""))
+
+
+@app.command("utility")
+def utility(
+    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Domain recipe (its utility section).")],
+    dataset: Annotated[Path, typer.Option(help="The long-tailed real dataset: its train split trains, its test split scores.")],
+    synthetic: Annotated[Path | None, typer.Option(help="Validated synthetic set (from synthdata validate) for the synth arms.")] = None,
+    scratch: Annotated[Path | None, typer.Option(help="Validated set from a model trained from scratch (real+synth-scratch arm).")] = None,
+    work: Annotated[Path | None, typer.Option(help="Folder for finished runs (a rerun skips them).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Override utility.seeds, e.g. 0,1,2.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override utility.classifier.steps.")] = None,
+    arms: Annotated[str | None, typer.Option(help="Override utility.arms, comma-separated.")] = None,
+) -> None:
+    """Train a downstream classifier per arm and seed at equal steps; score each on the real test split."""
+    from dataclasses import replace
+
+    from synthdata.config.recipe import load_recipe
+    from synthdata.stages.utility import headline_rows, run_utility
+
+    spec = load_recipe(recipe)
+    settings = spec.utility
+    try:
+        if seeds is not None:
+            settings = replace(settings, seeds=[int(s) for s in seeds.split(",")])
+        if arms is not None:
+            settings = replace(settings, arms=arms.split(","))
+        if steps is not None:
+            settings = replace(settings, classifier=replace(settings.classifier, steps=steps))
+    except ValueError as exc:
+        raise SynthdataError(f"bad override: {exc}") from None
+    result = run_utility(spec, dataset, synthetic=synthetic, scratch=scratch, work=work, metrics_path=metrics, report=report, settings=settings)
+    table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=f"{spec.name}: test split, mean [95% interval]")
+    for row in headline_rows(result.metrics):
+        table.add_row(*row)
+    Console().print(table)
+    typer.echo(f"{len(result.runs)} runs, {result.seconds:.0f} s" + (f"; report {report / 'report.html'}" if report else ""))
+
+
+@app.command("report")
+def report(
+    name: Annotated[str, typer.Argument(help="Recipe name (reads metrics/NAME and reports/NAME).")],
+    metrics: Annotated[Path | None, typer.Option(help="Folder of the stages' JSON figures (default metrics/NAME).")] = None,
+    reports: Annotated[Path | None, typer.Option(help="Folder of the stages' reports (default reports/NAME).")] = None,
+) -> None:
+    """Write reports/NAME/index.html, close the MLflow pipeline run, print the headline table."""
+    from synthdata.stages.report import run_report
+
+    result = run_report(name, metrics or Path("metrics") / name, reports or Path("reports") / name)
+    table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=f"{name}: real test split, mean [95% interval over seeds]")
+    for row in result.headline:
+        table.add_row(*row)
+    Console().print(table)
+    goal = result.goal
+    if goal.get("evaluated"):
+        typer.echo("synthetic vs best classical arm: " + "; ".join(
+            f"{m} {goal[m]['gain']:+.3f} ({'met' if goal[m]['met'] else 'not met'})" for m in ("balanced_accuracy", "rare_third_recall")))
+    typer.echo(f"report: {result.path}")
 
 
 @app.command("recipe")

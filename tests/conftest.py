@@ -100,6 +100,22 @@ def coloured_png(name: str, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
+def paint_synthetic(synthetic: Path, colour_of, rows=None):
+    """Repaint synthetic images with a class colour (``colour_of(label_name)``) and update
+    their manifest hashes, so provenance stays consistent: a stand-in for a good generator."""
+    from synthdata.data.manifest import read_manifest, write_manifest
+    from synthdata.hashing import file_sha256
+
+    frame = read_manifest(synthetic)
+    rng = np.random.default_rng(1)
+    for index in frame.index if rows is None else rows:
+        path = synthetic / frame.loc[index, "relpath"]
+        path.write_bytes(coloured_png(colour_of(frame.loc[index, "label_name"]), rng))
+        frame.loc[index, "sha256"] = file_sha256(path)
+    write_manifest(frame, synthetic)
+    return frame
+
+
 def make_sampling_setup(root: Path, sample: str = "{steps: 4, batch_size: 4, shard_size: 5}", validate: str = "{}",
                         *, coloured: bool = False, finetune_steps: int = 2) -> Path:  # fmt: skip
     """A tiny base, a long-tailed 3-class dataset (8 px RGB, with a validation split), a recipe

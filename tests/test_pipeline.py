@@ -28,6 +28,17 @@ def _run(args: list[str], cwd: Path, env: dict) -> str:
     return result.stdout + result.stderr
 
 
+def _assert_one_pipeline_run(store: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
+    runs = mlflow.search_runs(search_all_experiments=True)
+    parents = runs[runs["tags.pipeline"] == "true"]
+    assert len(parents) == 1 and parents["status"].tolist() == ["FINISHED"]
+    stages = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
+    assert set(stages["tags.stage"]) == {"ingest", "longtail", "validate-data", "finetune", "sample", "validate", "utility"}
+
+
 def test_dvc_repro_and_exp_run_override(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -48,6 +59,9 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         "sample: {steps: 2, batch_size: 8, shard_size: 10}\n"
         "validate: {classifier: {steps: 20, batch_size: 16}, resamples: 2, filter: {enabled: false},\n"
         "           gates: {min_fill: 1.0, max_near_copy_fraction: null, min_diversity_ratio: null}}\n"
+        "utility: {arms: [real, real-oversampled, real-augmented, real+synth], seeds: [0, 1],\n"
+        "          classifier: {steps: 6, batch_size: 8, width: 4},\n"
+        "          augmentation: [{transform: albumentations.HorizontalFlip, params: {p: 0.5}}]}\n"
     )
     (project / "params.yaml").write_text("recipes:\n  - tiny\n")
     env = {
@@ -59,7 +73,7 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     _run(["git", "init", "-q"], project, env)
     _run(["dvc", "init", "-q"], project, env)
     _run(["dvc", "config", "core.analytics", "false"], project, env)
-    _run(["dvc", "repro"], project, env)
+    output = _run(["dvc", "repro"], project, env)
 
     first = read_card(project / "datasets" / "tiny-lt")
     assert class_counts(read_manifest(project / "datasets" / "tiny-lt"), "train") == {
@@ -83,6 +97,13 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     figures = json.loads((project / "metrics" / "tiny" / "validate.json").read_text())
     assert figures["passed"] and "FD-EffNet" in figures["overall"]
     assert (project / "reports" / "tiny" / "validate" / "report.html").is_file()
+    utility = json.loads((project / "metrics" / "tiny" / "utility.json").read_text())
+    assert list(utility["arms"]) == ["real", "real-oversampled", "real-augmented", "real+synth"]
+    assert {(r["log"]["steps"], r["log"]["images_seen"]) for r in utility["runs"]} == {(6, 48)}  # equal budgets
+    assert utility["leak_check"]["shared"] == 0 and utility["leak_check"]["synthetic_adapted_images_checked"] == len(validated)
+    assert "balanced accuracy" in output and "report: reports/tiny/index.html" in output  # the headline table, printed
+    assert "Headline" in (project / "reports" / "tiny" / "index.html").read_text()
+    _assert_one_pipeline_run(project / "mlruns")
     assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
 
     _run(["git", "add", "-A"], project, env)

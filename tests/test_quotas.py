@@ -68,6 +68,26 @@ def test_worked_example_long_tail():
     assert plan.synthetic == 1000
 
 
+@given(counts, ratios, st.integers(0, 20000))
+def test_a_budget_scales_the_plan_down_in_proportion(real, ratio, budget):
+    free = plan_quotas(real, "to-max", max_ratio=ratio)
+    plan = plan_quotas(real, "to-max", max_ratio=ratio, max_images=budget)
+    assert plan.synthetic == min(budget, free.synthetic)
+    for q, f in zip(plan.classes, free.classes):
+        assert q.synthetic <= f.synthetic
+        if free.synthetic > budget:
+            # within one image of the exact proportional share
+            assert abs(q.synthetic - f.synthetic * budget / free.synthetic) < 1
+        else:
+            assert q.synthetic == f.synthetic
+
+
+def test_worked_example_budget_keeps_the_rarest_classes_largest():
+    plan = plan_quotas({"a": 1000, "b": 100, "c": 10, "d": 500}, "to-max", max_images=100)
+    assert plan.counts() == {"a": 0, "b": 60, "c": 7, "d": 33}
+    assert [q.budgeted for q in plan.classes] == [False, True, True, True]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -76,6 +96,7 @@ def test_worked_example_long_tail():
         ({"policy": "share", "share": -1.0}, "needs a share"),
         ({"max_ratio": -2.0}, "max_ratio"),
         ({"classes": ["z"]}, "unknown class 'z'"),
+        ({"max_images": -1}, "max_images"),
     ],
 )
 def test_bad_plans_are_refused_with_one_clear_reason(kwargs, message):

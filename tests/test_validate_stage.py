@@ -6,13 +6,12 @@ import json
 import shutil
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
-from conftest import coloured_png, make_sampling_setup
+from conftest import make_sampling_setup, paint_synthetic
 from synthdata.config.recipe import GateSettings, load_recipe
 from synthdata.data.card import read_card
-from synthdata.data.manifest import read_manifest, write_manifest
+from synthdata.data.manifest import read_manifest
 from synthdata.errors import DataError
 from synthdata.hashing import file_sha256
 from synthdata.stages.sample import run_sample
@@ -28,19 +27,10 @@ def setup(tmp_path_factory):
     run_sample(load_recipe(root / "tiny.yaml"), root / "adapter", root / "d", root / "synthetic")
     # A tiny model trained for seconds paints grey noise; stand in for a good generator by
     # painting every image its class's colour (hashes updated: provenance stays consistent).
-    _paint(root / "synthetic", lambda name: name)
+    paint_synthetic(root / "synthetic", lambda name: name)
     return root
 
 
-def _paint(synthetic, colour_of, rows=None):
-    frame = read_manifest(synthetic)
-    rng = np.random.default_rng(1)
-    for index in frame.index if rows is None else rows:
-        path = synthetic / frame.loc[index, "relpath"]
-        path.write_bytes(coloured_png(colour_of(frame.loc[index, "label_name"]), rng))
-        frame.loc[index, "sha256"] = file_sha256(path)
-    write_manifest(frame, synthetic)
-    return frame
 
 
 def _validate(setup, tmp_path, synthetic=None, **kwargs):
@@ -86,7 +76,7 @@ def test_planted_off_class_images_are_dropped_and_the_rest_kept(setup, tmp_path)
     synthetic = _copy_set(setup, tmp_path)
     frame = read_manifest(synthetic)
     planted = frame.index[frame["label_name"] == "c"][:3]
-    frame = _paint(synthetic, lambda name: "a", planted)  # red "a" images filed as "c"
+    frame = paint_synthetic(synthetic, lambda name: "a", planted)  # red "a" images filed as "c"
     # Near-copy checks off: on 8 px colour fields the planted images are also close to red train images.
     result = _validate(setup, tmp_path, synthetic, settings=_filter(setup, 0, drop_near_copies=False))
     accepted = read_manifest(tmp_path / "accepted")
@@ -99,7 +89,7 @@ def test_dropped_images_are_replaced_by_new_indices_of_the_same_run(setup, tmp_p
     synthetic = _copy_set(setup, tmp_path)
     frame = read_manifest(synthetic)
     planted = frame.index[frame["label_name"] == "c"][:3]
-    frame = _paint(synthetic, lambda name: "a", planted)
+    frame = paint_synthetic(synthetic, lambda name: "a", planted)
     result = _validate(setup, tmp_path, synthetic, settings=_filter(setup, 2))
     # The tiny model's replacements are grey noise, judged like any image: asked for, made, judged.
     assert result.regenerated >= 3

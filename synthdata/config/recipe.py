@@ -17,6 +17,8 @@ from synthdata.errors import RecipeError
 from synthdata.classify.train import ClassifierSettings
 from synthdata.models.base import UNetSettings
 from synthdata.training.loop import TrainSettings
+from synthdata.utility.arms import ARMS, DEFAULT_ARMS
+from synthdata.utility.augment import TransformSpec
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
@@ -144,6 +146,9 @@ class SampleSettings:
     """Synthetic images per real image for ``share``."""
     max_ratio: float = 10.0
     """Cap on synthetic:real per class."""
+    max_images: int | None = None
+    """Budget on synthetic images in all: a larger plan is scaled down in proportion, rarest
+    classes keeping the largest shares (a CPU preset; ``None``: no budget)."""
     classes: list[str] | None = None
     """Only these classes get synthetic images (default: every class)."""
     scheduler: Literal["dpm-solver++", "ddim", "ddpm"] = "dpm-solver++"
@@ -165,6 +170,8 @@ class SampleSettings:
             raise ValueError("sample.share (>= 0) is required for policy 'share'")
         if self.max_ratio < 0:
             raise ValueError(f"sample.max_ratio must be >= 0, got {self.max_ratio}")
+        if self.max_images is not None and self.max_images < 0:
+            raise ValueError(f"sample.max_images must be >= 0, got {self.max_images}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("sample.steps and sample.batch_size must be >= 1")
         if self.guidance < 0:
@@ -244,6 +251,39 @@ class ValidateSettings:
 
 
 @dataclass(frozen=True)
+class UtilitySettings:
+    """The downstream comparison: arms trained at equal steps on the same seeds, scored on the
+    untouched real test split."""
+
+    arms: list[str] | None = None
+    """Arms to train (see ``synthdata.utility.arms``); ``real+synth-scratch`` needs a scratch set.
+    Default: real, real-oversampled, real+synth, and real-augmented and real+synth-augmented
+    when an augmentation is given."""
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    classifier: ClassifierSettings = field(default_factory=lambda: ClassifierSettings(steps=500))
+    """The downstream model (a small ResNet) and its optimizer budget, the same for every arm."""
+    augmentation: list[TransformSpec] = field(default_factory=list)
+    """The domain's label-preserving augmentation for the ``-augmented`` arms."""
+    rare_fraction: float = 1 / 3
+    """Share of classes, fewest training images first, whose mean recall is the rare-class figure."""
+
+    def __post_init__(self) -> None:
+        if self.arms is None:
+            object.__setattr__(self, "arms", [a for a in DEFAULT_ARMS if self.augmentation or not ARMS[a].augmented])
+        unknown = [a for a in self.arms if a not in ARMS]
+        if unknown:
+            raise ValueError(f"unknown arm '{unknown[0]}'; choose from {', '.join(ARMS)}")
+        if len(set(self.arms)) != len(self.arms) or not self.arms:
+            raise ValueError("utility.arms must name at least one arm, each once")
+        if len(self.seeds) < 1 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("utility.seeds must list at least one seed, each once")
+        if any(ARMS[a].augmented for a in self.arms) and not self.augmentation:
+            raise ValueError("utility.augmentation is empty but an '-augmented' arm is listed")
+        if not 0.0 < self.rare_fraction <= 1.0:
+            raise ValueError(f"utility.rare_fraction must be in (0, 1], got {self.rare_fraction}")
+
+
+@dataclass(frozen=True)
 class Recipe:
     """One domain's whole configuration."""
 
@@ -255,6 +295,7 @@ class Recipe:
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
     sample: SampleSettings = field(default_factory=SampleSettings)
     validate: ValidateSettings = field(default_factory=ValidateSettings)
+    utility: UtilitySettings = field(default_factory=UtilitySettings)
     pretrain: PretrainSettings | None = None
 
     def __post_init__(self) -> None:

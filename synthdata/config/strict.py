@@ -75,6 +75,12 @@ def _convert(tp: Any, value: Any, *, source: Path | str, where: str) -> Any:
         (item_type, *_) = get_args(tp) or (Any,)
         items = [_convert(item_type, v, source=source, where=f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{source}: '{where}' must be a mapping, got {type(value).__name__}")
+        key_type, value_type = get_args(tp) or (Any, Any)
+        return {_convert(key_type, k, source=source, where=f"{where} key"): _convert(value_type, v, source=source, where=f"{where}.{k}")
+                for k, v in value.items()}  # fmt: skip
     if dataclasses.is_dataclass(tp):
         return build(tp, value, source=source, where=where)
     if tp is Any:

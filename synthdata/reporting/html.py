@@ -17,7 +17,7 @@ h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-botto
 table { border-collapse: collapse; margin: 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
-.fail { background: #fbe3e3; } .pass { background: #e6f4e6; }
+.fail { background: #fbe3e3; } .pass { background: #e6f4e6; } .synth { background: #fdf0e6; }
 figure { margin: 1em 0; } figcaption { font-size: 0.85em; color: #555; }
 img { max-width: 100%; image-rendering: pixelated; }
 """
@@ -41,6 +41,10 @@ class HtmlReport:
             css = f' class="{row_classes[index]}"' if row_classes and row_classes[index] else ""
             body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>")
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+    def raw(self, markup: str) -> None:
+        """Markup the caller built (and escaped) itself, e.g. a list of links."""
+        self.parts.append(markup)
 
     def image(self, path: Path, caption: str) -> None:
         data = base64.b64encode(Path(path).read_bytes()).decode()

@@ -80,3 +80,48 @@ def attribute_histograms(edges: dict[str, list[float]], real: dict[str, list[flo
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return _save(figure, path)
+
+
+def arm_intervals(arms: dict[str, dict], metrics: list[str], path: Path, *, title: str) -> Path:
+    """One panel per metric: each arm's mean with its 95% interval; arms with synthetic images
+    in orange, the others in blue."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(arms)
+    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.42 * len(names) + 1.6), dpi=120, squeeze=False)
+    for axis, metric in zip(axes[0], metrics, strict=True):
+        means = [arms[a][metric]["mean"] for a in names]
+        low = [arms[a][metric]["mean"] - arms[a][metric]["ci95"][0] for a in names]
+        high = [arms[a][metric]["ci95"][1] - arms[a][metric]["mean"] for a in names]
+        colours = ["#dd8452" if "synth" in a else "#4c72b0" for a in names]
+        positions = list(range(len(names)))[::-1]
+        axis.barh(positions, means, xerr=[low, high], color=colours, capsize=3, height=0.6)
+        axis.set_yticks(positions, names, fontsize=8)
+        axis.set_xlabel(metric.replace("_", " "))
+        axis.set_xlim(0, 1)
+        axis.grid(axis="x", alpha=0.3)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def recall_heatmap(recall: dict[str, list[float]], classes: list[str], train_counts: list[int], path: Path, *, title: str) -> Path:
+    """Arms x classes, mean test recall, classes labelled with their training counts."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    names = list(recall)
+    figure, axis = plt.subplots(figsize=(max(5, 0.5 * len(classes) + 3), 0.4 * len(names) + 1.8), dpi=120)
+    image = axis.imshow([recall[a] for a in names], vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    axis.set_yticks(range(len(names)), names, fontsize=8)
+    axis.set_xticks(range(len(classes)), [f"{c} ({n})" for c, n in zip(classes, train_counts, strict=True)],
+                    rotation=60, ha="right", fontsize=7)  # fmt: skip
+    if len(classes) <= 12:
+        for i, a in enumerate(names):
+            for j, value in enumerate(recall[a]):
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value < 0.6 else "black")
+    figure.colorbar(image, ax=axis, fraction=0.03)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)

@@ -9,12 +9,17 @@ Policies (``synthetic`` is what is generated, ``real`` the class's real train co
 Then the cap: ``synthetic <= floor(max_ratio * real)`` per class (default 10:1; gains from
 synthetic data saturate well before that). A class with no real image gets nothing: there is no
 evidence to condition on and no ratio to respect. Classes left out of ``classes`` get nothing.
+
+Last the budget: with ``max_images``, a plan asking for more images in all is scaled down in
+proportion (largest remainders, ties to the earlier class), so the rarest classes keep the largest
+shares. Image seeds depend on the class and index only, so a smaller budget keeps a prefix of the
+images a larger one would make.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from synthdata.errors import SynthdataError
@@ -33,10 +38,17 @@ class ClassQuota:
     """What will be generated: ``wanted`` after the cap."""
     cap: int
     """``floor(max_ratio * real)``."""
+    capped_count: int | None = None
+    """What the cap allowed before the budget cut it (``None``: the budget did not apply)."""
 
     @property
     def capped(self) -> bool:
         return self.synthetic < self.wanted
+
+    @property
+    def budgeted(self) -> bool:
+        """The total budget, not only the per-class cap, cut this class."""
+        return self.capped_count is not None and self.synthetic < self.capped_count
 
     @property
     def total(self) -> int:
@@ -48,6 +60,7 @@ class QuotaPlan:
     policy: str
     max_ratio: float
     classes: list[ClassQuota]
+    max_images: int | None = None
 
     @property
     def synthetic(self) -> int:
@@ -61,7 +74,7 @@ class QuotaPlan:
         """The plan as table rows (for a dry run, a JSON record, an MLflow artifact)."""
         return [
             {"class": q.name, "real": q.real, "wanted": q.wanted, "cap": q.cap, "synthetic": q.synthetic,
-             "total": q.total, "capped": q.capped}  # fmt: skip
+             "total": q.total, "capped": q.capped, "budgeted": q.budgeted}  # fmt: skip
             for q in self.classes
         ]
 
@@ -74,6 +87,7 @@ def plan_quotas(
     share: float | None = None,
     max_ratio: float = 10.0,
     classes: list[str] | None = None,
+    max_images: int | None = None,
 ) -> QuotaPlan:
     """The per-class plan for ``real_counts`` (class name -> real train images), in its key order."""
     if policy not in POLICIES:
@@ -84,6 +98,8 @@ def plan_quotas(
         raise SynthdataError("policy 'share' needs a share >= 0 (synthetic images per real image)")
     if max_ratio < 0 or not math.isfinite(max_ratio):
         raise SynthdataError(f"max_ratio must be a finite number >= 0, got {max_ratio}")
+    if max_images is not None and max_images < 0:
+        raise SynthdataError(f"max_images must be >= 0, got {max_images}")
     negative = [name for name, count in real_counts.items() if count < 0]
     if negative:
         raise SynthdataError(f"negative real count for class '{negative[0]}'")
@@ -105,4 +121,18 @@ def plan_quotas(
             wanted = int(math.floor(float(share) * real + 0.5))
         cap = int(math.floor(max_ratio * real + 1e-9))
         quotas.append(ClassQuota(name, real, wanted, min(wanted, cap), cap))
-    return QuotaPlan(policy, float(max_ratio), quotas)
+    if max_images is not None and sum(q.synthetic for q in quotas) > max_images:
+        budgeted = _within_budget([q.synthetic for q in quotas], max_images)
+        quotas = [replace(q, synthetic=n, capped_count=q.synthetic) for q, n in zip(quotas, budgeted)]
+    return QuotaPlan(policy, float(max_ratio), quotas, max_images)
+
+
+def _within_budget(counts: list[int], budget: int) -> list[int]:
+    """``counts`` scaled to sum to ``budget`` (largest remainders; ties go to the earlier class)."""
+    total = sum(counts)
+    exact = [count * budget / total for count in counts]
+    out = [int(math.floor(x)) for x in exact]
+    order = sorted(range(len(counts)), key=lambda i: (-(exact[i] - out[i]), i))
+    for i in order[: budget - sum(out)]:
+        out[i] += 1
+    return out

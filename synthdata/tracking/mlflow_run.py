@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,9 +59,46 @@ def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id:
             mlflow.set_tag("resumed", "true")
             yield run
         return
+    tags["mlflow.parentRunId"] = pipeline_run(mlflow, experiment, recipe)
     with mlflow.start_run(experiment_id=experiment, run_name=f"{recipe}/{stage}", tags=tags) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         yield run
+
+
+def pipeline_run(mlflow: Any, experiment: str, recipe: str) -> str:
+    """The open pipeline run of ``recipe`` (every stage run is nested under it), made if none is.
+
+    A pipeline run stays RUNNING from its first stage until the report stage closes it, so the
+    stages of one ``dvc repro`` — separate processes — share one parent, and a run a kill cut
+    short is continued by the next ``dvc repro``.
+    """
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([experiment], filter_string=f"tags.pipeline = 'true' and tags.recipe = '{recipe}' and attributes.status = 'RUNNING'",
+                              order_by=["attributes.start_time DESC"], max_results=1)  # fmt: skip
+    if runs:
+        return runs[0].info.run_id
+    tags = {"pipeline": "true", "recipe": recipe, "mlflow.runName": f"{recipe}/pipeline", "git_commit": created_by()["git_commit"]}
+    return client.create_run(experiment, tags=tags).info.run_id
+
+
+def finish_pipeline(recipe: str, metrics: dict[str, float]) -> str | None:
+    """Log ``metrics`` on the open pipeline run of ``recipe`` and mark it FINISHED; its id."""
+    import mlflow
+
+    root = store_root()
+    root.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    run_id = pipeline_run(mlflow, _experiment_id(mlflow, root), recipe)
+    for key, value in metrics.items():
+        client.log_metric(run_id, metric_key(key), value)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def metric_key(name: str) -> str:
+    """``name`` with what MLflow refuses in a metric name (e.g. ``+``) replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
 
 
 def find_run(stage: str, recipe: str, **tags: str) -> str | None:

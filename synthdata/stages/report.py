@@ -1,0 +1,111 @@
+"""Stage: one page per recipe that answers the user's question, and the end of the pipeline run.
+
+Reads what the earlier stages wrote (``metrics/<recipe>/*.json``, their figures) and writes
+``reports/<recipe>/index.html``: the utility headline (each arm's balanced accuracy and
+rare-class recall with intervals, and whether synthetic data met the goal), realism against its
+floors, the synthetic set's class balance and samples, the environment that made it, and links
+to each stage's own report. It then closes the recipe's MLflow pipeline run with the headline
+figures, so the run's parent holds the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from synthdata.errors import DataError
+from synthdata.provenance import created_by
+from synthdata.reporting.html import HtmlReport
+from synthdata.stages.utility import GOAL, headline_rows
+from synthdata.tracking.mlflow_run import finish_pipeline
+from synthdata.utility.metrics import HEADLINE
+
+REALISM = ("FD-EffNet", "FD-domain", "precision-domain", "recall-domain", "coverage-domain")
+
+
+@dataclass
+class ReportResult:
+    path: Path
+    headline: list[list[str]]
+    goal: dict[str, Any]
+    pipeline_run: str | None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing; run the stage that writes it first") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+
+
+def versions() -> dict[str, str]:
+    """Every version needed to repeat a run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform(), **created_by()}
+    for package in ("torch", "diffusers", "peft", "accelerate", "safetensors", "monai", "albumentations", "torchmetrics",
+                    "mlflow", "dvc", "great-expectations", "numpy"):  # fmt: skip
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out
+
+
+def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
+    """Write ``reports/index.html`` from the figures under ``metrics`` and ``reports``."""
+    utility = _read(metrics / "utility.json")
+    validate = _read(metrics / "validate.json")
+    data = _read(metrics / "data.json") if (metrics / "data.json").is_file() else None
+    page = HtmlReport(f"{name}: does the synthetic set help on the rare classes?")
+    arms, goal = utility["arms"], utility["goal"]
+    page.text(f"Downstream small ResNet, {utility['steps']} optimizer steps x batch {utility['batch_size']} for every arm, "
+              f"seeds {utility['seeds']}, scored on the untouched real test split ({utility['leak_check']['test_images']} images; "
+              f"no training image shares its pixels). Rare classes: {', '.join(utility['rare_classes'])}. "
+              "Intervals: 95% Student-t over seeds.")  # fmt: skip
+    page.heading("Headline")
+    page.table(["arm", "balanced accuracy", "rare-third recall", "macro-F1"], headline_rows(utility),
+               row_classes=["synth" if "synth" in row[0] else "" for row in headline_rows(utility)])  # fmt: skip
+    if goal.get("evaluated"):
+        page.text(("Goal met: " if goal["met"] else "Goal not met: ") + "; ".join(
+            f"{m}: {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} (wanted +{GOAL[m]:.2f}"
+            f"{', intervals separate' if goal[m]['intervals_separate'] else ', intervals overlap'})" for m in GOAL))  # fmt: skip
+    _image(page, reports / "utility" / "arms.png", "balanced accuracy and rare-third recall per arm (95% intervals)")
+    _image(page, reports / "utility" / "recall.png", "test recall per class and arm")
+    page.heading("Realism of the validated set (held-out real, never the test split)")
+    overall = validate["overall"]
+    page.table(["metric", "value", "95% interval", "floor (real vs real)", "n"],
+               [[m, overall[m]["value"], f"[{overall[m]['ci95'][0]:.4g}, {overall[m]['ci95'][1]:.4g}]", overall[m]["floor"], overall[m]["n"]]
+                for m in REALISM if m in overall])  # fmt: skip
+    accepted = validate["filter"]["accepted"]
+    quota = sum(c["quota"] for c in validate["classes"].values())
+    page.text(f"Accepted {accepted} of a quota of {quota} synthetic images "
+              f"({validate['filter']['regenerated']} regenerated after the filter); gates {'passed' if validate['passed'] else 'failed'}; "
+              f"near-copies {validate['memorisation']['near_copies']}.")  # fmt: skip
+    _image(page, reports / "validate" / "class_balance.png", "class histogram before and after augmentation")
+    _image(page, reports / "validate" / "real_vs_synthetic.png", "real (left) beside accepted synthetic (right), per class")
+    _image(page, reports / "sample" / "samples.png", "samples per class, as generated")
+    page.heading("Stage reports")
+    links = [(stage, reports / stage / "report.html") for stage in ("validate", "utility")]
+    links.append(("sample plan", reports / "sample" / "plan.md"))
+    page.raw("<ul>" + "".join(f'<li><a href="{os.path.relpath(p, reports)}">{s}</a></li>' for s, p in links if p.exists()) + "</ul>")
+    page.heading("How it was made")
+    record = versions()
+    if data is not None:
+        record.update({f"data.{k}": str(v) for k, v in data.items() if not isinstance(v, (dict, list))})
+    page.table(["what", "value"], [[k, v] for k, v in record.items()])
+    path = page.write(reports / "index.html")
+    flat = {f"{arm}.{m}": figures[m]["mean"] for arm, figures in arms.items() for m in HEADLINE}
+    run_id = finish_pipeline(name, flat)
+    return ReportResult(path, headline_rows(utility), goal, run_id)
+
+
+def _image(page: HtmlReport, path: Path, caption: str) -> None:
+    if path.is_file():
+        page.image(path, caption)

@@ -1,0 +1,208 @@
+"""The utility stage: equal budgets, an unseen test split, resume, figures, augmentation."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import make_sampling_setup, paint_synthetic
+from synthdata.cli import app
+from synthdata.config.recipe import UtilitySettings, load_recipe
+from synthdata.classify.train import ClassifierSettings
+from synthdata.data.manifest import read_manifest, write_manifest
+from synthdata.errors import DataError, RecipeError
+from synthdata.hashing import file_sha256
+from synthdata.stages import utility as utility_stage
+from synthdata.stages.report import run_report
+from synthdata.stages.sample import run_sample
+from synthdata.stages.utility import pixel_hashes, run_utility
+from synthdata.stages.validate import run_validate
+from synthdata.training.tensors import load_split
+from synthdata.utility.augment import Augmentation, TransformSpec
+from synthdata.utility.metrics import interval, rare_classes, score
+
+VALIDATE = "{classifier: {steps: 60, batch_size: 32}, resamples: 2, features: [domain], gates: {min_fill: 0.0, max_near_copy_fraction: null, min_diversity_ratio: null}}"
+AUGMENT = [TransformSpec("albumentations.HorizontalFlip", {"p": 0.5}), TransformSpec("monai.RandScaleIntensity", {"factors": 0.1, "prob": 0.5})]
+SETTINGS = UtilitySettings(
+    arms=["real", "real-oversampled", "real-augmented", "real+synth", "real+synth-augmented"],
+    seeds=[0, 1], classifier=ClassifierSettings(steps=12, batch_size=16, width=4), augmentation=AUGMENT,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = make_sampling_setup(tmp_path_factory.mktemp("utility"), validate=VALIDATE, coloured=True)
+    recipe = load_recipe(root / "tiny.yaml")
+    run_sample(recipe, root / "adapter", root / "d", root / "synthetic")
+    paint_synthetic(root / "synthetic", lambda name: name)
+    run_validate(recipe, root / "d", root / "synthetic", root / "adapter", root / "validated")
+    return root
+
+
+def _utility(setup, tmp_path, settings=SETTINGS, **kwargs):
+    kwargs.setdefault("synthetic", setup / "validated")
+    return run_utility(load_recipe(setup / "tiny.yaml"), setup / "d", work=tmp_path / "work", metrics_path=tmp_path / "utility.json",
+                       report=tmp_path / "report", settings=settings, **kwargs)  # fmt: skip
+
+
+def test_every_arm_gets_the_same_steps_batch_and_seeds(setup, tmp_path):
+    result = _utility(setup, tmp_path)
+    metrics = json.loads((tmp_path / "utility.json").read_text())
+    logs = [r["log"] for r in metrics["runs"]]
+    assert len(logs) == len(SETTINGS.arms) * len(SETTINGS.seeds)
+    assert {(log["steps"], log["batch_size"], log["images_seen"]) for log in logs} == {(12, 16, 12 * 16)}
+    for arm in SETTINGS.arms:
+        assert sorted(r["seed"] for r in metrics["runs"] if r["arm"] == arm) == [0, 1]
+    with_synth = {r["arm"] for r in metrics["runs"] if r["log"]["synthetic_images"] > 0}
+    assert with_synth == {a for a in SETTINGS.arms if "synth" in a}
+    for arm, figures in result.arms.items():
+        for name in ("accuracy", "balanced_accuracy", "macro_f1", "rare_third_recall"):
+            low, high = figures[name]["ci95"]
+            assert 0.0 <= figures[name]["mean"] <= 1.0 and low <= figures[name]["mean"] <= high, (arm, name)
+    assert metrics["rare_classes"] == ["c"]  # fewest train images of a 30/12/8 split
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 2 and "Equal budget" in html
+
+
+def test_the_test_split_never_enters_training(setup, tmp_path):
+    result = _utility(setup, tmp_path, settings=replace(SETTINGS, arms=["real", "real+synth"], seeds=[0]))
+    record = result.metrics["leak_check"]
+    test_images, _, _ = load_split(setup / "d", "test", size=32, channels=3)
+    train_images, _, _ = load_split(setup / "d", "train", size=32, channels=3)
+    synthetic_images, _, _ = load_split(setup / "validated", "train", size=32, channels=3)
+    assert record["shared"] == 0 and record["test_images"] == len(test_images)
+    assert record["real_images_checked"] == len(train_images) and record["synthetic_adapted_images_checked"] == len(synthetic_images)
+    assert not set(pixel_hashes(test_images)) & (set(pixel_hashes(train_images)) | set(pixel_hashes(synthetic_images)))
+
+
+def test_a_test_image_planted_in_the_synthetic_set_stops_the_stage(setup, tmp_path):
+    planted = tmp_path / "planted"
+    shutil.copytree(setup / "validated", planted)
+    frame, real = read_manifest(planted), read_manifest(setup / "d")
+    test_row = real[real["split"] == "test"].iloc[0]
+    target = planted / frame.loc[frame.index[0], "relpath"]
+    target.write_bytes((setup / "d" / test_row["relpath"]).read_bytes())  # same pixels, another name
+    frame.loc[frame.index[0], "sha256"] = file_sha256(target)
+    write_manifest(frame, planted)
+    with pytest.raises(DataError, match="same pixels as test images"):
+        _utility(setup, tmp_path, synthetic=planted, settings=replace(SETTINGS, arms=["real+synth"], seeds=[0]))
+
+
+def test_a_rerun_trains_nothing_and_gives_the_same_figures(setup, tmp_path, monkeypatch):
+    settings = replace(SETTINGS, arms=["real", "real-augmented"], seeds=[0])
+    first = _utility(setup, tmp_path, settings=settings)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(utility_stage, "train_classifier", refuse)
+    second = _utility(setup, tmp_path, settings=settings)
+    assert second.arms == first.arms
+
+
+def test_two_fresh_runs_give_identical_figures(setup, tmp_path):
+    settings = replace(SETTINGS, arms=["real-augmented"], seeds=[3])
+    one = _utility(setup, tmp_path / "one", settings=settings)
+    two = _utility(setup, tmp_path / "two", settings=settings)
+    assert one.runs[0]["log"]["losses"] == two.runs[0]["log"]["losses"] and one.arms == two.arms
+
+
+def test_synthetic_arms_need_a_synthetic_set_from_this_dataset(setup, tmp_path):
+    with pytest.raises(DataError, match="give --synthetic"):
+        _utility(setup, tmp_path, synthetic=None)
+    with pytest.raises(DataError, match="give --scratch"):
+        _utility(setup, tmp_path, settings=replace(SETTINGS, arms=["real+synth-scratch"]))
+    other = tmp_path / "other"
+    shutil.copytree(setup / "validated", other)
+    frame = read_manifest(other)
+    frame["source_manifest_sha256"] = "0" * 64
+    write_manifest(frame, other)
+    with pytest.raises(DataError, match="made from another dataset"):
+        _utility(setup, tmp_path, synthetic=other)
+
+
+def test_report_stage_writes_the_page_and_closes_the_pipeline_run(setup, tmp_path):
+    import mlflow
+
+    _utility(setup, tmp_path, settings=replace(SETTINGS, arms=["real", "real+synth"], seeds=[0, 1]))
+    metrics, reports = tmp_path / "metrics", tmp_path / "reports"
+    metrics.mkdir()
+    shutil.move(tmp_path / "utility.json", metrics / "utility.json")
+    shutil.move(tmp_path / "report", reports / "utility")
+    recipe = load_recipe(setup / "tiny.yaml")
+    run_validate(recipe, setup / "d", setup / "synthetic", setup / "adapter", tmp_path / "v", metrics_path=metrics / "validate.json")
+    result = run_report("tiny", metrics, reports)
+    html = result.path.read_text()
+    assert "Headline" in html and "real+synth" in html and "data:image/png;base64," in html
+    assert [row[0] for row in result.headline] == ["real", "real+synth"]
+    run = mlflow.get_run(result.pipeline_run)
+    assert run.info.status == "FINISHED" and "real_synth.balanced_accuracy" in run.data.metrics
+    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{result.pipeline_run}'", search_all_experiments=True)
+    assert {"utility", "validate"} <= set(children["tags.stage"])
+
+
+def test_cli_prints_the_headline_table(setup, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text((setup / "tiny.yaml").read_text() + "utility: {arms: [real, real+synth], seeds: [0], classifier: {steps: 5, batch_size: 8, width: 4}}\n")
+    result = CliRunner().invoke(app, ["utility", "--recipe", str(recipe), "--dataset", str(setup / "d"), "--synthetic", str(setup / "validated"),
+                                      "--work", str(tmp_path / "w"), "--metrics", str(tmp_path / "u.json")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "balanced accuracy" in result.output and "real+synth" in result.output
+
+
+def test_scores_on_known_answers():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2])
+    assert score(labels, labels, ["a", "b", "c"], ["c"])["balanced_accuracy"] == 1.0
+    always_a = score(torch.zeros(8, dtype=torch.long), labels, ["a", "b", "c"], ["b", "c"])
+    assert always_a["accuracy"] == 0.5 and always_a["balanced_accuracy"] == pytest.approx(1 / 3)
+    assert always_a["rare_third_recall"] == 0.0 and always_a["recall"]["a"] == 1.0
+    assert rare_classes({"a": 100, "b": 5, "c": 5, "d": 50, "e": 1, "f": 9}) == ["b", "e"]  # 2 of 6; b wins the tie with c
+    assert rare_classes({"a": 3, "b": 2, "c": 1, "d": 4}) == ["b", "c"]  # ceil(4 / 3) = 2
+    assert interval([0.5, 0.5, 0.5])["ci95"] == [0.5, 0.5]
+    wide = interval([0.0, 0.5, 1.0])  # sd 0.5, t(0.975, 2) = 4.303
+    assert wide["ci95"][1] - wide["mean"] == pytest.approx(4.303 * 0.5 / np.sqrt(3), rel=1e-3)
+
+
+def test_augmentation_is_seeded_shape_preserving_and_uses_both_libraries():
+    augment = Augmentation([TransformSpec("albumentations.HorizontalFlip", {"p": 1.0}), TransformSpec("monai.RandScaleIntensity", {"factors": 0.5, "prob": 1.0})])
+    batch = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
+    one = augment(batch, torch.Generator().manual_seed(0))
+    assert one.shape == batch.shape and one.min() >= -1 and one.max() <= 1
+    assert torch.equal(one, augment(batch, torch.Generator().manual_seed(0)))
+    assert not torch.equal(one, augment(batch, torch.Generator().manual_seed(1)))
+    # the flip happened: after undoing it, what remains is a per-image intensity scale about 0 in [0, 1]
+    unflipped = (one.flip(-1) + 1) / 2
+    ratio = unflipped / ((batch + 1) / 2).clamp_min(1e-6)
+    inside = ((batch + 1) / 2 > 0.05) & (unflipped < 0.99)
+    assert ratio[0][inside[0]].std() < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("augmentation", "message"),
+    [
+        ("[{transform: albumentations.HorizontalFlop}]", "no class HorizontalFlop"),
+        ("[{transform: albumentations.HorizontalFlip, params: {q: 1}}]", "rejects its params"),
+        ("[{transform: torchvision.RandomCrop}]", "library one of"),
+        ("[{transform: monai.ScaleIntensity}]", "not a random MONAI transform"),
+        ("[{transform: monai.RandScaleIntensity, params: {factors: 0.1}, p: 1}]", "unknown key 'utility.augmentation\\[0\\].p'"),
+    ],
+)
+def test_bad_augmentation_in_a_recipe_is_one_clear_error(tmp_path, augmentation, message):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\ndomain: medical\ndata: {{source: pbc}}\nutility: {{augmentation: {augmentation}}}\n")
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(recipe)
+
+
+def test_augmented_arms_need_an_augmentation_and_names_are_checked():
+    assert "real-augmented" not in UtilitySettings().arms
+    with pytest.raises(ValueError, match="augmentation is empty"):
+        UtilitySettings(arms=["real-augmented"])
+    with pytest.raises(ValueError, match=r"unknown arm 'real\+gan'"):
+        UtilitySettings(arms=["real+gan"])
