@@ -343,6 +343,23 @@ def report(
     typer.echo(f"report: {result.path}")
 
 
+@app.command("benchmark")
+def benchmark(
+    recipes: Annotated[str, typer.Option(help="Comma-separated recipe names.")] = "pbc,eurosat,gtsrb,pneumoniamnist,breastmnist",
+    preset: Annotated[str, typer.Option(help="cpu (recipes as written) or gpu (benchmarks/presets/gpu.yaml merged in).")] = "cpu",
+    ablation: Annotated[bool, typer.Option(help="Also train from scratch for the real+synth-scratch arm.")] = True,
+    anchor: Annotated[bool, typer.Option(help="Also run the MedMNIST sanity anchor.")] = True,
+    repo: Annotated[Path, typer.Option(help="Repository root (dvc.yaml, recipes/, benchmarks/).")] = Path("."),
+) -> None:
+    """Run every domain recipe end to end and write benchmarks/RESULTS.md and benchmarks/results.json."""
+    from synthdata.stages.benchmark import run_benchmark
+
+    names = [n for n in recipes.split(",") if n]
+    path = run_benchmark(repo, names, preset=preset, ablation=ablation, anchor=anchor, log=lambda line: console.print(line))
+    typer.echo(path.read_text())
+    typer.echo(f"written: {path} and {path.with_name('results.json')}")
+
+
 @app.command("recipe")
 def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files to check.")]) -> None:
     """Load recipes and report the first problem in each (unknown keys, wrong types)."""

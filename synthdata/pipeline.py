@@ -44,9 +44,9 @@ def _paths(entries: list | None) -> list[str]:
     return [str(path) for path in out]
 
 
-def stages(recipe: str, root: Path = Path(".")) -> list[Stage]:
-    """The stages of ``dvc.yaml`` for ``recipe``, in file order (which is the data-flow order)."""
-    path = root / "dvc.yaml"
+def stages(recipe: str, pipeline: Path = Path("dvc.yaml")) -> list[Stage]:
+    """The stages of ``pipeline`` for ``recipe``, in file order (which is the data-flow order)."""
+    path = pipeline
     try:
         spec = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -60,10 +60,12 @@ def stages(recipe: str, root: Path = Path(".")) -> list[Stage]:
     return out
 
 
-def run_stages(recipe: str, root: Path = Path("."), *, only: list[str] | None = None, log=print) -> dict[str, float]:
-    """Run ``recipe``'s stages (or ``only`` these, in pipeline order); seconds per stage run."""
+def run_stages(recipe: str, root: Path = Path("."), *, only: list[str] | None = None, pipeline: Path | None = None,
+               log=print) -> dict[str, float]:  # fmt: skip
+    """Run ``recipe``'s stages (or ``only`` these, in pipeline order) in the folder ``root``, the
+    stage templates read from ``pipeline`` (default ``root/dvc.yaml``); seconds per stage run."""
     timings: dict[str, float] = {}
-    known = stages(recipe, root)
+    known = stages(recipe, pipeline or root / "dvc.yaml")
     unknown = sorted(set(only or []) - {s.name for s in known})
     if unknown:
         raise SynthdataError(f"unknown pipeline stage '{unknown[0]}'; dvc.yaml has {', '.join(s.name for s in known)}")

@@ -39,6 +39,27 @@ def _assert_one_pipeline_run(store: Path) -> None:
     assert set(stages["tags.stage"]) == {"ingest", "longtail", "validate-data", "finetune", "sample", "validate", "utility"}
 
 
+def _assert_benchmark(project: Path, env: dict) -> None:
+    """``synthdata benchmark`` on the finished pipeline: the ablation runs, RESULTS.md and
+    results.json come out in the promised shape."""
+    runs_before = len(list((project / "models" / "tiny" / "utility.work").glob("*.json")))
+    output = _run(["synthdata", "benchmark", "--recipes", "tiny", "--no-anchor"], project, env)
+    assert "synthdata benchmark --preset cpu" in output
+    results = json.loads((project / "benchmarks" / "results.json").read_text())
+    arms = results["utility"]["tiny"]
+    assert set(arms) == {"real", "real-oversampled", "real-augmented", "real+synth", "real+synth-scratch"}
+    for name, figures in arms.items():
+        for metric in ("balanced_accuracy", "rare_third_recall"):
+            low, high = figures[metric]["ci95"]
+            assert low <= figures[metric]["mean"] <= high
+    assert results["realism"]["tiny"]["scratch"] is not None and results["errors"]["tiny"] == {"pipeline": None, "ablation": None}
+    assert results["throughput"]["tiny"]["finetune_images_per_second"] > 0
+    # only the scratch arm's two seeds were trained; the other arms' runs were reused
+    assert len(list((project / "models" / "tiny" / "utility.work").glob("*.json"))) == runs_before + 2
+    text = (project / "benchmarks" / "RESULTS.md").read_text()
+    assert "real+synth-scratch" in text and "floor" in text
+
+
 def test_dvc_repro_and_exp_run_override(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -105,6 +126,7 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     assert "Headline" in (project / "reports" / "tiny" / "index.html").read_text()
     _assert_one_pipeline_run(project / "mlruns")
     assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
+    _assert_benchmark(project, env)
 
     _run(["git", "add", "-A"], project, env)
     _run(["git", "commit", "-qm", "baseline"], project, env)
