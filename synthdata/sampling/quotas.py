@@ -10,10 +10,12 @@ Then the cap: ``synthetic <= floor(max_ratio * real)`` per class (default 10:1; 
 synthetic data saturate well before that). A class with no real image gets nothing: there is no
 evidence to condition on and no ratio to respect. Classes left out of ``classes`` get nothing.
 
-Last the budget: with ``max_images``, a plan asking for more images in all is scaled down in
-proportion (largest remainders, ties to the earlier class), so the rarest classes keep the largest
-shares. Image seeds depend on the class and index only, so a smaller budget keeps a prefix of the
-images a larger one would make.
+Last the budget: with ``max_images``, a plan asking for more images in all is cut by filling
+the classes from the bottom up — every class is raised towards a common total (real +
+synthetic), never past its planned count, with the level chosen so the budget is met (the last
+few images go one each to the earliest classes at that level). The rarest classes are served
+first, which is what the synthetic set is for. Image seeds depend on the class and index only,
+so a smaller budget keeps a prefix of the images a larger one would make.
 """
 
 from __future__ import annotations
@@ -122,17 +124,28 @@ def plan_quotas(
         cap = int(math.floor(max_ratio * real + 1e-9))
         quotas.append(ClassQuota(name, real, wanted, min(wanted, cap), cap))
     if max_images is not None and sum(q.synthetic for q in quotas) > max_images:
-        budgeted = _within_budget([q.synthetic for q in quotas], max_images)
+        budgeted = _within_budget([q.real for q in quotas], [q.synthetic for q in quotas], max_images)
         quotas = [replace(q, synthetic=n, capped_count=q.synthetic) for q, n in zip(quotas, budgeted)]
     return QuotaPlan(policy, float(max_ratio), quotas, max_images)
 
 
-def _within_budget(counts: list[int], budget: int) -> list[int]:
-    """``counts`` scaled to sum to ``budget`` (largest remainders; ties go to the earlier class)."""
-    total = sum(counts)
-    exact = [count * budget / total for count in counts]
-    out = [int(math.floor(x)) for x in exact]
-    order = sorted(range(len(counts)), key=lambda i: (-(exact[i] - out[i]), i))
-    for i in order[: budget - sum(out)]:
+def _within_budget(real: list[int], planned: list[int], budget: int) -> list[int]:
+    """Water-filling: the highest common level of real + synthetic that ``budget`` reaches, each
+    class capped at its planned count; leftover images one each to the earliest classes that
+    could still grow."""
+
+    def used(level: int) -> int:
+        return sum(min(p, max(level - r, 0)) for r, p in zip(real, planned))
+
+    low, high = 0, max(r + p for r, p in zip(real, planned))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if used(middle) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    out = [min(p, max(low - r, 0)) for r, p in zip(real, planned)]
+    growing = [i for i, (r, p) in enumerate(zip(real, planned)) if out[i] < p and r + out[i] == low]
+    for i in growing[: budget - sum(out)]:
         out[i] += 1
     return out

@@ -34,6 +34,7 @@ from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
+from synthdata.models.adapter import read_adapter_record
 from synthdata.hashing import sha256_bytes
 from synthdata.provenance import created_by
 from synthdata.reporting.grid import save_grid
@@ -117,14 +118,14 @@ def heldout_real(dataset: Path, pool: Path | None, size: int, channels: int) -> 
 
 
 def _judge(folder: Path, rows: pd.DataFrame, card: DatasetCard, classifier: DomainClassifier,
-           train_pixels: torch.Tensor, train_features: torch.Tensor) -> Judged:  # fmt: skip
+           train_pixels: torch.Tensor, train_features: torch.Tensor, size: int) -> Judged:  # fmt: skip
     """Stream ``rows``' images in chunks: probabilities, nearest fine-tuning images, attributes.
     The rows get a ``_folder`` column: where their files are."""
     parts: dict[str, list[Any]] = {k: [] for k in ("conf", "pred", "pd", "pn", "fd", "feat", "attr")}
     labels = rows["label"].to_numpy()
     for start in range(0, len(rows), CHUNK):
         chunk = rows.iloc[start : start + CHUNK]
-        images = load_files(folder, list(chunk["relpath"]), size=card.width, channels=card.channels, description=f"judge {folder.name}")
+        images = load_files(folder, list(chunk["relpath"]), size=size, channels=card.channels, description=f"judge {folder.name}")
         probabilities, features = classifier(images)
         parts["conf"].append(probabilities[torch.arange(len(chunk)), torch.tensor(labels[start : start + CHUNK])].numpy())
         parts["pred"].append(probabilities.argmax(dim=1).numpy())
@@ -188,7 +189,11 @@ def run_validate(
     source_frame = check_provenance(synthetic, adapter, recipe.finetune.base, card.manifest_sha256)
     sample_record = json.loads((synthetic / RECORD_FILE).read_text())
     quota = {row["class"]: int(row["synthetic"]) for row in sample_record["plan"] if row["synthetic"]}
-    size, channels, classes = card.width, card.channels, list(card.classes)
+    # Judge at the resolution the generator works at (a 32 px model's images are upsampled to a
+    # 64 px source's size): at the source size the classifier would learn to spot upsampling,
+    # not content, and train 4x slower.
+    size = min(card.width, int(read_adapter_record(adapter)["sample_size"]))
+    channels, classes = card.channels, list(card.classes)
     train_images, train_labels, _ = load_split(dataset, "train", size=size, channels=channels)
     train = Real(train_images, train_labels)
     heldout = heldout_real(dataset, pool, size, channels)
@@ -215,14 +220,14 @@ def run_validate(
         import mlflow
 
         mlflow.set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})
-        judged = _judge(synthetic, source_frame, card, classifier, train_pixels, train_features)
+        judged = _judge(synthetic, source_frame, card, classifier, train_pixels, train_features, size)
         reasons = _reasons(judged, settings, thresholds)
         accepted_mask = np.array([r == "" for r in reasons], dtype=bool)
         all_judged, all_reasons = [judged], list(reasons)
         regenerated = 0
         deficit = {c: q - int(((judged.rows["label_name"] == c).to_numpy() & accepted_mask).sum()) for c, q in quota.items()}
         if settings.filter.enabled and any(v > 0 for v in deficit.values()) and settings.filter.max_rounds:
-            regenerated = _refill(recipe, adapter, card, classes, judged, accepted_mask, deficit, settings,
+            regenerated = _refill(recipe, adapter, card, size, classes, judged, accepted_mask, deficit, settings,
                                   thresholds, classifier, train_pixels, train_features, writer.staging,
                                   run.info.run_id, sample_record, all_judged, all_reasons)  # fmt: skip
         everything = _concat(all_judged)
@@ -266,7 +271,7 @@ def run_validate(
     return result
 
 
-def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, classes: list[str], judged: Judged,
+def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes: list[str], judged: Judged,
             accepted_mask: np.ndarray, deficit: dict[str, int], settings: ValidateSettings, thresholds: dict[str, float],
             classifier: DomainClassifier, train_pixels: torch.Tensor, train_features: torch.Tensor, staging: Path, mlflow_run_id: str, sample_record: dict[str, Any], all_judged: list[Judged],
             all_reasons: list[str]) -> int:  # fmt: skip
@@ -296,7 +301,7 @@ def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, classes: list[str]
         regenerated += len(items)
         new_rows = to_frame([manifest_row(item, card, common, run_id, staging) for item in items], synthetic=True)
         new_rows = new_rows.set_index("id").loc[[i.id for i in items]].reset_index()
-        fresh = _judge(staging, new_rows, card, classifier, train_pixels, train_features)
+        fresh = _judge(staging, new_rows, card, classifier, train_pixels, train_features, size)
         reasons = _reasons(fresh, settings, thresholds)
         all_judged.append(fresh)
         all_reasons.extend(reasons)
@@ -326,7 +331,7 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
                                    resamples=settings.resamples, seed=settings.seed))  # fmt: skip
         if "effnet" in settings.features:
             effnet = EffNetFeatures()
-            images = _load_subset(everything, [chosen[i] for i in subset.tolist()])
+            images = _load_subset(everything, [chosen[i] for i in subset.tolist()], heldout.images.shape[-1])
             overall.update(measure(effnet(images), effnet(heldout.images[pool]), standard_metrics("EffNet", k=settings.neighbours),
                                    resamples=settings.resamples, seed=settings.seed))  # fmt: skip
     per_class: dict[str, dict[str, Any]] = {}
@@ -381,12 +386,12 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
     }
 
 
-def _load_subset(judged: Judged, positions: list[int]) -> torch.Tensor:
+def _load_subset(judged: Judged, positions: list[int], size: int) -> torch.Tensor:
     """Images of judged rows by position (they live in the synthetic set or the staging folder)."""
     out = []
     for pos in positions:
         row = judged.rows.iloc[pos]
-        out.append(load_files(row["_folder"], [row["relpath"]], size=int(row["width"]), channels=int(row["channels"]), description="load")[0])
+        out.append(load_files(row["_folder"], [row["relpath"]], size=size, channels=int(row["channels"]), description="load")[0])
     return torch.stack(out) if out else torch.empty(0)
 
 
@@ -508,7 +513,7 @@ def _real_vs_synthetic(path: Path, classes: list[str], train: Real, everything: 
             continue
         real = train.images[train.labels == label][:8]
         positions = [chosen[i] for i in np.flatnonzero(chosen_rows["label_name"].to_numpy() == name)[:8]]
-        synth = _load_subset(everything, positions) if positions else torch.empty(0, *train.images.shape[1:], dtype=torch.uint8)
+        synth = _load_subset(everything, positions, train.images.shape[-1]) if positions else torch.empty(0, *train.images.shape[1:], dtype=torch.uint8)
         for row, title in ((real, f"{name} real"), (synth, f"{name} synth")):
             pad = torch.full((8 - len(row), *train.images.shape[1:]), 255, dtype=torch.uint8)
             tiles.append(torch.cat([row, pad]))
@@ -518,7 +523,7 @@ def _real_vs_synthetic(path: Path, classes: list[str], train: Real, everything: 
 
 def _worst_pairs(path: Path, train: Real, everything: Judged, count: int = 12) -> Path:
     order = np.argsort(everything.pixel_distance)[:count]
-    synthetic = _load_subset(everything, [int(i) for i in order])
+    synthetic = _load_subset(everything, [int(i) for i in order], train.images.shape[-1])
     neighbours = train.images[torch.as_tensor(everything.pixel_neighbour[order])]
     return save_grid(torch.cat([synthetic, neighbours]), 2, path, labels=["synthetic", "nearest train"])
 
