@@ -50,6 +50,12 @@ class TrainLog:
     images_seen: int = 0
 
 
+def device_for_training() -> torch.device:
+    """A CUDA device when there is one (batches are drawn and augmented on the CPU, then moved);
+    on CPU every run is bit-for-bit repeatable."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, C, H, W) -> float in [-1, 1]."""
     return images.float().div(127.5).sub(1.0)
@@ -88,7 +94,8 @@ def train_classifier(
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"{len(images)} images for {len(labels)} labels")
     torch.manual_seed(settings.seed)
-    model = SmallResNet(num_classes, channels=images.shape[1], width=settings.width)
+    device = device_for_training()
+    model = SmallResNet(num_classes, channels=images.shape[1], width=settings.width).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=0.9, nesterov=True,
                                 weight_decay=settings.weight_decay)  # fmt: skip
     warmup = max(1, settings.steps // 20)
@@ -109,7 +116,7 @@ def train_classifier(
             batch = to_input(images[index])
             if augment is not None:
                 batch = augment(batch, generator)
-            loss = nn.functional.cross_entropy(model(batch), labels[index])
+            loss = nn.functional.cross_entropy(model(batch.to(device)), labels[index].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -127,9 +134,10 @@ def train_classifier(
 def run_model(model: SmallResNet, images: torch.Tensor, batch_size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities (N, classes) and penultimate features (N, 4 x width) of uint8 images."""
     model.eval()
+    device = next(model.parameters()).device
     probabilities, features = [], []
     for start in range(0, len(images), batch_size):
-        feature = model.features(to_input(images[start : start + batch_size]))
-        features.append(feature)
-        probabilities.append(torch.softmax(model.head(feature), dim=1))
+        feature = model.features(to_input(images[start : start + batch_size]).to(device))
+        features.append(feature.cpu())
+        probabilities.append(torch.softmax(model.head(feature), dim=1).cpu())
     return torch.cat(probabilities), torch.cat(features).double()

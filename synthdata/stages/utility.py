@@ -129,7 +129,7 @@ def run_utility(
     params = {"utility": asdict(settings), "dataset": dataset.name,
               "synthetic": {k: str(sets[k]) for k in sorted(needed)}}  # fmt: skip
     runs: list[dict[str, Any]] = []
-    with stage_run("utility", recipe.name, params) as run:
+    with stage_run("utility", recipe.name, params):
         import mlflow
 
         for name in settings.arms:
@@ -155,7 +155,6 @@ def run_utility(
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="utility")
         mlflow.set_tag("test_pixels_sha256", leak["test_pixels_sha256"])
-        del run
     return UtilityResult(arms, runs, metrics, paths, time.monotonic() - started)
 
 
