@@ -62,9 +62,26 @@ def test_validated_set_has_figures_floors_report_and_croissant(setup, tmp_path):
     assert croissant["@type"] == "sc:Dataset" and croissant["rai:hasSyntheticData"] is True
     for key in ("rai:dataCollection", "rai:dataBiases", "rai:dataLimitations", "isBasedOn", "prov:wasDerivedFrom"):
         assert croissant[key]
+    _assert_croissant_loads(tmp_path / "accepted", frame)
     html = (tmp_path / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "floor" in html
     assert read_card(tmp_path / "accepted").derived_from["synthetic_manifest_sha256"] == read_card(setup / "synthetic").manifest_sha256
+
+
+def _assert_croissant_loads(folder, frame):
+    """The MLCommons reference loader validates the card (file checksums included) and reads
+    both record sets: the images, and the provenance rows that reference them."""
+    import mlcroissant as mlc
+
+    dataset = mlc.Dataset(jsonld=str(folder / "croissant.json"))
+    images = list(dataset.records("images"))
+    rows = list(dataset.records("synthetic"))
+    assert len(images) == len(rows) == len(frame)
+    paths = sorted(r["images/relpath"].decode() for r in images)
+    assert paths == sorted(frame["relpath"]) == sorted(r["synthetic/relpath"].decode() for r in rows)
+    by_path = {r["images/relpath"].decode(): r["images/label"].decode() for r in images}
+    assert all(by_path[p] == label for p, label in zip(frame["relpath"], frame["label_name"]))
+    assert {r["synthetic/adapter_sha256"].decode() for r in rows} == set(frame["adapter_sha256"])
 
 
 def _filter(setup, max_rounds, **changes):

@@ -31,11 +31,11 @@ import torch
 from synthdata.atomic import write_text
 from synthdata.config.recipe import Recipe, ValidateSettings
 from synthdata.data.card import DatasetCard, read_card
-from synthdata.data.manifest import SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame
+from synthdata.data.manifest import MANIFEST_FILE, SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame, write_manifest
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.models.adapter import read_adapter_record
-from synthdata.hashing import sha256_bytes
+from synthdata.hashing import file_sha256, sha256_bytes
 from synthdata.provenance import created_by
 from synthdata.reporting.grid import save_grid
 from synthdata.reporting.html import HtmlReport
@@ -427,7 +427,10 @@ def _publish(writer: DatasetWriter, synthetic: Path, accepted: pd.DataFrame, car
         created_by=created_by(),
     )  # fmt: skip
     shards = [k for k in keep if k.startswith("shards/")]
-    document = croissant(validated, card, manifest_sha256=validated.manifest_sha256, shards=shards, dropped=dropped, known_gaps=gaps[:20])
+    # The card declares the manifest file's own checksum: write it now (publish writes the same bytes).
+    write_manifest(frame, staging)
+    document = croissant(validated, card, manifest_file_sha256=file_sha256(staging / MANIFEST_FILE), shards=shards,
+                         dropped=dropped, known_gaps=gaps[:20])  # fmt: skip
     write_croissant(staging, document)
     keep.append("croissant.json")
     writer.publish(frame, validated, {"validation.json": _jsonable({k: figures[k] for k in ("filter", "memorisation", "passed", "gates")})}, keep=tuple(keep))

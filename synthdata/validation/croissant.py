@@ -18,56 +18,79 @@ from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, MANIFEST_FILE, PROVENAN
 
 CROISSANT_FILE = "croissant.json"
 
-_CONTEXT = {
+_CONTEXT = {  # the Croissant 1.0 context, plus prov for the derivation
     "@language": "en",
     "@vocab": "https://schema.org/",
-    "cr": "http://mlcommons.org/croissant/",
-    "rai": "http://mlcommons.org/croissant/RAI/",
-    "sc": "https://schema.org/",
-    "dct": "http://purl.org/dc/terms/",
-    "prov": "http://www.w3.org/ns/prov#",
     "citeAs": "cr:citeAs",
     "column": "cr:column",
     "conformsTo": "dct:conformsTo",
+    "cr": "http://mlcommons.org/croissant/",
+    "rai": "http://mlcommons.org/croissant/RAI/",
     "data": {"@id": "cr:data", "@type": "@json"},
     "dataType": {"@id": "cr:dataType", "@type": "@vocab"},
+    "dct": "http://purl.org/dc/terms/",
+    "equivalentProperty": "cr:equivalentProperty",
+    "examples": {"@id": "cr:examples", "@type": "@json"},
     "extract": "cr:extract",
     "field": "cr:field",
-    "fileObject": "cr:fileObject",
     "fileProperty": "cr:fileProperty",
+    "fileObject": "cr:fileObject",
     "fileSet": "cr:fileSet",
     "format": "cr:format",
     "includes": "cr:includes",
     "isLiveDataset": "cr:isLiveDataset",
+    "jsonPath": "cr:jsonPath",
     "key": "cr:key",
     "md5": "cr:md5",
+    "parentField": "cr:parentField",
+    "path": "cr:path",
+    "prov": "http://www.w3.org/ns/prov#",
     "recordSet": "cr:recordSet",
     "references": "cr:references",
+    "regex": "cr:regex",
+    "repeated": "cr:repeated",
+    "replace": "cr:replace",
+    "samplingRate": "cr:samplingRate",
+    "sc": "https://schema.org/",
+    "separator": "cr:separator",
     "source": "cr:source",
+    "subField": "cr:subField",
+    "transform": "cr:transform",
 }
 
 _TYPES = {"string": "sc:Text", "int64": "sc:Integer", "float64": "sc:Float"}
 
 
-def croissant(card: DatasetCard, source: DatasetCard, *, manifest_sha256: str, shards: list[str],
+def croissant(card: DatasetCard, source: DatasetCard, *, manifest_file_sha256: str, shards: list[str],
               dropped: dict[str, dict[str, int]], known_gaps: list[str]) -> dict[str, Any]:  # fmt: skip
-    """The JSON-LD document for the synthetic set ``card``, made from the real set ``source``."""
+    """The JSON-LD document for the synthetic set ``card``, made from the real set ``source``;
+    ``manifest_file_sha256`` is the checksum of the ``manifest.parquet`` file itself (the
+    manifest's content hash is on the card)."""
     derived = card.derived_from or {}
     distribution: list[dict[str, Any]] = [
         {"@type": "cr:FileObject", "@id": "manifest", "name": MANIFEST_FILE, "contentUrl": MANIFEST_FILE,
-         "encodingFormat": "application/x-parquet", "sha256": manifest_sha256},
-        {"@type": "cr:FileSet", "@id": "images", "name": "images", "encodingFormat": "image/png", "includes": "*/*.png"},
+         "encodingFormat": "application/x-parquet", "sha256": manifest_file_sha256,
+         "description": f"one row per image with its provenance; content hash {card.manifest_sha256}"},
+        {"@type": "cr:FileSet", "@id": "png-files", "name": "png-files", "encodingFormat": "image/png", "includes": "*/*.png"},
     ]  # fmt: skip
     if shards:
         distribution.append({"@type": "cr:FileSet", "@id": "shards", "name": "webdataset shards",
                              "encodingFormat": "application/x-tar", "includes": "shards/*.tar"})  # fmt: skip
+    # Two record sets: the images as files (content, path, class from the folder name) and the
+    # manifest's provenance rows, whose relpath references the image's path (the join).
+    image_fields = [
+        {"@type": "cr:Field", "@id": "images/image", "name": "image", "dataType": "sc:ImageObject",
+         "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "content"}}},
+        {"@type": "cr:Field", "@id": "images/relpath", "name": "relpath", "dataType": "sc:Text",
+         "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "fullpath"}, "transform": {"regex": "^(?:.*/)?([^/]+/[^/]+\\.png)$"}}},
+        {"@type": "cr:Field", "@id": "images/label", "name": "label", "dataType": "sc:Text",
+         "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "fullpath"}, "transform": {"regex": "^(?:.*/)?([^/]+)/[^/]+\\.png$"}}},
+    ]  # fmt: skip
     fields = [
-        {"@type": "cr:Field", "@id": "synthetic/image", "name": "image", "dataType": "sc:ImageObject",
-         "source": {"fileSet": {"@id": "images"}, "extract": {"fileProperty": "content"}}},
+        {"@type": "cr:Field", "@id": "synthetic/relpath", "name": "relpath", "dataType": "sc:Text",
+         "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "relpath"}}, "references": {"field": {"@id": "images/relpath"}}},
         {"@type": "cr:Field", "@id": "synthetic/label", "name": "label", "dataType": "sc:Text",
          "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "label_name"}}},
-        {"@type": "cr:Field", "@id": "synthetic/relpath", "name": "relpath", "dataType": "sc:Text",
-         "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "relpath"}}},
     ]  # fmt: skip
     fields += [
         {"@type": "cr:Field", "@id": f"synthetic/{column}", "name": column, "dataType": _TYPES[dtype],
@@ -97,7 +120,10 @@ def croissant(card: DatasetCard, source: DatasetCard, *, manifest_sha256: str, s
         "prov:wasGeneratedBy": {"@type": "prov:Activity", "name": f"synthdata sample run {derived.get('sample_run_id', '')}",
                                 "prov:used": derived.get("sample", {})},  # fmt: skip
         "distribution": distribution,
-        "recordSet": [{"@type": "cr:RecordSet", "@id": "synthetic", "name": "synthetic", "key": {"@id": "synthetic/relpath"}, "field": fields}],
+        "recordSet": [
+            {"@type": "cr:RecordSet", "@id": "images", "name": "images", "key": {"@id": "images/relpath"}, "field": image_fields},
+            {"@type": "cr:RecordSet", "@id": "synthetic", "name": "synthetic", "key": {"@id": "synthetic/relpath"}, "field": fields},
+        ],
         "rai:dataCollection": (
             "No image was collected: every image was generated by a diffusion model "
             f"({derived.get('base_id', 'a base model')}) adapted with LoRA to the train split of {source.name}, "
