@@ -174,6 +174,8 @@ def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str 
             throughput["sample_images_per_second"] = sample["images"] / timing["sample"]
         results["throughput"][name] = throughput
         results["wall_seconds"][name] = timing
+    component = bench.repo / "benchmarks" / "results"
+    results["components"] = {p.stem: p.read_text() for p in sorted(component.glob("*.md"))} if component.is_dir() else {}
     return results
 
 
@@ -222,6 +224,12 @@ def render(results: dict[str, Any]) -> str:
                   "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |", "|---|---|---|---|"]  # fmt: skip
         for name, a in results["anchor"].items():
             lines.append(f"| {name} | {_cell(a['accuracy'])} | {a['paper_resnet18_28']:.3f} | {a['gap']:+.3f} |")
+    if results.get("components"):
+        lines += ["", "## Component benchmarks", "",
+                  "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "
+                  "copied from `benchmarks/results/` when this file was written.", ""]  # fmt: skip
+        for name, text in results["components"].items():
+            lines += [f"### {name}", "", text.strip(), ""]
     failures = {n: e for n, e in results["errors"].items() if any(e.values())}
     if failures:
         lines += ["", "## What did not complete", ""] + [f"- {n}: " + "; ".join(f"{k}: {v}" for k, v in e.items() if v) for n, e in failures.items()]
