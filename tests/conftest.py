@@ -100,6 +100,16 @@ def coloured_png(name: str, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
+def stage_runs():
+    """The MLflow runs of stages (without the pipeline runs they are nested under)."""
+    import mlflow
+
+    runs = mlflow.search_runs(experiment_names=["synthdata"])
+    if "tags.pipeline" in runs:
+        runs = runs[runs["tags.pipeline"] != "true"].reset_index(drop=True)
+    return runs
+
+
 def paint_synthetic(synthetic: Path, colour_of, rows=None):
     """Repaint synthetic images with a class colour (``colour_of(label_name)``) and update
     their manifest hashes, so provenance stays consistent: a stand-in for a good generator."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_image_tree, png_bytes, zip_tree
+from conftest import make_image_tree, png_bytes, stage_runs, zip_tree
 from synthdata import cli
 
 SYNTHDATA = str(Path(sys.executable).parent / "synthdata")
@@ -155,13 +155,12 @@ def test_manifest_with_image_in_two_splits_fails_validation(tmp_path, monkeypatc
 
 
 def test_failed_stage_marks_its_mlflow_run_failed(tmp_path, monkeypatch, capsys):
-    import mlflow
 
     tree = make_image_tree(tmp_path / "tree", {"a": 2})
     (tree / "a" / "bad.png").write_bytes(b"")
     recipe = write_recipe(tmp_path / "r.yaml", tree)
     assert run_cli(["data", "ingest", "--recipe", str(recipe), "--out", str(tmp_path / "o")], monkeypatch, capsys)[0] == 1
-    runs = mlflow.search_runs(experiment_names=["synthdata"])
+    runs = stage_runs()
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.stage"]) == ["ingest"]
 
 

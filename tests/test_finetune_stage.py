@@ -8,7 +8,7 @@ from dataclasses import replace
 import mlflow
 import pytest
 
-from conftest import make_image_tree
+from conftest import make_image_tree, stage_runs
 from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe
 from synthdata.config.strict import build
 from synthdata.data.ingest import ingest
@@ -61,11 +61,11 @@ def test_killed_finetune_resumes_to_the_same_adapter(setup, tmp_path, monkeypatc
         run_finetune(recipe, setup / "d", tmp_path / "b", tmp_path / "b.work")
     monkeypatch.setattr(mlflow, "log_metrics", real_log)
     assert not (tmp_path / "b").exists()
-    assert list(mlflow.search_runs(experiment_names=["synthdata"])["status"]).count("FAILED") == 1
+    assert list(stage_runs()["status"]).count("FAILED") == 1
     resumed, _ = run_finetune(recipe, setup / "d", tmp_path / "b", tmp_path / "b.work")
     assert resumed.resumed_from == 2  # the last checkpoint before the kill
     assert file_sha256(tmp_path / "a" / "adapter_model.safetensors") == file_sha256(tmp_path / "b" / "adapter_model.safetensors")
-    runs = mlflow.search_runs(experiment_names=["synthdata"])
+    runs = stage_runs()
     assert sorted(runs["status"]) == ["FINISHED", "FINISHED"]  # the killed run was resumed, not left dangling
     record = json.loads((tmp_path / "a" / "adapter.json").read_text())
     assert record["classes"] == ["a", "b", "c"] and record["base_sha256"] == file_sha256(setup / "base" / "unet" / "diffusion_pytorch_model.safetensors")

@@ -9,13 +9,12 @@ import sys
 import tarfile
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image_tree, make_sampling_setup
+from conftest import make_image_tree, make_sampling_setup, stage_runs
 from synthdata.cli import app
 from synthdata.config.recipe import SplitSettings, load_recipe
 from synthdata.data.expectations import validate_dataset
@@ -60,7 +59,7 @@ def test_plan_balances_the_train_split_and_the_output_follows_it(setup, tmp_path
     validate_dataset(tmp_path / "s", frame, read_card(tmp_path / "s"))  # the GE suite for synthetic sets
     assert (tmp_path / "report" / "samples.png").is_file() and (tmp_path / "report" / "class_balance.png").is_file()
     assert sorted(p.stem for p in (tmp_path / "report" / "grids").iterdir()) == sorted(frame["label_name"].unique())
-    runs = mlflow.search_runs(experiment_names=["synthdata"])
+    runs = stage_runs()
     assert list(runs["status"]) == ["FINISHED"] and runs["tags.sample_run_id"][0] == result.run_id
 
 
@@ -95,7 +94,7 @@ def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tm
     staged = [p for p in (tmp_path / ".staging-killed").rglob("*.png")]
     assert len(staged) == 5
     assert not lock_path(tmp_path / "killed").exists()
-    assert list(mlflow.search_runs(experiment_names=["synthdata"])["status"]).count("FAILED") == 1
+    assert list(stage_runs()["status"]).count("FAILED") == 1
 
     resumed = _sample(setup, tmp_path / "killed")
     # The five finished images were kept; the half-written batch was generated again, whole.
@@ -108,7 +107,7 @@ def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tm
     frame = read_manifest(tmp_path / "killed")
     assert frame["id"].is_unique and len(frame) == len(list((tmp_path / "killed").rglob("*.png")))
     # One MLflow run per sampling run id: the killed attempt was reopened and finished, not left dangling.
-    assert list(mlflow.search_runs(experiment_names=["synthdata"])["status"]) == ["FINISHED"]
+    assert list(stage_runs()["status"]) == ["FINISHED"]
 
 
 def test_a_second_writer_is_refused_naming_the_holder_and_a_stale_lock_is_cleared(setup, tmp_path):

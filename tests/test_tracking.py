@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 
-from conftest import make_image_tree
+from conftest import make_image_tree, stage_runs
 from synthdata.config.recipe import DataSettings, LongtailSettings, Recipe
 from synthdata.data.card import read_card
 from synthdata.provenance import git_commit
@@ -20,7 +20,7 @@ def test_stage_runs_are_recorded(tmp_path):
     run_longtail(recipe, LongtailSettings(imbalance=5, seed=1), tmp_path / "tiny", tmp_path / "tiny-lt")
     run_validate_data("tiny", [tmp_path / "tiny", tmp_path / "tiny-lt"], tmp_path / "metrics.json")
 
-    runs = mlflow.search_runs(experiment_names=["synthdata"]).set_index("tags.stage")
+    runs = stage_runs().set_index("tags.stage")
     assert sorted(runs.index) == ["ingest", "longtail", "validate-data"]
     assert (runs["status"] == "FINISHED").all()
     assert (runs["tags.git_commit"] == git_commit()).all() and (runs["tags.recipe"] == "tiny").all()
@@ -31,3 +31,22 @@ def test_stage_runs_are_recorded(tmp_path):
     assert runs.loc["ingest", "metrics.images"] == 60
     assert runs.loc["validate-data", "metrics.tiny-lt.failed"] == 0
     assert (tmp_path / "metrics.json").is_file()
+
+
+def test_stage_runs_nest_under_one_pipeline_run_until_it_is_closed():
+    from synthdata.tracking.mlflow_run import finish_pipeline, stage_run
+
+    with stage_run("ingest", "tiny", {}) as first:
+        pass
+    with stage_run("sample", "tiny", {}) as second:
+        pass
+    parent = mlflow.get_run(first.info.run_id).data.tags["mlflow.parentRunId"]
+    assert mlflow.get_run(second.info.run_id).data.tags["mlflow.parentRunId"] == parent
+    assert mlflow.get_run(parent).info.status == "RUNNING"  # open until the report stage closes it
+    assert finish_pipeline("tiny", {"real.balanced_accuracy": 0.5}) == parent
+    assert mlflow.get_run(parent).info.status == "FINISHED" and mlflow.get_run(parent).data.metrics == {"real.balanced_accuracy": 0.5}
+    # the next pipeline run gets a parent of its own; a run it reopens (same inputs) moves to it
+    with stage_run("sample", "tiny", {}, resume_run_id=second.info.run_id):
+        pass
+    reopened = mlflow.get_run(second.info.run_id).data.tags["mlflow.parentRunId"]
+    assert reopened != parent and mlflow.get_run(reopened).data.tags["pipeline"] == "true"

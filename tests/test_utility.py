@@ -165,8 +165,9 @@ def test_scores_on_known_answers():
     assert rare_classes({"a": 100, "b": 5, "c": 5, "d": 50, "e": 1, "f": 9}) == ["b", "e"]  # 2 of 6; b wins the tie with c
     assert rare_classes({"a": 3, "b": 2, "c": 1, "d": 4}) == ["b", "c"]  # ceil(4 / 3) = 2
     assert interval([0.5, 0.5, 0.5])["ci95"] == [0.5, 0.5]
-    wide = interval([0.0, 0.5, 1.0])  # sd 0.5, t(0.975, 2) = 4.303
-    assert wide["ci95"][1] - wide["mean"] == pytest.approx(4.303 * 0.5 / np.sqrt(3), rel=1e-3)
+    narrow = interval([0.4, 0.5, 0.6])  # sd 0.1, t(0.975, 2) = 4.303
+    assert narrow["ci95"][1] - narrow["mean"] == pytest.approx(4.303 * 0.1 / np.sqrt(3), rel=1e-3)
+    assert interval([0.0, 0.5, 1.0])["ci95"] == [0.0, 1.0]  # a rate's interval stays inside [0, 1]
 
 
 def test_augmentation_is_seeded_shape_preserving_and_uses_both_libraries():

@@ -29,6 +29,7 @@ from synthdata.config.recipe import load_recipe
 from synthdata.errors import SynthdataError
 from synthdata.pipeline import run_stages
 from synthdata.stages.report import versions
+from synthdata.tracking.mlflow_run import finish_pipeline
 from synthdata.utility.metrics import HEADLINE
 
 ANCHOR = {"pneumoniamnist": 0.854, "breastmnist": 0.863}
@@ -246,6 +247,7 @@ def run_benchmark(repo: Path, names: list[str], *, preset: str = "cpu", ablation
         errors[name] = {"pipeline": run_pipeline(bench, name)}
         if ablation and errors[name]["pipeline"] is None:
             errors[name]["ablation"] = run_ablation(bench, name)
+            finish_pipeline(name, {})  # the ablation's runs opened a pipeline run: close it
     anchors = {name: run_anchor(bench, name) for name in ANCHOR} if anchor else {}
     results = collect(bench, names, errors, anchors)
     out = repo / "benchmarks" if preset == "cpu" else bench.root

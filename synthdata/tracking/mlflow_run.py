@@ -57,6 +57,8 @@ def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id:
     if resume_run_id is not None and _run_exists(mlflow, resume_run_id):
         with mlflow.start_run(run_id=resume_run_id) as run:
             mlflow.set_tag("resumed", "true")
+            # a run reopened by a later pipeline run (same inputs, same outputs) now belongs to it
+            mlflow.set_tag("mlflow.parentRunId", pipeline_run(mlflow, experiment, recipe))
             yield run
         return
     tags["mlflow.parentRunId"] = pipeline_run(mlflow, experiment, recipe)

@@ -40,13 +40,15 @@ def score(predictions: torch.Tensor, labels: torch.Tensor, classes: list[str], r
 
 
 def interval(values: list[float]) -> dict[str, object]:
-    """Mean and 95% Student-t interval over seeds (a single seed has a zero-width interval)."""
+    """Mean and 95% Student-t interval over seeds, clipped to [0, 1] (a single seed has a
+    zero-width interval)."""
     array = np.asarray(values, dtype=float)
     mean = float(array.mean())
     if len(array) < 2:
         return {"mean": mean, "ci95": [mean, mean], "n": len(array)}
     half = float(stats.t.ppf(0.975, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": len(array), "values": array.tolist()}
+    # every figure here is a rate in [0, 1]; the interval is clipped to it
+    return {"mean": mean, "ci95": [max(mean - half, 0.0), min(mean + half, 1.0)], "n": len(array), "values": array.tolist()}
 
 
 def summarise(runs: list[dict[str, object]], classes: list[str]) -> dict[str, object]:
