@@ -32,9 +32,10 @@ ARMS: dict[str, Arm] = {arm.name: arm for arm in (
     Arm("real-augmented", None, False, True, "real with the domain augmentation"),
     Arm("real-oversampled-augmented", None, True, True, "real, class-balanced batches and the domain augmentation"),
     Arm("real+synth", "adapted", False, False, "real + the validated synthetic set (LoRA-adapted base)"),
+    Arm("real+synth-oversampled", "adapted", True, False, "real + synthetic, class-balanced batches (synthetic on top of oversampling)"),
     Arm("real+synth-augmented", "adapted", False, True, "real + synthetic with the domain augmentation"),
     Arm("real+synth-scratch", "scratch", False, False, "real + a synthetic set from the same network trained from scratch"),
 )}  # fmt: skip
 
-DEFAULT_ARMS = ["real", "real-oversampled", "real-augmented", "real+synth", "real+synth-augmented"]
+DEFAULT_ARMS = ["real", "real-oversampled", "real-augmented", "real+synth", "real+synth-oversampled", "real+synth-augmented"]
 CLASSICAL = [name for name, arm in ARMS.items() if arm.synthetic is None]
