@@ -149,7 +149,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str | None]], anchor: dict[str, Any]) -> dict[str, Any]:
     root = bench.root
     stored = _read(root / "benchmarks" / "work" / "timings.json") or {}
-    results: dict[str, Any] = {"preset": bench.preset, "hardware": versions(), "utility": {}, "ablation": {}, "goal": {},
+    results: dict[str, Any] = {"preset": bench.preset, "hardware": versions(), "utility": {}, "goal": {},
                                "realism": {}, "throughput": {}, "wall_seconds": {}, "errors": errors, "anchor": anchor}  # fmt: skip
     for name in names:
         utility = _read(root / "metrics" / name / "utility-ablation.json") or _read(root / "metrics" / name / "utility.json")
@@ -218,8 +218,9 @@ def render(results: dict[str, Any]) -> str:
     lines += ["", "## Throughput and wall time", "", "| recipe | fine-tune img/s | sample img/s (stage) | stage wall times (s) |", "|---|---|---|---|"]
     for name in results["throughput"]:
         t, w = results["throughput"][name], results["wall_seconds"][name]
-        lines.append(f"| {name} | {t.get('finetune_images_per_second', float('nan')):.1f} | {t.get('sample_images_per_second', float('nan')):.2f} | "
-                     + ", ".join(f"{k} {v:.0f}" for k, v in w.items()) + " |")  # fmt: skip
+        fine = f"{t['finetune_images_per_second']:.1f}" if "finetune_images_per_second" in t else "n/a"
+        sample = f"{t['sample_images_per_second']:.2f}" if "sample_images_per_second" in t else "n/a (stage not timed here)"
+        lines.append(f"| {name} | {fine} | {sample} | " + (", ".join(f"{k} {v:.0f}" for k, v in w.items()) or "n/a") + " |")
     if results["anchor"]:
         lines += ["", "## Sanity anchor: real-only arm on the full MedMNIST sets", "",
                   "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |", "|---|---|---|---|"]  # fmt: skip
