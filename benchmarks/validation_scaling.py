@@ -2,7 +2,8 @@
 
 Making 50k images with the model takes hours on CPU, and validation cost does not depend on how
 an image was made, so the sets are built from the recipe's synthetic set: its images, each
-shifted by a seeded +-3 grey-level offset so every file is distinct, under the same provenance
+shifted by a seeded +-3 grey-level offset and numbered in its first pixels so every file is
+distinct, under the same provenance
 (adapter, base, sampling run). Each size runs the whole stage (provenance check, domain
 classifier, streamed judging, filter without refill, metrics on at most 5,000 images per side,
 report, publish) in a fresh process, so its peak resident memory is its own. Images are judged
@@ -43,8 +44,11 @@ def build_set(source: Path, target: Path, size: int) -> None:
         template = frame.iloc[n % len(frame)].to_dict()
         with Image.open(source / template["relpath"]) as image:
             array = np.asarray(image, dtype=np.int16)
-        # Offsets of different repeats of a template never coincide: every file is distinct.
-        array = np.clip(array + int(rng.integers(-3, 4)) + 7 * (n // len(frame)), 0, 255).astype(np.uint8)
+        array = np.clip(array + int(rng.integers(-3, 4)), 0, 255).astype(np.uint8)
+        # Every file distinct: the image's number written into its first three pixel values
+        # (an offset per repeat saturates bright images after ~30 repeats and makes copies).
+        flat = array.reshape(-1)
+        flat[:3] = [(n >> 16) & 255, (n >> 8) & 255, n & 255]
         index = counters.get(template["label_name"], 0)
         counters[template["label_name"]] = index + 1
         item = make_item(f"bench{size}", int(template["label"]), template["label_name"], index)
