@@ -347,7 +347,7 @@ def report(
 def benchmark(
     recipes: Annotated[str, typer.Option(help="Comma-separated recipe names.")] = "pbc,eurosat,gtsrb,pneumoniamnist,breastmnist",
     preset: Annotated[str, typer.Option(help="cpu (recipes as written) or gpu (benchmarks/presets/gpu.yaml merged in).")] = "cpu",
-    ablation: Annotated[bool, typer.Option(help="Also train from scratch for the real+synth-scratch arm.")] = True,
+    ablation: Annotated[str, typer.Option(help="Recipes that also train from scratch for the real+synth-scratch arm: all, none, or comma-separated names.")] = "all",
     anchor: Annotated[bool, typer.Option(help="Also run the MedMNIST sanity anchor.")] = True,
     repo: Annotated[Path, typer.Option(help="Repository root (dvc.yaml, recipes/, benchmarks/).")] = Path("."),
 ) -> None:
@@ -355,7 +355,8 @@ def benchmark(
     from synthdata.stages.benchmark import run_benchmark
 
     names = [n for n in recipes.split(",") if n]
-    path = run_benchmark(repo, names, preset=preset, ablation=ablation, anchor=anchor, log=lambda line: console.print(line))
+    ablated = {"all": True, "none": False}.get(ablation, [n for n in ablation.split(",") if n])
+    path = run_benchmark(repo, names, preset=preset, ablation=ablated, anchor=anchor, log=lambda line: console.print(line))
     typer.echo(path.read_text())
     typer.echo(f"written: {path} and {path.with_name('results.json')}")
 

@@ -79,3 +79,13 @@ def test_a_failing_stage_and_an_unknown_stage_are_one_clear_error(project):
         run_stages("r", project, log=lambda _: None)
     with pytest.raises(SynthdataError, match="unknown pipeline stage 'train'"):
         run_stages("r", project, only=["train"], log=lambda _: None)
+
+
+def test_benchmark_refuses_an_ablation_for_a_recipe_it_does_not_run(tmp_path):
+    from synthdata.stages.benchmark import run_benchmark
+
+    with pytest.raises(SynthdataError, match="ablation asked for recipes not benchmarked: gtsrb"):
+        run_benchmark(tmp_path, ["pbc"], ablation=["pbc", "gtsrb"], anchor=False)
+    with pytest.raises(SynthdataError, match="unknown preset 'tpu'"):
+        run_benchmark(tmp_path, ["pbc"], preset="tpu")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written

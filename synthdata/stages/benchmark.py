@@ -238,15 +238,19 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_benchmark(repo: Path, names: list[str], *, preset: str = "cpu", ablation: bool = True, anchor: bool = True, log=print) -> Path:
+def run_benchmark(repo: Path, names: list[str], *, preset: str = "cpu", ablation: bool | list[str] = True, anchor: bool = True, log=print) -> Path:
+    """``ablation``: True (every recipe), False (none) or the recipes that get it (it costs a fine-tune per recipe)."""
     if preset not in PRESETS:
         raise SynthdataError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")
+    ablated = set(names) if ablation is True else set(ablation or [])
+    if ablated - set(names):
+        raise SynthdataError(f"ablation asked for recipes not benchmarked: {', '.join(sorted(ablated - set(names)))}")
     bench = Benchmark(repo, preset, log)
     bench.prepare(names)
     errors: dict[str, dict[str, str | None]] = {}
     for name in names:
         errors[name] = {"pipeline": run_pipeline(bench, name)}
-        if ablation and errors[name]["pipeline"] is None:
+        if name in ablated and errors[name]["pipeline"] is None:
             errors[name]["ablation"] = run_ablation(bench, name)
             finish_pipeline(name, {})  # the ablation's runs opened a pipeline run: close it
     anchors = {name: run_anchor(bench, name) for name in ANCHOR} if anchor else {}
