@@ -10,9 +10,12 @@ import os
 import shutil
 from pathlib import Path
 
+from synthdata import faults
+
 
 def fresh_staging(target: Path) -> Path:
     """An empty staging folder for ``target`` (a leftover from a killed run is removed)."""
+    restore_interrupted(target)
     staging = target.with_name(f".staging-{target.name}")
     if staging.exists():
         shutil.rmtree(staging)
@@ -27,16 +30,38 @@ def publish_folder(staging: Path, target: Path) -> Path:
         shutil.rmtree(old)
     if target.exists():
         os.replace(target, old)
-    os.replace(staging, target)
+        faults.point()  # the worst moment: the old folder moved aside, the new one not yet in place
+    commit(staging, target)
     if old.exists():
         shutil.rmtree(old)
     return target
 
 
-def write_text(path: Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_text(text, encoding="utf-8")
+def restore_interrupted(target: Path) -> None:
+    """Put back a folder a kill left moved aside by :func:`publish_folder` (no new one in place)."""
+    old = target.with_name(f".old-{target.name}")
+    if old.exists() and not target.exists():
+        os.replace(old, target)
+
+
+def commit(partial: Path, path: Path) -> Path:
+    """Rename a finished temporary file or folder onto its final name (one atomic step)."""
+    faults.point()
     os.replace(partial, path)
     return path
+
+
+def partial_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.part")
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_name(path)
+    partial.write_bytes(data)
+    return commit(partial, path)
+
+
+def write_text(path: Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))

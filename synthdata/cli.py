@@ -372,11 +372,15 @@ def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files 
 
 
 def main() -> None:
-    """Entry point: a :class:`SynthdataError` becomes one line on stderr and exit code 1."""
+    """Entry point: a :class:`SynthdataError` or an ``OSError`` becomes one line on stderr and exit code 1."""
     try:
         app()
     except SynthdataError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except OSError as exc:  # disk full, permission denied, read-only file system: the system's words
+        where = f": {exc.filename}" if exc.filename else ""
+        console.print(f"[bold red]error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")

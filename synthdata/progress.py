@@ -16,6 +16,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from synthdata import faults
+
 _LOG_EVERY_SECONDS = 30.0
 
 
@@ -27,6 +29,7 @@ class _Bar:
         self._last_line = self._started
 
     def advance(self, amount: float = 1) -> None:
+        faults.point()
         self._progress.advance(self._task, amount)
         self._done += amount
         now = time.monotonic()

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from synthdata.atomic import commit, partial_name
 from synthdata.errors import ChecksumError, DataError
 from synthdata.hashing import file_sha256
 from synthdata.progress import progress_bar
@@ -71,7 +72,7 @@ def download(url: str, target: Path, sha256: str) -> Path:
     import requests
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.part")
+    partial = partial_name(target)
     digest = hashlib.sha256()
     try:
         with requests.get(url, stream=True, timeout=60) as response:
@@ -88,5 +89,5 @@ def download(url: str, target: Path, sha256: str) -> Path:
     if digest.hexdigest() != sha256:
         partial.unlink(missing_ok=True)
         raise ChecksumError(f"{url}: checksum mismatch (sha256 {digest.hexdigest()}, expected {sha256})")
-    os.replace(partial, target)
+    commit(partial, target)
     return target

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pandas as pd
 
+from synthdata.atomic import commit
 from synthdata.errors import DataError
 
 MANIFEST_FILE = "manifest.parquet"
@@ -78,7 +78,7 @@ def write_manifest(frame: pd.DataFrame, folder: Path) -> Path:
     target = folder / MANIFEST_FILE
     partial = folder / f".{MANIFEST_FILE}.part"
     frame.to_parquet(partial, index=False)
-    os.replace(partial, target)
+    commit(partial, target)
     return target
 
 

@@ -9,17 +9,16 @@ killed ingest resumes without duplicates or partial files.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from synthdata.atomic import publish_folder
+from synthdata.atomic import publish_folder, write_bytes
 from synthdata.data.card import DatasetCard
 from synthdata.data.expectations import validate_dataset
-from synthdata.hashing import sha256_bytes
 from synthdata.data.manifest import to_frame, write_manifest
+from synthdata.hashing import sha256_bytes
 
 _KEY_FILE = ".build-key"
 
@@ -53,9 +52,7 @@ class DatasetWriter:
             self.reused += 1
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.part")
-            partial.write_bytes(data)
-            os.replace(partial, path)
+            write_bytes(path, data)
         full = {**row, "relpath": relpath, "sha256": digest}
         self.rows.append(full)
         return full

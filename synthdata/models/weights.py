@@ -6,13 +6,13 @@ loaded, so synthdata never loads one, even with ``weights_only``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from synthdata.atomic import commit, partial_name
 from synthdata.errors import SynthdataError
 
 PICKLE_SUFFIXES = {".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle"}
@@ -51,7 +51,7 @@ def write_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[s
     """Atomic safetensors write (temp name, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
+    partial = partial_name(path)
     save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(partial), metadata=metadata)
-    os.replace(partial, path)
+    commit(partial, path)
     return path

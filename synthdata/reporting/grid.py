@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+
+from synthdata.atomic import commit, partial_name
 
 
 def image_grid(images: torch.Tensor, rows: int, *, labels: list[str] | None = None, scale: int = 2) -> Image.Image:
@@ -32,7 +33,7 @@ def image_grid(images: torch.Tensor, rows: int, *, labels: list[str] | None = No
 def save_grid(images: torch.Tensor, rows: int, path: Path, *, labels: list[str] | None = None) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
+    partial = partial_name(path)
     image_grid(images, rows, labels=labels).save(partial, format="PNG")
-    os.replace(partial, path)
+    commit(partial, path)
     return path

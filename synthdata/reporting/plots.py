@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from synthdata.atomic import commit, partial_name
 
 
 def _pyplot():
@@ -16,10 +17,10 @@ def _pyplot():
 
 
 def _save(figure, path: Path) -> Path:
-    partial = path.with_name(f".{path.name}.part")
+    partial = partial_name(path)
     figure.savefig(partial, format="png")
     _pyplot().close(figure)
-    os.replace(partial, path)
+    commit(partial, path)
     return path
 
 

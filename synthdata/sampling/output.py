@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from synthdata.atomic import commit, partial_name, write_bytes
 from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS
 
 METADATA_FILE = "metadata.csv"
@@ -75,10 +75,7 @@ def xmp_packet(version: str) -> str:
 
 def write_file(path: Path, data: bytes) -> None:
     """Write under a temporary name, then rename: a kill leaves the old state or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.part")
-    partial.write_bytes(data)
-    os.replace(partial, path)
+    write_bytes(path, data)
 
 
 def write_metadata_csv(frame: pd.DataFrame, folder: Path) -> Path:
@@ -111,14 +108,14 @@ def write_shards(frame: pd.DataFrame, folder: Path, shard_size: int, prefix: str
     records = frame.to_dict(orient="records")
     for number, start in enumerate(range(0, len(records), shard_size)):
         target = shards_dir / f"{prefix}-{number:06d}.tar"
-        partial = target.with_name(f".{target.name}.part")
+        partial = partial_name(target)
         with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as archive:
             for row in records[start : start + shard_size]:
                 key = str(row["id"])
                 _tar_member(archive, f"{key}.png", (folder / row["relpath"]).read_bytes())
                 _tar_member(archive, f"{key}.cls", str(int(row["label"])).encode())
                 _tar_member(archive, f"{key}.json", json.dumps(_plain(row), sort_keys=True).encode())
-        os.replace(partial, target)
+        commit(partial, target)
         written.append(target)
     return written
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,17 +55,53 @@ def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id:
     tags = {"stage": stage, "recipe": recipe, **{f"synthdata.{k}": v for k, v in created_by().items()}}
     tags["git_commit"] = created_by()["git_commit"]
     experiment = _experiment_id(mlflow, root)
+    close_dead_runs(mlflow, experiment, stage, recipe)
     if resume_run_id is not None and _run_exists(mlflow, resume_run_id):
         with mlflow.start_run(run_id=resume_run_id) as run:
-            mlflow.set_tag("resumed", "true")
+            mlflow.set_tags({"resumed": "true", **_process_tags()})
             # a run reopened by a later pipeline run (same inputs, same outputs) now belongs to it
             mlflow.set_tag("mlflow.parentRunId", pipeline_run(mlflow, experiment, recipe))
             yield run
         return
     tags["mlflow.parentRunId"] = pipeline_run(mlflow, experiment, recipe)
+    tags.update(_process_tags())
     with mlflow.start_run(experiment_id=experiment, run_name=f"{recipe}/{stage}", tags=tags) as run:
         mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
         yield run
+
+
+def _process_tags() -> dict[str, str]:
+    return {"synthdata.pid": str(os.getpid()), "synthdata.host": socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:  # a killed child not yet reaped by its parent is a zombie: dead for our purpose
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def close_dead_runs(mlflow: Any, experiment: str, stage: str, recipe: str) -> list[str]:
+    """Mark FAILED the runs of ``stage`` of ``recipe`` still RUNNING whose process (on this host)
+    is gone: a SIGKILL or power cut leaves no chance to close a run, so the next run does it."""
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([experiment], filter_string=f"tags.stage = '{stage}' and tags.recipe = '{recipe}' and attributes.status = 'RUNNING'")
+    closed = []
+    for run in runs:
+        pid, host = run.data.tags.get("synthdata.pid"), run.data.tags.get("synthdata.host")
+        if pid is None or host != socket.gethostname() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        client.set_tag(run.info.run_id, "synthdata.ended", f"process {pid} gone while running; closed by process {os.getpid()}")
+        client.set_terminated(run.info.run_id, "FAILED")
+        closed.append(run.info.run_id)
+    return closed
 
 
 def pipeline_run(mlflow: Any, experiment: str, recipe: str) -> str:
