@@ -1,7 +1,9 @@
-"""Who made an artifact: synthdata's version and the git commit of the working tree."""
+"""Who made an artifact: synthdata's version, the git commit of the working tree, and every
+package version needed to repeat the run."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -27,3 +29,21 @@ def git_commit() -> str:
 
 def created_by() -> dict[str, str]:
     return {"synthdata": __version__, "git_commit": git_commit()}
+
+
+PACKAGES = ("torch", "diffusers", "peft", "accelerate", "safetensors", "monai", "albumentations", "torchmetrics",
+            "mlflow", "dvc", "great-expectations", "numpy", "scipy", "pillow")  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def versions() -> dict[str, str]:
+    """Every version needed to repeat a run: Python, platform, synthdata, commit, packages."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform(), **created_by()}
+    for package in PACKAGES:
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+    return out

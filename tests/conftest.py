@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +161,76 @@ def make_sampling_setup(root: Path, sample: str = "{steps: 4, batch_size: 4, sha
         else:
             os.environ["SYNTHDATA_MLRUNS"] = previous
     return root
+
+
+# --- The six long stages as commands, on one tiny project (fault injection, determinism) ---
+
+SYNTHDATA = str(Path(sys.executable).parent / "synthdata")
+
+# stage: (command, outputs it writes, state it may keep between attempts to resume from)
+STAGE_COMMANDS: dict[str, tuple[list[str], list[str], list[str]]] = {
+    "ingest": (["data", "ingest", "--recipe", "../tiny.yaml", "--out", "d"], ["d"], [".staging-d"]),
+    "pretrain": (["pretrain", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "base"], ["base"], ["base.work"]),
+    "finetune": (["finetune", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "adapter"], ["adapter"], ["adapter.work"]),
+    "sample": (["sample", "--recipe", "../tiny.yaml", "--dataset", "d", "--adapter", "adapter", "--out", "synthetic",
+                "--report", "reports/sample"], ["synthetic", "reports/sample"], [".staging-synthetic"]),
+    "validate": (["validate", "--recipe", "../tiny.yaml", "--dataset", "d", "--synthetic", "synthetic", "--adapter", "adapter",
+                  "--out", "validated", "--metrics", "metrics/validate.json"], ["validated", "metrics/validate.json"], []),
+    "utility": (["utility", "--recipe", "../tiny.yaml", "--dataset", "d", "--synthetic", "validated", "--work", "utility.work",
+                 "--metrics", "metrics/utility.json"], ["metrics/utility.json"], ["utility.work"]),
+}  # fmt: skip
+
+
+def stage_env(root: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "SYNTHDATA_MLRUNS": str(root / "mlruns"), **extra}
+
+
+def run_stage(stage: str, root: Path, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([SYNTHDATA, *STAGE_COMMANDS[stage][0]], cwd=root, env=stage_env(root, **extra), capture_output=True, text=True, timeout=300)
+
+
+def _sha256(path: Path) -> str:
+    from synthdata.hashing import file_sha256
+
+    return file_sha256(path)
+
+
+def stage_files(root: Path, outputs: list[str]) -> dict[str, str]:
+    found = {}
+    for name in outputs:
+        path = root / name
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []:
+            found[str(file.relative_to(root))] = _sha256(file)
+    return found
+
+
+@pytest.fixture(scope="session")
+def stage_project(tmp_path_factory):
+    """A tiny project run once through the six long stages as commands (``reference/``), and how
+    many fault points each stage passed (``synthdata/faults.py``)."""
+    from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
+
+    root = tmp_path_factory.mktemp("stages")
+    make_image_tree(root / "tree", {"a": 30, "b": 14, "c": 8})
+    tiny = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
+    torch.manual_seed(0)
+    save_base(build_unet(tiny, 3), build_scheduler(100), {"classes": ["u", "v", "w"], "unet": asdict(tiny)}, root / "fixed-base")
+    unet = "{sample_size: 16, block_out_channels: [8, 16], norm_num_groups: 4, attention_head_dim: 8}"
+    (root / "tiny.yaml").write_text(
+        "name: tiny\ndomain: medical\n"
+        f"data: {{source: imagefolder, path: {root / 'tree'}, split: {{val_fraction: 0.25, test_fraction: 0.2}}}}\n"
+        f"pretrain: {{unet: {unet}, train: {{steps: 6, batch_size: 4, checkpoint_every: 2, log_every: 1, warmup_steps: 1}}}}\n"
+        f"finetune:\n  base: {root / 'fixed-base'}\n  adapter: {{rank: 2, alpha: 2}}\n"
+        "  train: {steps: 6, batch_size: 4, checkpoint_every: 2, log_every: 1, warmup_steps: 1}\n"
+        "sample: {steps: 2, batch_size: 4, shard_size: 5, max_images: 12}\n"
+        "validate: {classifier: {steps: 10, batch_size: 8}, resamples: 2, filter: {enabled: false},\n"
+        "           gates: {min_fill: null, max_near_copy_fraction: null, min_diversity_ratio: null}}\n"
+        "utility: {arms: [real, real+synth], seeds: [0, 1], classifier: {steps: 4, batch_size: 8, width: 4}}\n"
+    )
+    reference, counts = root / "reference", {}
+    reference.mkdir()
+    for stage in STAGE_COMMANDS:
+        done = run_stage(stage, reference, SYNTHDATA_FAULT_COUNT=str(root / f"{stage}.count"))
+        assert done.returncode == 0, f"{stage}: {done.stderr[-2000:]}"
+        counts[stage] = int((root / f"{stage}.count").read_text())
+    return root, counts

@@ -28,7 +28,7 @@ from synthdata.atomic import write_text
 from synthdata.config.recipe import load_recipe
 from synthdata.errors import SynthdataError
 from synthdata.pipeline import run_stages
-from synthdata.stages.report import versions
+from synthdata.provenance import versions
 from synthdata.tracking.mlflow_run import finish_pipeline
 from synthdata.utility.metrics import HEADLINE
 

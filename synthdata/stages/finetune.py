@@ -78,7 +78,7 @@ def run_finetune(
     ).hexdigest()
     discard_if_stale(workdir, fingerprint)
     params = {"finetune": asdict(settings), "dataset": dataset.name}
-    with stage_run("finetune", recipe.name, params, resume_run_id=recorded_run_id(workdir)) as run:
+    with stage_run("finetune", recipe.name, params, resume_run_id=recorded_run_id(workdir), output=out) as run:
         import mlflow
 
         mlflow.set_tags({"manifest_sha256": card.manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode})

@@ -22,7 +22,7 @@ def run_ingest(recipe: Recipe, out: Path) -> IngestResult:
         channels=data.channels,
         licence=data.licence,
     )
-    with stage_run("ingest", recipe.name, {"data": asdict(data)}):
+    with stage_run("ingest", recipe.name, {"data": asdict(data)}, output=out):
         import mlflow
 
         started = time.perf_counter()

@@ -13,7 +13,7 @@ from synthdata.tracking.mlflow_run import stage_run
 
 
 def run_longtail(recipe: Recipe, settings: LongtailSettings, parent: Path, out: Path) -> LongtailPlan:
-    with stage_run("longtail", recipe.name, {"longtail": asdict(settings)}):
+    with stage_run("longtail", recipe.name, {"longtail": asdict(settings)}, output=out):
         import mlflow
 
         started = time.perf_counter()

@@ -46,7 +46,7 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
     backbone = PixelBackbone(unet, null_class=len(classes))
     trainable = dict(unet.named_parameters())
     resume_id = recorded_run_id(workdir)
-    with stage_run("pretrain", recipe.name, {"pretrain": asdict(settings)}, resume_run_id=resume_id) as run:
+    with stage_run("pretrain", recipe.name, {"pretrain": asdict(settings)}, resume_run_id=resume_id, output=out) as run:
         import mlflow
 
         mlflow.set_tag("manifest_sha256", card.manifest_sha256)

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from synthdata.errors import DataError
-from synthdata.provenance import created_by
+from synthdata.provenance import versions
 from synthdata.reporting.html import HtmlReport
 from synthdata.stages.utility import GOAL, headline_rows
 from synthdata.tracking.mlflow_run import finish_pipeline
@@ -42,20 +41,6 @@ def _read(path: Path) -> dict[str, Any]:
         raise DataError(f"{path}: missing; run the stage that writes it first") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
-
-
-def versions() -> dict[str, str]:
-    """Every version needed to repeat a run."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version(), "platform": platform.platform(), **created_by()}
-    for package in ("torch", "diffusers", "peft", "accelerate", "safetensors", "monai", "albumentations", "torchmetrics",
-                    "mlflow", "dvc", "great-expectations", "numpy"):  # fmt: skip
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = "not installed"
-    return out
 
 
 def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:

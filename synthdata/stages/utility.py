@@ -129,7 +129,7 @@ def run_utility(
     params = {"utility": asdict(settings), "dataset": dataset.name,
               "synthetic": {k: str(sets[k]) for k in sorted(needed)}}  # fmt: skip
     runs: list[dict[str, Any]] = []
-    with stage_run("utility", recipe.name, params):
+    with stage_run("utility", recipe.name, params, output=work):
         import mlflow
 
         for name in settings.arms:
@@ -149,9 +149,13 @@ def run_utility(
                    "leak_check": leak, "goal": goal(arms), "runs": runs}  # fmt: skip
         paths = _report(report, recipe, metrics, classes) if report else []
         if metrics_path is not None:
-            paths.append(write_text(metrics_path, json.dumps(metrics, indent=2) + "\n"))
+            # wall-clock seconds stay out of the metrics file (MLflow and the report have them):
+            # the same inputs and seeds then give the same file, byte for byte
+            untimed = {**metrics, "runs": [{**r, "log": {k: v for k, v in r["log"].items() if k != "seconds"}} for r in runs]}
+            paths.append(write_text(metrics_path, json.dumps(untimed, indent=2) + "\n"))
         for name, figures in arms.items():
             mlflow.log_metrics({metric_key(f"{name}.{m}"): figures[m]["mean"] for m in HEADLINE})
+        mlflow.log_metrics({metric_key(f"{r['arm']}.seed{r['seed']}.seconds"): r["log"]["seconds"] for r in runs})
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="utility")
         mlflow.set_tag("test_pixels_sha256", leak["test_pixels_sha256"])

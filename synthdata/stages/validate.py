@@ -216,7 +216,7 @@ def run_validate(
     writer = DatasetWriter(out, build_key)
     params = {"validate": asdict(settings), "dataset": dataset.name, "synthetic": synthetic.name}
     run_id = sample_record["sample_run_id"]
-    with stage_run("validate", recipe.name, params, resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32])) as run:
+    with stage_run("validate", recipe.name, params, resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]), output=out) as run:
         import mlflow
 
         mlflow.set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.config.strict import flatten
-from synthdata.provenance import created_by
+from synthdata.provenance import created_by, versions
 
 STORE_ENV = "SYNTHDATA_MLRUNS"
 EXPERIMENT = "synthdata"
@@ -37,12 +37,25 @@ def _experiment_id(mlflow: Any, root: Path) -> str:
 
 
 @contextmanager
-def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id: str | None = None) -> Iterator[Any]:
+def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id: str | None = None,
+              output: Path | None = None) -> Iterator[Any]:  # fmt: skip
     """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises.
 
     With ``resume_run_id`` (a run a killed stage left behind, recorded in its checkpoint) that
-    run is reopened and continued instead of starting a new one.
+    run is reopened and continued instead of starting a new one. With ``output``, the stage holds
+    that folder's lock (:mod:`synthdata.locking`) for the whole run, taken before any run is
+    opened: a second writer of the same output is refused and leaves no trace in MLflow.
     """
+    if output is None:
+        yield from _stage_run(stage, recipe, params, resume_run_id)
+        return
+    from synthdata.locking import FolderLock
+
+    with FolderLock(output):
+        yield from _stage_run(stage, recipe, params, resume_run_id)
+
+
+def _stage_run(stage: str, recipe: str, params: dict[str, Any], resume_run_id: str | None) -> Iterator[Any]:
     import mlflow
 
     # mlflow sets up its loggers on import; quiet its schema-migration chatter afterwards.
@@ -52,7 +65,8 @@ def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id:
     root = store_root()
     root.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    tags = {"stage": stage, "recipe": recipe, **{f"synthdata.{k}": v for k, v in created_by().items()}}
+    # every version needed to repeat the run, as tags (synthdata.torch, synthdata.git_commit, ...)
+    tags = {"stage": stage, "recipe": recipe, **{f"synthdata.{k}": v for k, v in versions().items()}}
     tags["git_commit"] = created_by()["git_commit"]
     experiment = _experiment_id(mlflow, root)
     close_dead_runs(mlflow, experiment, stage, recipe)
