@@ -30,6 +30,7 @@ KILLS_PER_STAGE = 4
 VOLATILE = {
     "adapter/adapter.json": "wall-clock training seconds",
     "base/base.json": "wall-clock training seconds",
+    "synthetic/sample.json": "the MLflow run id (a new run when the killed one is not resumed)",
 }
 
 

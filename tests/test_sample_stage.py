@@ -133,12 +133,14 @@ def test_every_png_carries_its_provenance(setup, tmp_path):
         assert text["digitalSourceType"].endswith("/trainedAlgorithmicMedia")
         assert text["class"] == row["label_name"] and text["id"] == row["id"]
         for column in ("base_id", "base_sha256", "adapter_sha256", "seed", "scheduler", "steps", "guidance",
-                       "synthdata_version", "git_commit", "source_manifest_sha256", "mlflow_run_id", "sample_run_id"):  # fmt: skip
+                       "synthdata_version", "git_commit", "source_manifest_sha256", "sample_run_id"):  # fmt: skip
             assert text[column] == str(row[column]), column
         assert "trainedAlgorithmicMedia" in text["XML:com.adobe.xmp"]
     adapter = json.loads((setup / "adapter" / "adapter.json").read_text())
     assert set(frame["adapter_sha256"]) == {adapter["sha256"]} and set(frame["base_sha256"]) == {adapter["base_sha256"]}
-    assert set(frame["mlflow_run_id"]) == {result.mlflow_run_id}
+    # the MLflow run that made them: the one tagged with their sampling run id (no run id in the images)
+    assert "mlflow_run_id" not in frame.columns and set(frame["sample_run_id"]) == {result.run_id}
+    assert list(stage_runs().query("`tags.sample_run_id` == @result.run_id")["run_id"]) == [result.mlflow_run_id]
     assert set(frame["source_manifest_sha256"]) == {read_card(setup / "d").manifest_sha256}
 
 

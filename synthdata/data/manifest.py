@@ -51,8 +51,9 @@ PROVENANCE_COLUMNS: dict[str, str] = {
     "synthdata_version": "string",
     "git_commit": "string",
     "source_manifest_sha256": "string",
-    "mlflow_run_id": "string",
 }
+# No MLflow run id per image: it differs between two runs of the same recipe and seeds, and the
+# images must not. The run is the one tagged ``sample_run_id``; ``sample.json`` names it too.
 
 
 def to_frame(rows: list[dict], *, synthetic: bool = False) -> pd.DataFrame:

@@ -41,6 +41,7 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
     settings: PretrainSettings = recipe.pretrain or PretrainSettings()
     images, labels, classes = load_split(dataset, "train", size=settings.unet.sample_size, channels=settings.unet.channels)
     card = read_card(dataset)
+    torch.manual_seed(settings.train.seed)  # the initial weights: the same recipe gives the same base
     unet = build_unet(settings.unet, len(classes))
     scheduler = build_scheduler()
     backbone = PixelBackbone(unet, null_class=len(classes))

@@ -95,7 +95,7 @@ def _to_device(backbone: Any, device: Any) -> None:
             setattr(backbone, name, part.to(device))
 
 
-def common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str, mlflow_run_id: str) -> dict[str, Any]:
+def common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str) -> dict[str, Any]:
     """The provenance fields every image of a run shares."""
     steps = int(model.scheduler.config.num_train_timesteps) if settings.scheduler == "ddpm" else settings.steps
     made_by = created_by()
@@ -111,7 +111,6 @@ def common_provenance(model: SamplingModel, settings: SampleSettings, card: Data
         "synthdata_version": made_by["synthdata"],
         "git_commit": made_by["git_commit"],
         "source_manifest_sha256": card.manifest_sha256,
-        "mlflow_run_id": mlflow_run_id,
     }
 
 
@@ -213,7 +212,7 @@ def run_sample(
         if problem:
             raise error or SynthdataError(problem)
         state.wait_for_everyone()  # staging exists and is this run's before anyone writes
-        common = common_provenance(model, settings, card, run_id, mlflow_run_id)
+        common = common_provenance(model, settings, card, run_id)
         mine = shard(all_batches, state.process_index, state.num_processes)
         who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
         generated = write_batches(model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}")
@@ -222,7 +221,7 @@ def run_sample(
         if not state.is_main_process:
             result.main = False
             return result
-        _publish(writer, items, card, common, run_id, plan, settings, identity, recipe)
+        _publish(writer, items, card, common, run_id, plan, settings, identity, recipe, mlflow_run_id)
         result.seconds = time.monotonic() - started
         result.report = _report(out, report, plan, recipe.name)
         import mlflow
@@ -237,7 +236,7 @@ def run_sample(
 
 
 def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common: dict[str, Any], run_id: str,
-             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe: Recipe) -> None:  # fmt: skip
+             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe: Recipe, mlflow_run_id: str | None) -> None:  # fmt: skip
     staging = writer.staging
     rows = []
     with progress_bar(f"manifest {writer.target.name}", total=len(items)) as bar:
@@ -281,7 +280,7 @@ def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common
         created_by=created_by(),
     )
     record = {"sample_run_id": run_id, "identity": identity, "plan": plan.rows(), "settings": asdict(settings),
-              "mlflow_run_id": common["mlflow_run_id"], "images": len(items)}  # fmt: skip
+              "mlflow_run_id": mlflow_run_id, "images": len(items)}  # fmt: skip
     writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
 
 

@@ -216,7 +216,7 @@ def run_validate(
     writer = DatasetWriter(out, build_key)
     params = {"validate": asdict(settings), "dataset": dataset.name, "synthetic": synthetic.name}
     run_id = sample_record["sample_run_id"]
-    with stage_run("validate", recipe.name, params, resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]), output=out) as run:
+    with stage_run("validate", recipe.name, params, resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]), output=out):
         import mlflow
 
         mlflow.set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})
@@ -229,7 +229,7 @@ def run_validate(
         if settings.filter.enabled and any(v > 0 for v in deficit.values()) and settings.filter.max_rounds:
             regenerated = _refill(recipe, adapter, card, size, classes, judged, accepted_mask, deficit, settings,
                                   thresholds, classifier, train_pixels, train_features, writer.staging,
-                                  run.info.run_id, sample_record, all_judged, all_reasons)  # fmt: skip
+                                  sample_record, all_judged, all_reasons)  # fmt: skip
         everything = _concat(all_judged)
         keep = np.array([r == "" for r in all_reasons], dtype=bool)
         # Keep at most the quota per class, in generation order (original images first).
@@ -273,7 +273,7 @@ def run_validate(
 
 def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes: list[str], judged: Judged,
             accepted_mask: np.ndarray, deficit: dict[str, int], settings: ValidateSettings, thresholds: dict[str, float],
-            classifier: DomainClassifier, train_pixels: torch.Tensor, train_features: torch.Tensor, staging: Path, mlflow_run_id: str, sample_record: dict[str, Any], all_judged: list[Judged],
+            classifier: DomainClassifier, train_pixels: torch.Tensor, train_features: torch.Tensor, staging: Path, sample_record: dict[str, Any], all_judged: list[Judged],
             all_reasons: list[str]) -> int:  # fmt: skip
     """Generate replacements for dropped images, round by round, into ``staging``."""
     from synthdata.config.recipe import SampleSettings
@@ -282,7 +282,7 @@ def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes
     sample_settings = SampleSettings(**sample_record["settings"])
     model = load_sampling_model(adapter, recipe.finetune.base)
     run_id = sample_record["sample_run_id"]
-    common = common_provenance(model, sample_settings, card, run_id, mlflow_run_id)
+    common = common_provenance(model, sample_settings, card, run_id)
     rows = judged.rows
     next_index = {c: int(rows.loc[rows["label_name"] == c, "sample_index"].max()) + 1 for c in deficit if (rows["label_name"] == c).any()}
     rate = {}
