@@ -113,7 +113,8 @@ def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> s
         tensors = dict(get_peft_model_state_dict(model.unet))
         if model.prompts is None:
             tensors["class_embedding.weight"] = model.unet.class_embedding.weight
-        (staging / PEFT_CONFIG).write_text(json.dumps(model.lora_config.to_dict(), indent=2, default=list) + "\n")
+        # peft keeps target_modules as a set: sorted, so the file does not depend on the hash seed
+        (staging / PEFT_CONFIG).write_text(json.dumps(model.lora_config.to_dict(), indent=2, default=sorted) + "\n")
         write_tensors(tensors, staging / ADAPTER_WEIGHTS)
     else:
         model.unet.save_pretrained(staging / "unet", safe_serialization=True)
