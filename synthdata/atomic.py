@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from synthdata import faults
@@ -65,3 +66,15 @@ def write_bytes(path: Path, data: bytes) -> Path:
 
 def write_text(path: Path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+def build_folder(target: Path, build: Callable[[Path], list[Path]]) -> list[Path]:
+    """Build a whole folder (a report) with ``build(staging)`` and swap it in as ``target``; the
+    paths ``build`` wrote, now under ``target``. A kill leaves the previous folder or none."""
+    target = Path(target)
+    if Path.cwd().resolve().is_relative_to(target.resolve()):
+        raise OSError(f"refusing to replace a folder that holds the working directory: {target}")
+    staging = fresh_staging(target)
+    paths = build(staging)
+    publish_folder(staging, target)
+    return [target / Path(p).relative_to(staging) for p in paths]

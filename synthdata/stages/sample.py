@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthdata.atomic import write_text
+from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe, SampleSettings
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.images import encode_png
@@ -223,7 +223,7 @@ def run_sample(
             return result
         _publish(writer, items, card, common, run_id, plan, settings, identity, recipe, mlflow_run_id)
         result.seconds = time.monotonic() - started
-        result.report = _report(out, report, plan, recipe.name)
+        result.report = build_folder(report, lambda folder: _report(out, folder, plan, recipe.name)) if report else []
         import mlflow
 
         mlflow.log_metrics({"images": len(items), "generated": generated, "seconds": result.seconds,
@@ -284,11 +284,9 @@ def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common
     writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
 
 
-def _report(out: Path, report: Path | None, plan: QuotaPlan, recipe: str) -> list[Path]:
+def _report(out: Path, report: Path, plan: QuotaPlan, recipe: str) -> list[Path]:
     """The plan as JSON and Markdown, the class histogram before and after, a grid per class
     and one overview grid (one row per class), read back from the published images."""
-    if report is None:
-        return []
     from PIL import Image
 
     frame = read_manifest(out).sort_values(["label", "sample_index"])

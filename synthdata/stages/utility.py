@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from synthdata.atomic import write_text
+from synthdata.atomic import build_folder, write_text
 from synthdata.classify.train import ClassifierSettings, random_shift, run_model, train_classifier
 from synthdata.config.recipe import Recipe, UtilitySettings
 from synthdata.data.card import read_card
@@ -147,7 +147,7 @@ def run_utility(
         metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": _counts(test_labels, classes),
                    "seeds": list(settings.seeds), "steps": settings.classifier.steps, "batch_size": settings.classifier.batch_size,
                    "leak_check": leak, "goal": goal(arms), "runs": runs}  # fmt: skip
-        paths = _report(report, recipe, metrics, classes) if report else []
+        paths = build_folder(report, lambda folder: _report(folder, recipe, metrics, classes)) if report else []
         if metrics_path is not None:
             # wall-clock seconds stay out of the metrics file (MLflow and the report have them):
             # the same inputs and seeds then give the same file, byte for byte

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthdata.atomic import write_text
+from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe, ValidateSettings
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import MANIFEST_FILE, SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame, write_manifest
@@ -256,7 +256,7 @@ def run_validate(
             figures["passed"] = False
         # The report reads every judged image, dropped replacements included: before publishing
         # removes those from the staging folder.
-        paths = _report(report, recipe, classes, train, heldout, everything, chosen, figures, quota) if report else []
+        paths = build_folder(report, lambda folder: _report(folder, recipe, classes, train, heldout, everything, chosen, figures, quota)) if report else []
         if figures["passed"]:  # a set that fails a gate is never published where a trainer would find it
             _publish(writer, synthetic, accepted, card, sample_record, dropped, figures)
         if metrics_path is not None:
