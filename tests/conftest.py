@@ -35,6 +35,19 @@ def _mirror() -> Path | None:
 MIRROR = _mirror()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_repository_store(tmp_path_factory):
+    """Module and session fixtures run before the per-test stores below: they get a store of their
+    own, never the repository's ``mlruns/``."""
+    previous = os.environ.get("SYNTHDATA_MLRUNS")
+    os.environ["SYNTHDATA_MLRUNS"] = str(tmp_path_factory.mktemp("session-store") / "mlruns")
+    yield
+    if previous is None:
+        os.environ.pop("SYNTHDATA_MLRUNS", None)
+    else:
+        os.environ["SYNTHDATA_MLRUNS"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _isolated_stores(tmp_path_factory, monkeypatch):
     """Every test gets its own MLflow store and download cache, and no data mirror."""
