@@ -51,4 +51,5 @@ def test_every_stage_run_records_the_versions_to_repeat_it(stage_project):
         column = stages[f"tags.synthdata.{tag}"]
         assert column.notna().all() and (column != "not installed").all(), tag
     finetune = stages[stages["tags.stage"] == "finetune"].iloc[0]
-    assert [c for c in stages.columns if c.startswith("params.") and c.endswith("seed") and finetune[c] is not None]
+    seeds = {c: finetune[c] for c in stages.columns if c.startswith("params.") and c.endswith(".seed") and isinstance(finetune[c], str)}
+    assert seeds and all(value == "0" for value in seeds.values()), seeds
