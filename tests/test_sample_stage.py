@@ -75,7 +75,7 @@ def test_two_runs_give_the_same_bytes(setup, tmp_path):
 
 def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tmp_path, monkeypatch):
     _sample(setup, tmp_path / "whole")
-    real_write = sample_stage.write_file
+    real_write = sample_stage.write_bytes
     calls = []
 
     def dies_on_the_sixth_image(path, data):
@@ -86,10 +86,10 @@ def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tm
             raise KeyboardInterrupt
         real_write(path, data)
 
-    monkeypatch.setattr(sample_stage, "write_file", dies_on_the_sixth_image)
+    monkeypatch.setattr(sample_stage, "write_bytes", dies_on_the_sixth_image)
     with pytest.raises(KeyboardInterrupt):
         _sample(setup, tmp_path / "killed")
-    monkeypatch.setattr(sample_stage, "write_file", real_write)
+    monkeypatch.setattr(sample_stage, "write_bytes", real_write)
     assert not (tmp_path / "killed").exists()
     staged = [p for p in (tmp_path / ".staging-killed").rglob("*.png")]
     assert len(staged) == 5

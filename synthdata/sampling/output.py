@@ -73,11 +73,6 @@ def xmp_packet(version: str) -> str:
     return _XMP.format(source_type=DIGITAL_SOURCE_TYPE, version=version)
 
 
-def write_file(path: Path, data: bytes) -> None:
-    """Write under a temporary name, then rename: a kill leaves the old state or the new one."""
-    write_bytes(path, data)
-
-
 def write_metadata_csv(frame: pd.DataFrame, folder: Path) -> Path:
     """``metadata.csv`` for Hugging Face ``imagefolder``: ``file_name`` relative to the folder,
     ``label`` as the class name, then id, sha256 and the provenance columns."""
@@ -85,7 +80,7 @@ def write_metadata_csv(frame: pd.DataFrame, folder: Path) -> Path:
     for column in PROVENANCE_COLUMNS:
         table[column] = frame[column]
     target = folder / METADATA_FILE
-    write_file(target, table.to_csv(index=False, lineterminator="\n").encode())
+    write_bytes(target, table.to_csv(index=False, lineterminator="\n").encode())
     return target
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthdata.atomic import build_folder, write_text
+from synthdata.atomic import build_folder, write_bytes, write_text
 from synthdata.config.recipe import Recipe, SampleSettings
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.images import encode_png
@@ -38,7 +38,7 @@ from synthdata.reporting.plots import class_balance
 from synthdata.sampling.generate import generate
 from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
 from synthdata.sampling.model import SamplingModel, load_sampling_model
-from synthdata.sampling.output import METADATA_FILE, png_text, to_dataset_format, write_file, write_metadata_csv, write_shards, xmp_packet
+from synthdata.sampling.output import METADATA_FILE, png_text, to_dataset_format, write_metadata_csv, write_shards, xmp_packet
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.tracking.mlflow_run import find_run, stage_run
 from synthdata.training.tensors import to_uint8
@@ -140,7 +140,7 @@ def _make_batch(model: SamplingModel, batch: list[Item], settings: SampleSetting
     for item, image in zip(batch, pixels, strict=True):
         if item.id in wanted:
             array = to_dataset_format(image, card.width, card.height, card.channels)
-            write_file(staging / item.relpath, encode_png(array, png_text(_row(item, card, common, run_id)), xmp=xmp))
+            write_bytes(staging / item.relpath, encode_png(array, png_text(_row(item, card, common, run_id)), xmp=xmp))
     return len(missing)
 
 

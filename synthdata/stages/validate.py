@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthdata.atomic import build_folder, write_text
+from synthdata.atomic import build_folder, write_bytes, write_text
 from synthdata.config.recipe import Recipe, ValidateSettings
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import MANIFEST_FILE, SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame, write_manifest
@@ -41,7 +41,7 @@ from synthdata.reporting.grid import save_grid
 from synthdata.reporting.html import HtmlReport
 from synthdata.reporting.plots import attribute_histograms, class_balance
 from synthdata.sampling.jobs import batches, more_items
-from synthdata.sampling.output import METADATA_FILE, write_file, write_metadata_csv, write_shards
+from synthdata.sampling.output import METADATA_FILE, write_metadata_csv, write_shards
 from synthdata.stages.sample import RECORD_FILE, common_provenance, manifest_row, write_batches
 from synthdata.tracking.mlflow_run import find_run, stage_run
 from synthdata.training.tensors import load_files, load_split
@@ -402,7 +402,7 @@ def _publish(writer: DatasetWriter, synthetic: Path, accepted: pd.DataFrame, car
     for folder, relpath in zip(accepted["_folder"], accepted["relpath"], strict=True):
         target = staging / relpath
         if Path(folder) != staging and not target.is_file():
-            write_file(target, (Path(folder) / relpath).read_bytes())
+            write_bytes(target, (Path(folder) / relpath).read_bytes())
     frame = to_frame(accepted.drop(columns=["_folder"]).to_dict(orient="records"), synthetic=True)
     write_metadata_csv(frame, staging)
     keep = [METADATA_FILE]
