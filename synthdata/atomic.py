@@ -70,10 +70,10 @@ def write_text(path: Path, text: str) -> Path:
 
 def build_folder(target: Path, build: Callable[[Path], list[Path]]) -> list[Path]:
     """Build a whole folder (a report) with ``build(staging)`` and swap it in as ``target``; the
-    paths ``build`` wrote, now under ``target``. A kill leaves the previous folder or none."""
+    paths ``build`` wrote, now under ``target``. A kill leaves the previous folder or none. That
+    ``target`` holds no input and not the working folder is checked before any work, by the
+    command (:func:`synthdata.paths.guard_outputs`)."""
     target = Path(target)
-    if Path.cwd().resolve().is_relative_to(target.resolve()):
-        raise OSError(f"refusing to replace a folder that holds the working directory: {target}")
     staging = fresh_staging(target)
     paths = build(staging)
     publish_folder(staging, target)

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from synthdata import __version__
 from synthdata.errors import SynthdataError
+from synthdata.paths import guard_outputs, recipe_name
 
 for _name, _value in (
     ("HF_HUB_OFFLINE", "1"),
@@ -39,7 +40,21 @@ def _recipe_for(name: str | None, recipe: Path | None):
         return load_recipe(recipe)
     if name is None:
         raise SynthdataError("give a dataset NAME or --recipe")
+    from synthdata.data.sources import builtin_source
+
+    builtin_source(name)  # NAME must be a built-in source; anything else is refused, listing them
     return Recipe(name=name, domain="generic", data=DataSettings(source=name))
+
+
+def _recipe_inputs(spec, recipe: Path | None) -> dict[str, Path | str | None]:
+    """What every command given a recipe reads: the recipe file and the data it points to."""
+    return {"--recipe": recipe, "data.path": spec.data.path}
+
+
+def _work_folder(out: Path) -> Path:
+    """The default checkpoint folder of ``out``: ``<out>.work`` beside it. (``.`` and ``/`` have no
+    name to extend; the output guard refuses them before their ``.work`` is used.)"""
+    return out.parent / f"{out.name}.work"
 
 
 @app.callback(invoke_without_command=True)
@@ -83,6 +98,7 @@ def ingest(
 
     spec = _recipe_for(name, recipe)
     target = out or datasets / spec.name
+    guard_outputs(_recipe_inputs(spec, recipe), folders={"--out": target})
     result = run_ingest(spec, target)
     typer.echo(f"{result.path}: {result.images} images, manifest sha256 {result.manifest_sha256}")
 
@@ -109,8 +125,9 @@ def longtail(
         settings = replace(spec.longtail, **overrides)
     except ValueError as exc:
         raise SynthdataError(str(exc)) from None
-    source = parent or datasets / spec.name
-    plan = run_longtail(spec, settings, source, out or datasets / f"{spec.name}-lt")
+    source, target = parent or datasets / spec.name, out or datasets / f"{spec.name}-lt"
+    guard_outputs({**_recipe_inputs(spec, recipe), "--parent": source}, folders={"--out": target})
+    plan = run_longtail(spec, settings, source, target)
     table = Table("rank", "class", "train images")
     for rank, cls in enumerate(plan.ranking):
         table.add_row(str(rank), cls, str(plan.targets[cls]))
@@ -128,8 +145,10 @@ def validate(
 
     from synthdata.config.recipe import load_recipe
 
-    name = load_recipe(recipe).name if recipe else folders[0].name
-    summary = run_validate_data(name, folders, metrics)
+    spec = load_recipe(recipe) if recipe else None
+    inputs = _recipe_inputs(spec, recipe) if spec else {}
+    guard_outputs({**inputs, "dataset folder": folders}, files={"--metrics": metrics})
+    summary = run_validate_data(spec.name if spec else folders[0].name, folders, metrics)
     for folder, row in summary.items():
         typer.echo(f"{folder}: {row['images']} images, {row['expectations']} expectations passed")
 
@@ -153,7 +172,9 @@ def pretrain(
     if steps is not None:
         settings = replace(settings, train=replace(settings.train, steps=steps))
     spec = replace(spec, pretrain=settings)
-    result = run_pretrain(spec, dataset, out, workdir or out.with_name(f"{out.name}.work"))
+    work = workdir or _work_folder(out)
+    guard_outputs({**_recipe_inputs(spec, recipe), "--dataset": dataset}, folders={"--out": out, "--workdir": work})
+    result = run_pretrain(spec, dataset, out, work)
     typer.echo(f"{out}: {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
 
 
@@ -167,6 +188,7 @@ def base_card(
     """Measure a base's realism (FD-EffNet with its real-vs-real floor) and write its model card."""
     from synthdata.stages.base_card import write_card
 
+    guard_outputs({"--corpus": corpus}, folders={"--base": base})
     realism = write_card(base, corpus, samples=samples, guidance=guidance)
     typer.echo(f"{base}: {realism['metric']} {realism['value']} (floor {realism['floor_real_vs_real']})")
 
@@ -200,7 +222,10 @@ def finetune(
         raise SynthdataError(f"--mode must be lora, full or scratch, got {mode!r}")
     if base is not None:
         settings = replace(settings, base=str(base))
-    result, model = run_finetune(replace(spec, finetune=settings), dataset, out, workdir or out.with_name(f"{out.name}.work"))
+    work = workdir or _work_folder(out)
+    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--base" if base else "finetune.base": settings.base}
+    guard_outputs(inputs, folders={"--out": out, "--workdir": work})
+    result, model = run_finetune(replace(spec, finetune=settings), dataset, out, work)
     typer.echo(f"{out}: {model.mode}, {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
 
 
@@ -243,6 +268,8 @@ def sample(
         raise SynthdataError(str(exc)) from None
     if not dry_run and (adapter is None or out is None):
         raise SynthdataError("--adapter and --out are required (or give --dry-run)")
+    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--adapter": adapter, "finetune.base": spec.finetune.base}
+    guard_outputs(inputs, folders={"--out": out, "--report": report})
     result = run_sample(spec, adapter, dataset, out, report=report, settings=settings, dry_run=dry_run)
     if not result.main:
         return
@@ -275,6 +302,9 @@ def validate_synthetic(
     from synthdata.stages.validate import run_validate
 
     spec = load_recipe(recipe)
+    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--adapter": adapter, "--pool": pool,
+              "finetune.base": spec.finetune.base}  # fmt: skip
+    guard_outputs(inputs, folders={"--out": out, "--report": report}, files={"--metrics": metrics})
     result = run_validate(spec, dataset, synthetic, adapter, out, pool=pool, report=report, metrics_path=metrics)
     table = Table("class", "quota", "accepted", "dropped", "fill", title=f"{spec.name}: validated synthetic set")
     for name, entry in result.metrics["classes"].items():
@@ -314,6 +344,8 @@ def utility(
             settings = replace(settings, classifier=replace(settings.classifier, steps=steps))
     except ValueError as exc:
         raise SynthdataError(f"bad override: {exc}") from None
+    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--scratch": scratch}
+    guard_outputs(inputs, folders={"--work": work, "--report": report}, files={"--metrics": metrics})
     result = run_utility(spec, dataset, synthetic=synthetic, scratch=scratch, work=work, metrics_path=metrics, report=report, settings=settings)
     table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=f"{spec.name}: test split, mean [95% interval]")
     for row in headline_rows(result.metrics):
@@ -331,7 +363,10 @@ def report(
     """Write reports/NAME/index.html, close the MLflow pipeline run, print the headline table."""
     from synthdata.stages.report import run_report
 
-    result = run_report(name, metrics or Path("metrics") / name, reports or Path("reports") / name)
+    recipe_name(name, "report NAME")  # it names folders and is quoted in MLflow's run filters
+    metrics, reports = metrics or Path("metrics") / name, reports or Path("reports") / name
+    guard_outputs({"--metrics": metrics}, files={"--reports": reports / "index.html"})
+    result = run_report(name, metrics, reports)
     table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=f"{name}: real test split, mean [95% interval over seeds]")
     for row in result.headline:
         table.add_row(*row)
@@ -354,7 +389,7 @@ def benchmark(
     """Run every domain recipe end to end and write benchmarks/RESULTS.md and benchmarks/results.json."""
     from synthdata.stages.benchmark import run_benchmark
 
-    names = [n for n in recipes.split(",") if n]
+    names = [recipe_name(n, "--recipes") for n in recipes.split(",") if n]
     ablated = {"all": True, "none": False}.get(ablation, [n for n in ablation.split(",") if n])
     path = run_benchmark(repo, names, preset=preset, ablation=ablated, anchor=anchor, log=lambda line: console.print(line))
     typer.echo(path.read_text())
@@ -372,7 +407,8 @@ def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files 
 
 
 def main() -> None:
-    """Entry point: a :class:`SynthdataError` or an ``OSError`` becomes one line on stderr and exit code 1."""
+    """Entry point: a :class:`SynthdataError` or an ``OSError`` becomes one line on stderr and exit
+    code 1; Ctrl-C (SIGINT) anywhere becomes one ``interrupted`` line and exit code 130."""
     try:
         app()
     except SynthdataError as exc:
@@ -382,6 +418,16 @@ def main() -> None:
         where = f": {exc.filename}" if exc.filename else ""
         console.print(f"[bold red]error:[/] {exc.strerror or exc}{where}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]")
-        sys.exit(130)
+    except SystemExit as exc:
+        # Typer turns a KeyboardInterrupt inside a command into a silent exit 130; no command
+        # exits 130 of its own accord, so this is the interrupt to report.
+        if exc.code == 130:
+            _interrupted()
+        raise
+    except KeyboardInterrupt:  # before typer took over
+        _interrupted()
+
+
+def _interrupted() -> None:
+    console.print("[bold red]interrupted[/]", highlight=False)
+    sys.exit(130)

@@ -30,6 +30,7 @@ import yaml
 from synthdata.atomic import write_text
 from synthdata.errors import SynthdataError
 from synthdata.hashing import file_sha256, sha256_bytes
+from synthdata.paths import recipe_name
 
 ITEM = "${item}"
 
@@ -59,7 +60,9 @@ def _paths(entries: list | None) -> list[str]:
 
 
 def stages(recipe: str, pipeline: Path = Path("dvc.yaml")) -> list[Stage]:
-    """The stages of ``pipeline`` for ``recipe``, in file order (which is the data-flow order)."""
+    """The stages of ``pipeline`` for ``recipe``, in file order (which is the data-flow order).
+    ``recipe`` must be a recipe name: it is pasted into command lines and output paths."""
+    recipe_name(recipe, pipeline)
     path = pipeline
     try:
         spec = yaml.safe_load(path.read_text())

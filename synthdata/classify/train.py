@@ -17,6 +17,7 @@ from torch import nn
 
 from synthdata.classify.network import SmallResNet
 from synthdata.progress import progress_bar
+from synthdata.training.loop import stop_if_diverged, stop_if_non_finite
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """float images in [-1, 1] (N, C, H, W) and a generator -> augmented images, same shape."""
@@ -24,22 +25,24 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 @dataclass(frozen=True)
 class ClassifierSettings:
-    steps: int = 1500
-    batch_size: int = 128
-    learning_rate: float = 0.05
+    """The classifier's size and optimizer budget; each number's range is declared beside it."""
+
+    steps: int = field(default=1500, metadata={"range": "[1, 10_000_000]"})
+    batch_size: int = field(default=128, metadata={"range": "[1, 65_536]"})
+    learning_rate: float = field(default=0.05, metadata={"range": "(0, 10]"})
     """Peak SGD learning rate (Nesterov momentum 0.9), cosine decay after a 5% warm-up."""
-    weight_decay: float = 5e-4
-    width: int = 16
-    """Channels of the first stage (the penultimate features have 4 x width)."""
+    weight_decay: float = field(default=5e-4, metadata={"range": "[0, 1]"})
+    width: int = field(default=16, metadata={"range": "[1, 256]"})
+    """Channels of the first stage (the penultimate features have 4 x width); 256 is already
+    4x what a 32 px domain needs."""
     balanced: bool = False
     """Class-balanced batches (oversampling the rare classes) instead of uniform ones."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "seed"})
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.width < 1:
-            raise ValueError("classifier steps, batch_size and width must be >= 1")
-        if self.learning_rate <= 0:
-            raise ValueError(f"classifier learning_rate must be > 0, got {self.learning_rate}")
+        from synthdata.config.strict import check_numbers  # here: synthdata.config imports this module
+
+        check_numbers(self)
 
 
 @dataclass
@@ -90,7 +93,8 @@ def train_classifier(
     augment: Augment | None = None,
     description: str = "classifier",
 ) -> tuple[SmallResNet, TrainLog]:
-    """A SmallResNet trained for ``settings.steps`` optimizer steps on uint8 ``images``."""
+    """A SmallResNet trained for ``settings.steps`` optimizer steps on uint8 ``images``; a run whose
+    loss or weights go non-finite stops with a :class:`SynthdataError`."""
     if len(images) != len(labels) or len(images) == 0:
         raise ValueError(f"{len(images)} images for {len(labels)} labels")
     torch.manual_seed(settings.seed)
@@ -124,7 +128,9 @@ def train_classifier(
             log.images_seen += len(index)
             if step % 50 == 0 or step == settings.steps - 1:
                 log.losses.append((step, float(loss.detach())))
+                stop_if_diverged(log.losses[-1][1], step + 1, description, settings)
             bar.advance()
+    stop_if_non_finite(model.state_dict(), settings.steps, description)
     log.steps, log.seconds = settings.steps, time.perf_counter() - started
     model.eval()
     return model, log

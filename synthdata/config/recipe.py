@@ -12,7 +12,7 @@ from typing import Literal
 
 import yaml
 
-from synthdata.config.strict import build
+from synthdata.config.strict import SettingError, build, check_numbers
 from synthdata.errors import RecipeError
 from synthdata.classify.train import ClassifierSettings
 from synthdata.models.base import UNetSettings
@@ -21,23 +21,22 @@ from synthdata.utility.arms import ARMS, DEFAULT_ARMS
 from synthdata.utility.augment import TransformSpec
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+"""A submodule name as peft matches it (``to_out.0``): a plain name, never a pattern."""
 
 
 @dataclass(frozen=True)
 class SplitSettings:
     """How train/val/test are made when the source has no official split (or no val split)."""
 
-    val_fraction: float = 0.1
+    val_fraction: float = field(default=0.1, metadata={"range": "[0, 1)"})
     """Share of each class (or of each class's tracks) held out for validation."""
-    test_fraction: float = 0.2
+    test_fraction: float = field(default=0.2, metadata={"range": "[0, 1)"})
     """Share of each class held out for test; used only when the source has no test split."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "seed"})
 
     def __post_init__(self) -> None:
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value < 1.0:
-                raise ValueError(f"split.{name} must be in [0, 1), got {value}")
+        check_numbers(self)
         if self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError("split.val_fraction + split.test_fraction must be below 1")
 
@@ -54,9 +53,9 @@ class DataSettings:
     classes: list[str] | None = None
     """Declared label set, in label order. Built-in sources declare their own; an image or a
     label outside the declared set is an error."""
-    channels: Literal[1, 3] | None = None
+    channels: Literal[1, 3] | None = field(default=None, metadata={"range": "[1, 3]"})
     """Declared channels; built-in sources declare their own, user data defaults to the first image."""
-    image_size: int | None = None
+    image_size: int | None = field(default=None, metadata={"range": "[8, 1024]"})
     """Resize every image to this square size on ingest; None keeps the native size, which
     must then be the same for every image."""
     licence: str | None = None
@@ -64,12 +63,11 @@ class DataSettings:
     split: SplitSettings = field(default_factory=SplitSettings)
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.source in ("imagefolder", "npz") and not self.path:
             raise ValueError(f"data.path is required for source '{self.source}'")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ValueError("data.classes has duplicate names")
-        if self.image_size is not None and not 8 <= self.image_size <= 1024:
-            raise ValueError(f"data.image_size must be between 8 and 1024, got {self.image_size}")
 
 
 @dataclass(frozen=True)
@@ -77,18 +75,15 @@ class LongtailSettings:
     """The CIFAR-10-LT protocol: n_i = n_max * imbalance^(-i/(C-1)) on the train split."""
 
     enabled: bool = True
-    imbalance: float = 100.0
+    imbalance: float = field(default=100.0, metadata={"range": "[1, 10_000]"})
     """rho: the ratio between the largest and the smallest class."""
-    max_per_class: int | None = None
+    max_per_class: int | None = field(default=None, metadata={"range": "[1, 10_000_000]"})
     """n_max; None takes the largest value every class can supply."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "seed"})
     """Seeds the permutation that picks which class is rare, and the subsampling."""
 
     def __post_init__(self) -> None:
-        if self.imbalance < 1.0:
-            raise ValueError(f"longtail.imbalance must be >= 1, got {self.imbalance}")
-        if self.max_per_class is not None and self.max_per_class < 1:
-            raise ValueError(f"longtail.max_per_class must be >= 1, got {self.max_per_class}")
+        check_numbers(self)
 
 
 @dataclass(frozen=True)
@@ -97,8 +92,11 @@ class PretrainSettings:
 
     unet: UNetSettings = field(default_factory=UNetSettings)
     train: TrainSettings = field(default_factory=lambda: TrainSettings(steps=4000, learning_rate=2e-4))
-    sample_guidance: float = 2.0
+    sample_guidance: float = field(default=2.0, metadata={"range": "[0, 50]"})
     """Guidance scale of the sample grids logged during and after training."""
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
 
 
 @dataclass(frozen=True)
@@ -108,18 +106,21 @@ class AdapterSettings:
     same architecture from random initialisation (no base), for comparison."""
 
     mode: Literal["lora", "full", "scratch"] = "lora"
-    rank: int = 8
-    alpha: float = 8.0
-    dropout: float = 0.0
+    rank: int = field(default=8, metadata={"range": "[1, 512]"})
+    """LoRA rank; more than a layer's channels adds nothing."""
+    alpha: float = field(default=8.0, metadata={"range": "(0, 4096]"})
+    """LoRA scale: the update is (alpha / rank) B A."""
+    dropout: float = field(default=0.0, metadata={"range": "[0, 1)"})
     target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"])
+    """Submodule names (peft matches them as name suffixes), never patterns."""
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ValueError(f"finetune.adapter.rank must be >= 1, got {self.rank}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"finetune.adapter.dropout must be in [0, 1), got {self.dropout}")
+        check_numbers(self)
         if not self.target_modules:
             raise ValueError("finetune.adapter.target_modules must name at least one module")
+        odd = [name for name in self.target_modules if not _MODULE_NAME.match(name)]
+        if odd:
+            raise SettingError("target_modules", f"must be module names like to_q or to_out.0, got {odd[0]!r}")
 
 
 @dataclass(frozen=True)
@@ -140,44 +141,35 @@ class SampleSettings:
     policy: Literal["to-max", "to-target", "share"] = "to-max"
     """``to-max``: fill every class up to the largest; ``to-target``: up to ``target``;
     ``share``: add ``share`` x the real count."""
-    target: int | None = None
+    target: int | None = field(default=None, metadata={"range": "[0, 10_000_000]"})
     """Images per class (real + synthetic) for ``to-target``."""
-    share: float | None = None
+    share: float | None = field(default=None, metadata={"range": "[0, 1000]"})
     """Synthetic images per real image for ``share``."""
-    max_ratio: float = 10.0
+    max_ratio: float = field(default=10.0, metadata={"range": "[0, 1000]"})
     """Cap on synthetic:real per class."""
-    max_images: int | None = None
+    max_images: int | None = field(default=None, metadata={"range": "[0, 100_000_000]"})
     """Budget on synthetic images in all: a larger plan is scaled down in proportion, rarest
     classes keeping the largest shares (a CPU preset; ``None``: no budget)."""
     classes: list[str] | None = None
     """Only these classes get synthetic images (default: every class)."""
     scheduler: Literal["dpm-solver++", "ddim", "ddpm"] = "dpm-solver++"
-    steps: int = 20
+    steps: int = field(default=20, metadata={"range": "[1, 1000]"})
     """Sampling steps (DDPM always takes every training step)."""
-    guidance: float = 2.0
+    guidance: float = field(default=2.0, metadata={"range": "[0, 50]"})
     """Classifier-free guidance scale (1 = no guidance)."""
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"range": "[1, 4096]"})
     """Images per generation batch (on CPU, 32 is faster than 64 or more)."""
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "seed"})
     """With the adapter and sampler settings, determines every image's seed."""
-    shard_size: int = 0
+    shard_size: int = field(default=0, metadata={"range": "[0, 1_000_000]"})
     """Images per WebDataset ``.tar`` shard; 0 writes no shards."""
 
     def __post_init__(self) -> None:
-        if self.policy == "to-target" and (self.target is None or self.target < 0):
-            raise ValueError("sample.target (>= 0) is required for policy 'to-target'")
-        if self.policy == "share" and (self.share is None or self.share < 0):
-            raise ValueError("sample.share (>= 0) is required for policy 'share'")
-        if self.max_ratio < 0:
-            raise ValueError(f"sample.max_ratio must be >= 0, got {self.max_ratio}")
-        if self.max_images is not None and self.max_images < 0:
-            raise ValueError(f"sample.max_images must be >= 0, got {self.max_images}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("sample.steps and sample.batch_size must be >= 1")
-        if self.guidance < 0:
-            raise ValueError(f"sample.guidance must be >= 0, got {self.guidance}")
-        if self.shard_size < 0:
-            raise ValueError(f"sample.shard_size must be >= 0, got {self.shard_size}")
+        check_numbers(self)
+        if self.policy == "to-target" and self.target is None:
+            raise ValueError("sample.target is required for policy 'to-target'")
+        if self.policy == "share" and self.share is None:
+            raise ValueError("sample.share is required for policy 'share'")
 
 
 @dataclass(frozen=True)
@@ -186,23 +178,20 @@ class FilterSettings:
     replacements (new indices, new seeds) until every class has its quota or rounds run out."""
 
     enabled: bool = True
-    min_confidence: float = 0.5
+    min_confidence: float = field(default=0.5, metadata={"range": "[0, 1]"})
     """Drop an image whose own class gets a lower probability from the domain classifier."""
     drop_off_class: bool = True
     """Drop an image the domain classifier assigns to another class."""
     drop_near_copies: bool = True
     """Drop an image flagged as a near-copy of a fine-tuning image (pixel or feature space)."""
-    max_rounds: int = 3
+    max_rounds: int = field(default=3, metadata={"range": "[0, 100]"})
     """Regeneration rounds to refill the quota after dropping."""
-    max_refill: float = 3.0
+    max_refill: float = field(default=3.0, metadata={"range": "(0, 1000]"})
     """Images generated per round, at most this multiple of the class's deficit (a class the
     filter almost always rejects cannot make a round run away)."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError(f"validate.filter.min_confidence must be in [0, 1], got {self.min_confidence}")
-        if self.max_rounds < 0 or self.max_refill <= 0:
-            raise ValueError("validate.filter.max_rounds must be >= 0 and validate.filter.max_refill > 0")
+        check_numbers(self)
 
 
 @dataclass(frozen=True)
@@ -210,18 +199,21 @@ class GateSettings:
     """Thresholds a validated set must meet; a failure exits non-zero naming metric, class,
     value and threshold. None switches a gate off."""
 
-    max_fd_ratio: float | None = None
+    max_fd_ratio: float | None = field(default=None, metadata={"range": "[0, 1_000_000]"})
     """FD-domain of the accepted set over its real-vs-real floor, overall."""
-    min_precision: float | None = None
+    min_precision: float | None = field(default=None, metadata={"range": "[0, 1]"})
     """precision-domain, overall."""
-    min_coverage: float | None = None
+    min_coverage: float | None = field(default=None, metadata={"range": "[0, 1]"})
     """coverage-domain, overall."""
-    max_near_copy_fraction: float | None = 0.05
+    max_near_copy_fraction: float | None = field(default=0.05, metadata={"range": "[0, 1]"})
     """Near-copies among the generated images, per class (before filtering)."""
-    min_fill: float | None = 0.9
+    min_fill: float | None = field(default=0.9, metadata={"range": "[0, 1]"})
     """Accepted images over the quota, per class."""
-    min_diversity_ratio: float | None = 0.5
+    min_diversity_ratio: float | None = field(default=0.5, metadata={"range": "[0, 100]"})
     """Intra-class diversity (domain features) of synthetic over real, per class."""
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
 
 
 @dataclass(frozen=True)
@@ -229,25 +221,22 @@ class ValidateSettings:
     """The validation stage: feature spaces, metric resampling, domain classifier, filter, gates."""
 
     features: list[Literal["effnet", "domain"]] = field(default_factory=lambda: ["effnet", "domain"])
-    resamples: int = 10
+    resamples: int = field(default=10, metadata={"range": "[0, 10_000]"})
     """Resamples for the 95% intervals."""
-    neighbours: int = 5
+    neighbours: int = field(default=5, metadata={"range": "[1, 1000]"})
     """k of the k-NN manifolds (precision, recall, density, coverage)."""
-    memorisation_quantile: float = 0.01
+    memorisation_quantile: float = field(default=0.01, metadata={"range": "(0, 1)"})
     """Near-copy threshold: this quantile of held-out real nearest-neighbour distances."""
     classifier: ClassifierSettings = field(default_factory=lambda: ClassifierSettings(steps=800, balanced=True))
     """The domain classifier, trained on the real train split (class-balanced batches)."""
     filter: FilterSettings = field(default_factory=FilterSettings)
     gates: GateSettings = field(default_factory=GateSettings)
-    seed: int = 0
+    seed: int = field(default=0, metadata={"range": "seed"})
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if not self.features:
             raise ValueError("validate.features must name at least one feature space")
-        if self.resamples < 0 or self.neighbours < 1:
-            raise ValueError("validate.resamples must be >= 0 and validate.neighbours >= 1")
-        if not 0.0 < self.memorisation_quantile < 1.0:
-            raise ValueError("validate.memorisation_quantile must be in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -259,15 +248,16 @@ class UtilitySettings:
     """Arms to train (see ``synthdata.utility.arms``); ``real+synth-scratch`` needs a scratch set.
     Default: real, real-oversampled, real+synth, and real-augmented and real+synth-augmented
     when an augmentation is given."""
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"range": "seed"})
     classifier: ClassifierSettings = field(default_factory=lambda: ClassifierSettings(steps=500))
     """The downstream model (a small ResNet) and its optimizer budget, the same for every arm."""
     augmentation: list[TransformSpec] = field(default_factory=list)
     """The domain's label-preserving augmentation for the ``-augmented`` arms."""
-    rare_fraction: float = 1 / 3
+    rare_fraction: float = field(default=1 / 3, metadata={"range": "(0, 1]"})
     """Share of classes, fewest training images first, whose mean recall is the rare-class figure."""
 
     def __post_init__(self) -> None:
+        check_numbers(self)
         if self.arms is None:
             object.__setattr__(self, "arms", [a for a in DEFAULT_ARMS if self.augmentation or not ARMS[a].augmented])
         unknown = [a for a in self.arms if a not in ARMS]
@@ -279,8 +269,6 @@ class UtilitySettings:
             raise ValueError("utility.seeds must list at least one seed, each once")
         if any(ARMS[a].augmented for a in self.arms) and not self.augmentation:
             raise ValueError("utility.augmentation is empty but an '-augmented' arm is listed")
-        if not 0.0 < self.rare_fraction <= 1.0:
-            raise ValueError(f"utility.rare_fraction must be in (0, 1], got {self.rare_fraction}")
 
 
 @dataclass(frozen=True)

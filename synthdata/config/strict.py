@@ -1,21 +1,84 @@
-"""Build dataclasses from plain YAML data, refusing unknown keys and wrong types.
+"""Build dataclasses from plain YAML data, refusing unknown keys and wrong types; the one rule
+for numbers in settings.
 
 Checked: pydantic would do this too, but it is not in the stack and dataclasses are what the
 rest of the code (and peft/diffusers configs) use; the rules needed here fit in one page.
+
+Numbers: every settings dataclass calls :func:`check_numbers` from ``__post_init__``, so a value
+is checked whether it came from a recipe or from a command-line override made with
+``dataclasses.replace``. Every float must be finite, and every number must lie in the range
+declared beside its field, in its metadata (a numeric field without one is a bug). Plain
+metadata, so the settings of the training and model modules declare ranges without importing
+this package at class definition.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import math
+import re
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from synthdata.errors import RecipeError
 
 T = typing.TypeVar("T")
+
+SEED_RANGE = "[0, 4294967295]"
+"""Seeds (``"range": "seed"``): what numpy and every ``torch.Generator`` take, on every platform."""
+
+_RANGE = re.compile(r"^([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])])$")
+
+
+class SettingError(RecipeError, ValueError):
+    """A setting outside its rule; ``name`` is its field, so a recipe error can give the key path.
+
+    A :class:`RecipeError`, so a command-line override that breaks the rule is one error line
+    wherever it is built; a ``ValueError``, so it is caught where other invalid settings are."""
+
+    def __init__(self, name: str, problem: str):
+        self.name, self.problem = name, problem
+        super().__init__(f"'{name}' {problem}")
+
+
+@functools.cache
+def _bounds(declared: str) -> tuple[str, Callable[[float], bool]]:
+    """``"[1, 1e7]"``, ``"(0, 1)"``, ... (or ``"seed"``) -> (the interval as written, its test)."""
+    written = SEED_RANGE if declared == "seed" else declared
+    match = _RANGE.match(written)
+    if match is None:
+        raise TypeError(f"malformed range {declared!r}: write it as [low, high], (low, high], ...")
+    opening, low, high, closing = match.group(1), float(match.group(2)), float(match.group(3)), match.group(4)
+    above = (lambda v: v > low) if opening == "(" else (lambda v: v >= low)
+    below = (lambda v: v < high) if closing == ")" else (lambda v: v <= high)
+    return written, lambda v: above(v) and below(v)
+
+
+def check_numbers(settings: Any) -> None:
+    """Raise :class:`SettingError` unless every number of the dataclass ``settings`` (alone or in
+    a list; ``None`` passes) is finite and inside the range its field declares.
+
+    A field declares its range in its metadata, ``field(default=..., metadata={"range": "[1, 1e7]"})``,
+    brackets open or closed as in maths; a number in a field that declares none is a bug (a
+    ``RuntimeError``, which keeps its traceback).
+    """
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, bool) or not isinstance(item, (int, float)):
+                continue
+            if "range" not in field.metadata:
+                raise RuntimeError(f"{type(settings).__name__}.{field.name} holds a number but declares no range")
+            written, admits = _bounds(field.metadata["range"])
+            if isinstance(item, float) and not math.isfinite(item):  # an int is finite and may exceed any float
+                raise SettingError(field.name, f"must be a finite number, got {item}")
+            if not admits(item):
+                raise SettingError(field.name, f"must be in {written}, got {item!r}")
 
 
 def build(cls: type[T], data: Any, *, source: Path | str, where: str = "") -> T:
@@ -44,6 +107,9 @@ def build(cls: type[T], data: Any, *, source: Path | str, where: str = "") -> T:
             raise RecipeError(f"{source}: missing required key '{dotted}'")
     try:
         return cls(**values)
+    except SettingError as exc:
+        dotted = f"{where}.{exc.name}" if where else exc.name
+        raise RecipeError(f"{source}: '{dotted}' {exc.problem}") from None
     except (ValueError, TypeError) as exc:
         raise RecipeError(f"{source}: {label}: {exc}") from None
 

@@ -16,13 +16,12 @@ from pathlib import Path
 import pandas as pd
 
 from synthdata.data.card import DatasetCard
-from synthdata.hashing import sha256_bytes
-from synthdata.data.manifest import COLUMNS, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE
+from synthdata.data.manifest import (
+    COLUMNS, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, check_files, shown,
+)  # fmt: skip
 from synthdata.errors import DataError
-from synthdata.progress import progress_bar
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-_SHOWN_ROWS = 5
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,7 @@ class SuiteFailure:
     detail: str = ""
 
     def describe(self) -> str:
-        shown = ", ".join(self.rows[:_SHOWN_ROWS]) + (f" and {len(self.rows) - _SHOWN_ROWS} more" if len(self.rows) > _SHOWN_ROWS else "")
-        where = f" rows {shown}" if self.rows else ""
+        where = f" rows {shown(self.rows)}" if self.rows else ""
         return f"{self.expectation}({self.column}) failed{where}{self.detail}"
 
 
@@ -131,32 +129,16 @@ def run_suite(frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
     return SuiteReport(len(result.results), failures)
 
 
-def check_files(frame: pd.DataFrame, root: Path) -> list[str]:
-    """Rows whose file is missing, outside ``root``, or differs from its sha256."""
-    root = root.resolve()
-    bad = []
-    with progress_bar(f"hash {root.name}", total=len(frame)) as bar:
-        for row in frame[["id", "relpath", "sha256"]].itertuples(index=False):
-            path = (root / row.relpath).resolve()
-            if not path.is_relative_to(root):
-                bad.append(f"{row.id} ({row.relpath}: leaves the dataset folder)")
-            elif not path.is_file():
-                bad.append(f"{row.id} ({row.relpath}: missing)")
-            elif sha256_bytes(path.read_bytes()) != row.sha256:
-                bad.append(f"{row.id} ({row.relpath}: sha256 differs)")
-            bar.advance()
-    return bad
-
-
-def validate_dataset(folder: Path | str, frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
-    """Run the suite and the file check; raise one :class:`DataError` line if either fails."""
+def validate_dataset(folder: Path | str, frame: pd.DataFrame, card: DatasetCard, *, files: bool = True) -> SuiteReport:
+    """Run the suite and (unless ``files`` is false: already checked by
+    :func:`~synthdata.data.manifest.verify_dataset`) the file check; raise one :class:`DataError`
+    line if either fails."""
     folder = Path(folder)
     report = run_suite(frame, card)
     problems = [f.describe() for f in report.failures]
-    bad_files = check_files(frame, folder) if "relpath" in frame and "sha256" in frame else []
+    bad_files = check_files(frame, folder) if files and "relpath" in frame and "sha256" in frame else []
     if bad_files:
-        shown = ", ".join(bad_files[:_SHOWN_ROWS]) + (f" and {len(bad_files) - _SHOWN_ROWS} more" if len(bad_files) > _SHOWN_ROWS else "")
-        problems.append(f"file check failed for rows {shown}")
+        problems.append(f"file check failed for rows {shown(bad_files)}")
     if problems:
         raise DataError(f"{folder / 'manifest.parquet'}: " + "; ".join(problems))
     return report

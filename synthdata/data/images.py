@@ -1,9 +1,10 @@
 """Decode, check and encode single images.
 
 Every image that enters a dataset passes :func:`decode_image`: it is fully decoded (so a
-truncated file fails here, not in a training loop), must be 8-bit, and must have the declared
-channel count. Images are stored as PNG encoded by :func:`encode_png`, whose output is a
-deterministic function of the pixels, so a sha256 of the file identifies the image.
+truncated file fails here, not in a training loop), turned the way its EXIF orientation says
+it is viewed, must be 8-bit, and must have the declared channel count. Images are stored as
+PNG encoded by :func:`encode_png`, whose output is a deterministic function of the pixels, so
+a sha256 of the file identifies the image.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from synthdata.errors import DataError
 
@@ -29,25 +30,31 @@ def decode_image(data: bytes, origin: str, *, channels: int | None = None) -> np
 
     Raises :class:`DataError` naming ``origin`` for an empty, corrupt, truncated, 16-bit or
     oversized file, and for a channel count other than ``channels`` (when given). Palette
-    images are expanded to RGB (or L for a grey palette); alpha is never silently dropped.
+    images are expanded to RGB (or L for a grey palette); alpha is never silently dropped. A
+    photo whose EXIF says it was taken turned comes out the right way up.
     """
     if len(data) == 0:
         raise DataError(f"{origin}: zero-byte file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # A damaged EXIF block only loses the orientation: the image is used as stored.
+            warnings.filterwarnings("ignore", "Corrupt EXIF data", UserWarning)
             previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
             try:
                 with Image.open(io.BytesIO(data)) as img:
                     img.load()
-                    image = img.copy()
+                    # Cameras store the sensor's pixels and record how to turn them in EXIF.
+                    image = ImageOps.exif_transpose(img)
             finally:
                 Image.MAX_IMAGE_PIXELS = previous
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise DataError(f"{origin}: image larger than {MAX_PIXELS} pixels (decompression bomb?)") from None
+    except Image.UnidentifiedImageError:
+        # Pillow's own message names the in-memory buffer, not the file.
+        raise DataError(f"{origin}: corrupt or truncated image (not a recognised image format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        # Pillow raises OSError for truncated data and UnidentifiedImageError (an OSError) for
-        # bytes that are not an image at all.
+        # Pillow raises OSError for truncated data.
         raise DataError(f"{origin}: corrupt or truncated image ({exc})") from None
     return image_to_array(image, origin, channels=channels)
 

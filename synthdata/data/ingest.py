@@ -24,10 +24,14 @@ from synthdata.data.sources import Source
 from synthdata.data.splits import stratified_holdout
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
+from synthdata.paths import path_component
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
 
 _SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, None: 3}
+# The smallest side a source image may have: the floor data.image_size has too. Smaller images
+# (1x1 thumbnails, icons) are not domain images, resized or not.
+MIN_SIDE = 8
 
 
 @dataclass
@@ -51,29 +55,47 @@ class IngestResult:
 
 
 def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) -> list[_Image]:
+    """Every sample decoded and checked. The channel count is the declared one, else the first
+    image's; the native size must be at least :data:`MIN_SIDE` on a side and, without
+    ``image_size``, the first image's."""
     declared = source.info.channels
     images: list[_Image] = []
-    first_shape: tuple[int, int, int] | None = None
+    first_origin, first_shape = "", (0, 0, 0)
+    classes: set[str] = set()
     with progress_bar(f"ingest {source.info.name}", total=None) as bar:
         for raw in source.samples(files):
+            if raw.label_name not in classes:
+                # A class name becomes a folder name: one that cannot be is refused at its first
+                # image, before any verdict on the data as a whole (duplicates, empty classes).
+                classes.add(path_component(raw.label_name, raw.origin))
             if isinstance(raw.payload, np.ndarray):
                 array = array_to_uint8(raw.payload, raw.origin, channels=declared)
             else:
                 array = decode_image(raw.payload, raw.origin, channels=declared)
+            height, width, channels = array.shape
+            if min(height, width) < MIN_SIDE:
+                raise DataError(f"{raw.origin}: image is {width}x{height} pixels, smaller than {MIN_SIDE} px on a side")
             if image_size is not None:
                 array = resize(array, image_size)
-            if first_shape is None:
-                first_shape, declared = array.shape, array.shape[2]
-            elif array.shape != first_shape:
+            if not images:
+                first_origin, first_shape = raw.origin, array.shape
+            elif channels != first_shape[2]:
+                # Only without a declared count (a declared one is checked on decoding).
                 raise DataError(
-                    f"{raw.origin}: size {array.shape[1]}x{array.shape[0]}x{array.shape[2]} differs from the "
-                    f"dataset's {first_shape[1]}x{first_shape[0]}x{first_shape[2]} (set data.image_size to resize)"
+                    f"{raw.origin}: wrong channel count {channels}; the first image, {first_origin}, has "
+                    f"{first_shape[2]} and so set the dataset's (declare data.channels to choose it)"
+                )
+            elif array.shape != first_shape:
+                first_h, first_w, first_c = first_shape
+                raise DataError(
+                    f"{raw.origin}: size {array.shape[1]}x{array.shape[0]}x{channels} differs from the first "
+                    f"image's ({first_origin}) {first_w}x{first_h}x{first_c} (set data.image_size to resize)"
                 )
             png = encode_png(array)
             images.append(_Image(raw.origin, raw.label_name, raw.split, raw.group, png, sha256_bytes(png), array.shape))
             bar.advance()
     if not images:
-        raise DataError(f"{source.info.name}: the source holds no images")
+        raise DataError(f"{source.where()}: the source holds no images")
     return images
 
 
@@ -100,11 +122,22 @@ def _deduplicate(images: list[_Image]) -> tuple[list[_Image], dict[str, int]]:
     return kept, {k: v for k, v in removed.items() if v}
 
 
-def _assign_splits(images: list[_Image], settings: SplitSettings) -> str:
-    """Fill in missing splits in place; returns a sentence describing the protocol."""
+def _assign_splits(images: list[_Image], settings: SplitSettings, where: str) -> str:
+    """Fill in missing splits in place; returns a sentence describing the protocol.
+
+    A source that gives splits must give train and test (a held-out test split is what every
+    later comparison rests on); val is carved from train when it is missing.
+    """
     official = {im.split for im in images}
     if None in official and len(official) > 1:
-        raise DataError("the source gives a split for some images and not for others")
+        raise DataError(f"{where}: the source gives a split for some images and not for others")
+    for required in ("train", "test"):
+        if official != {None} and required not in official:
+            given = "/".join(s for s in SPLITS if s in official)
+            raise DataError(
+                f"{where}: has no {required} split; train and test are required when the source gives splits "
+                f"(it gives {given}; val is carved from train when missing)"
+            )
 
     def carve(pool: list[_Image], fraction: float, name: str, seed: int) -> None:
         labels = [im.label_name for im in pool]
@@ -136,14 +169,22 @@ def ingest(source: Source, out: Path | str, *, split: SplitSettings, image_size:
     out = Path(out)
     files = source.fetch()
     inputs = source.input_files()
+    where = source.where()
     images = _decode_all(source, files, image_size)
-    classes = list(source.info.classes) if source.info.classes is not None else sorted({i.label_name for i in images})
-    images, removed = _deduplicate(images)
-    protocol = _assign_splits(images, split)
+    classes = source.label_order({im.label_name for im in images})
     present = Counter(im.label_name for im in images)
     empty = [c for c in classes if present[c] == 0]
     if empty:
-        raise DataError(f"{source.info.name}: declared classes with no images: {empty}")
+        raise DataError(f"{where}: declared classes with no images: {empty}")
+    images, removed = _deduplicate(images)
+    kept = Counter(im.label_name for im in images)
+    emptied = [c for c in classes if kept[c] == 0]
+    if emptied:
+        raise DataError(
+            f"{where}: classes {emptied} have only copies of images of other classes "
+            "(removed as conflicting duplicates), so no image is left"
+        )
+    protocol = _assign_splits(images, split, where)
 
     key = hashlib.sha256(
         json.dumps([source.info.name, inputs, vars(split), image_size, created_by()["synthdata"]]).encode()
@@ -174,7 +215,7 @@ def ingest(source: Source, out: Path | str, *, split: SplitSettings, image_size:
             bar.advance()
     frame = writer.frame()
     if frame["id"].duplicated().any():
-        raise DataError(f"{source.info.name}: two different images share a 64-bit id prefix; report this")
+        raise DataError(f"{where}: two different images share a 64-bit id prefix; report this")
     counts = {
         s: {c: int(n) for c, n in frame.loc[frame["split"] == s, "label_name"].value_counts().sort_index().items()}
         for s in SPLITS

@@ -1,14 +1,22 @@
-"""The manifest: one row per image of a dataset, stored as ``manifest.parquet``."""
+"""The manifest: one row per image of a dataset, stored as ``manifest.parquet``.
+
+Every stage that reads a dataset takes it from :func:`verify_dataset`, which checks what is
+there against what was recorded: the manifest against its card, each file against its row.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from synthdata.atomic import commit
+from synthdata.data.card import DatasetCard, read_card
 from synthdata.errors import DataError
+from synthdata.hashing import file_sha256
+from synthdata.progress import progress_bar
 
 MANIFEST_FILE = "manifest.parquet"
 SPLITS = ("train", "val", "test")
@@ -102,3 +110,68 @@ def class_counts(frame: pd.DataFrame, split: str) -> dict[str, int]:
     """Images per class name in one split."""
     counts = frame.loc[frame["split"] == split, "label_name"].value_counts()
     return {str(k): int(v) for k, v in counts.items()}
+
+
+_SHOWN_ROWS = 5
+
+
+def shown(items: list[str]) -> str:
+    """The first few of ``items`` and how many more, for an error line."""
+    more = f" and {len(items) - _SHOWN_ROWS} more" if len(items) > _SHOWN_ROWS else ""
+    return ", ".join(items[:_SHOWN_ROWS]) + more
+
+
+def check_files(frame: pd.DataFrame, root: Path) -> list[str]:
+    """Rows whose file is missing, outside ``root``, or differs from its sha256."""
+    root = Path(root).resolve()
+    bad = []
+    with progress_bar(f"hash {root.name}", total=len(frame)) as bar:
+        for row in frame[["id", "relpath", "sha256"]].itertuples(index=False):
+            path = (root / row.relpath).resolve()
+            if not path.is_relative_to(root):
+                bad.append(f"{row.id} ({row.relpath}: leaves the dataset folder)")
+            elif not path.is_file():
+                bad.append(f"{row.id} ({row.relpath}: missing)")
+            elif file_sha256(path) != row.sha256:
+                bad.append(f"{row.id} ({row.relpath}: sha256 differs)")
+            bar.advance()
+    return bad
+
+
+@dataclass(frozen=True)
+class VerifiedDataset:
+    """A dataset folder whose files, manifest and card agree (see :func:`verify_dataset`)."""
+
+    frame: pd.DataFrame
+    card: DatasetCard
+    manifest_sha256: str
+    """The content hash of the manifest as read, equal to the one the card records: the identity
+    of the data a stage used, from which run ids and fingerprints are derived."""
+
+
+def verify_dataset(folder: Path | str) -> VerifiedDataset:
+    """The manifest and card of ``folder``, once what they say has been checked against what is there.
+
+    Each row's file lies inside the folder and has the row's sha256 (a file swapped, damaged or
+    gone); each row's label and name are a pair the card declares; the manifest's content hash is
+    the one the card records (a row removed, added or edited, a label flipped). The first problem
+    found is one :class:`DataError` naming the file.
+    """
+    folder = Path(folder)
+    frame, card = read_manifest(folder), read_card(folder)
+    path = folder / MANIFEST_FILE
+    bad = check_files(frame, folder)
+    if bad:
+        raise DataError(f"{path}: file check failed for rows {shown(bad)}")
+    declared = dict(enumerate(card.classes))
+    wrong = frame["label"].map(declared) != frame["label_name"]
+    if wrong.any():
+        rows = [f"{r.id} ({r.label} {r.label_name!r})" for r in frame[wrong].itertuples()]
+        raise DataError(f"{path}: rows {shown(rows)}: label and name do not match card.json's classes {card.classes}")
+    actual = manifest_hash(frame)
+    if actual != card.manifest_sha256:
+        raise DataError(
+            f"{path}: its content (sha256 {actual[:16]}…) is not the manifest card.json records "
+            f"({card.manifest_sha256[:16]}…): rows were added, removed or edited after the dataset was written"
+        )
+    return VerifiedDataset(frame, card, actual)

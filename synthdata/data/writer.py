@@ -19,6 +19,7 @@ from synthdata.data.card import DatasetCard
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.manifest import to_frame, write_manifest
 from synthdata.hashing import sha256_bytes
+from synthdata.paths import path_component
 
 _KEY_FILE = ".build-key"
 
@@ -45,7 +46,12 @@ class DatasetWriter:
         key_file.write_text(build_key)
 
     def add(self, relpath: str, data: bytes, row: dict) -> dict:
-        """Write one file (unless an identical one is already staged) and record its row."""
+        """Write one file (unless an identical one is already staged) and record its row. A
+        ``relpath`` with a part that is not a plain folder or file name (``..``, empty, a leading
+        dot, a control character) is refused, naming the row's origin: nothing lands outside the
+        dataset folder, whoever built the path."""
+        for part in relpath.split("/"):
+            path_component(part, row.get("origin") or relpath, what="path part")
         path = self.staging / relpath
         digest = sha256_bytes(data)
         if path.is_file() and sha256_bytes(path.read_bytes()) == digest:

@@ -10,7 +10,10 @@ An adapter is saved as a folder:
                                 whole UNet as a diffusers folder
     adapter.json                classes, mode, the sha256 of the base it belongs to, training record
 
-Loading it onto a base whose sha256 differs is refused.
+``adapter.json`` records the weights file's sha256, and the weights file carries (as safetensors
+metadata) every field of ``adapter.json`` and ``adapter_config.json`` that decides what the
+weights mean: classes, mode, base, schedule, LoRA scaling. Either file edited after fine-tuning
+is refused at load, as is loading onto a base whose sha256 differs.
 """
 
 from __future__ import annotations
@@ -22,15 +25,21 @@ from typing import Any
 
 import torch
 
-from synthdata.atomic import fresh_staging, publish_folder
+from synthdata.atomic import build_folder
 from synthdata.config.recipe import AdapterSettings
 from synthdata.hashing import file_sha256
 from synthdata.models.base import BaseModel, UNetSettings, build_unet, load_base
-from synthdata.models.weights import WeightsError, read_tensors, refuse_pickle, write_tensors
+from synthdata.models.weights import WeightsError, read_metadata, read_tensors, refuse_pickle, write_tensors
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_RECORD = "adapter.json"
 PEFT_CONFIG = "adapter_config.json"
+BOUND_FIELDS = ("mode", "classes", "null_class", "base_sha256", "base_kind", "prompts", "sample_size", "channels",
+                "scheduler", "dataset_manifest_sha256")  # fmt: skip
+"""The fields of ``adapter.json`` that decide what the weights mean, bound into the weights file
+(timings, hardware and run ids are left out: they differ between two runs of the same job)."""
+BOUND_METADATA = "synthdata.adapter"
+"""The safetensors metadata key holding the bound fields (and the LoRA config) as JSON."""
 
 
 @dataclass
@@ -105,20 +114,29 @@ def adapt(base: BaseModel | None, classes: list[str], settings: AdapterSettings,
 
 def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> str:
     """Write the adapter folder atomically; returns the sha256 of its weights file."""
+    digests = []
+
+    def build(staging: Path) -> list[Path]:
+        digests.append(write_adapter(model, staging, record))
+        return [staging / ADAPTER_RECORD]
+
+    build_folder(Path(folder), build)
+    return digests[0]
+
+
+def _bound(meta: dict[str, Any], peft_config: dict[str, Any] | None) -> str:
+    """The JSON of what the weights are bound to (see :data:`BOUND_FIELDS`)."""
+    bound = {name: meta.get(name) for name in BOUND_FIELDS} | {PEFT_CONFIG: peft_config}
+    # through JSON and back first: the comparison at load sees what a JSON file can hold
+    return json.dumps(json.loads(json.dumps(bound, default=sorted)), sort_keys=True)
+
+
+def write_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> str:
+    """Write the adapter files into the existing ``folder`` (a staging folder: publishing is the
+    caller's); returns the sha256 of its weights file."""
     from peft import get_peft_model_state_dict
 
     folder = Path(folder)
-    staging = fresh_staging(folder)
-    if model.mode == "lora":
-        tensors = dict(get_peft_model_state_dict(model.unet))
-        if model.prompts is None:
-            tensors["class_embedding.weight"] = model.unet.class_embedding.weight
-        # peft keeps target_modules as a set: sorted, so the file does not depend on the hash seed
-        (staging / PEFT_CONFIG).write_text(json.dumps(model.lora_config.to_dict(), indent=2, default=sorted) + "\n")
-        write_tensors(tensors, staging / ADAPTER_WEIGHTS)
-    else:
-        model.unet.save_pretrained(staging / "unet", safe_serialization=True)
-    sha = file_sha256(staging / weights_file(model.mode))
     meta = {
         **record,
         "mode": model.mode,
@@ -127,12 +145,27 @@ def save_adapter(model: AdaptedModel, folder: Path, record: dict[str, Any]) -> s
         "base_sha256": model.base_sha256,
         "base_kind": "stable-diffusion" if model.prompts is not None else "synthdata-pixel-base",
         "prompts": model.prompts,
+    }
+    if model.mode == "lora":
+        tensors = dict(get_peft_model_state_dict(model.unet))
+        if model.prompts is None:
+            tensors["class_embedding.weight"] = model.unet.class_embedding.weight
+        # peft keeps target_modules as a set: sorted, so the file does not depend on the hash seed
+        peft_config = json.loads(json.dumps(model.lora_config.to_dict(), default=sorted))
+        (folder / PEFT_CONFIG).write_text(json.dumps(peft_config, indent=2) + "\n")
+        write_tensors(tensors, folder / ADAPTER_WEIGHTS, metadata={BOUND_METADATA: _bound(meta, peft_config)})
+    else:
+        model.unet.save_pretrained(folder / "unet", safe_serialization=True)
+        # written again with the binding (diffusers' own writer takes no metadata), "format" kept for diffusers
+        path = folder / weights_file(model.mode)
+        write_tensors(read_tensors(path), path, metadata={"format": "pt", BOUND_METADATA: _bound(meta, None)})
+    sha = file_sha256(folder / weights_file(model.mode))
+    meta |= {
         "sha256": sha,
         "trainable_parameters": sum(p.numel() for p in model.trainable().values()),
         "total_parameters": sum(p.numel() for p in model.unet.parameters()),
     }
-    (staging / ADAPTER_RECORD).write_text(json.dumps(meta, indent=2) + "\n")
-    publish_folder(staging, folder)
+    (folder / ADAPTER_RECORD).write_text(json.dumps(meta, indent=2) + "\n")
     return sha
 
 
@@ -141,11 +174,52 @@ def weights_file(mode: str) -> str:
     return ADAPTER_WEIGHTS if mode == "lora" else "unet/diffusion_pytorch_model.safetensors"
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(value, dict):
+        raise WeightsError(f"{path}: not a JSON object")
+    return value
+
+
 def read_adapter_record(folder: Path | str) -> dict[str, Any]:
-    path = Path(folder) / ADAPTER_RECORD
+    """``adapter.json`` of an adapter folder, once checked against its weights.
+
+    No pickle weights; the weights file exists and has the sha256 the record names; the record's
+    meaningful fields and the LoRA config are those the weights were saved with. The first
+    problem is one :class:`WeightsError` naming the file and the field.
+    """
+    folder = Path(folder)
+    path = folder / ADAPTER_RECORD
     if not path.is_file():
         raise WeightsError(f"{folder}: not a synthdata adapter (no {ADAPTER_RECORD})")
-    return json.loads(path.read_text())
+    refuse_pickle(folder)
+    meta = _read_json(path)
+    weights_path = folder / weights_file(str(meta.get("mode")))
+    if not weights_path.is_file():
+        raise WeightsError(f"{weights_path}: adapter weights missing; the adapter cannot be verified")
+    if file_sha256(weights_path) != meta.get("sha256"):
+        raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
+    bound = read_metadata(weights_path).get(BOUND_METADATA)
+    if bound is None:
+        raise WeightsError(f"{weights_path}: records no {ADAPTER_RECORD} to check it against (made by an older synthdata); "
+                           "fine-tune again")  # fmt: skip
+    saved = json.loads(bound)
+    peft_config = _read_json(folder / PEFT_CONFIG) if meta["mode"] == "lora" else None
+    present = json.loads(_bound(meta, peft_config))
+    if saved["base_sha256"] != present["base_sha256"]:
+        raise WeightsError(
+            f"{path}: adapter belongs to base sha256 {str(saved['base_sha256'])[:16]}…, but 'base_sha256' was "
+            f"edited to {str(present['base_sha256'])[:16]}… after fine-tuning"
+        )
+    for name in [*BOUND_FIELDS, PEFT_CONFIG]:
+        if saved.get(name) != present.get(name):
+            where = folder / PEFT_CONFIG if name == PEFT_CONFIG else path
+            raise WeightsError(f"{where}: '{name}' is not what the weights were saved with (edited after fine-tuning); "
+                               "fine-tune again rather than edit an adapter")  # fmt: skip
+    return meta
 
 
 def _check_base(folder: Path, meta: dict[str, Any], base_sha256: str, base_path: Any) -> None:
@@ -169,13 +243,8 @@ def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> A
     from peft import inject_adapter_in_model, set_peft_model_state_dict
 
     folder = Path(folder)
-    refuse_pickle(folder)
     meta = read_adapter_record(folder)
     weights_path = folder / weights_file(meta["mode"])
-    if not weights_path.is_file():
-        raise WeightsError(f"{weights_path}: weights file not found")
-    if file_sha256(weights_path) != meta["sha256"]:
-        raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
     classes = list(meta["classes"])
     if meta["mode"] in ("full", "scratch"):
         unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True)
@@ -220,11 +289,8 @@ def load_stable_diffusion_adapter(folder: Path | str, base_folder: Path | str) -
     from synthdata.models.stable_diffusion import load_stable_diffusion
 
     folder = Path(folder)
-    refuse_pickle(folder)
     meta = read_adapter_record(folder)
     weights_path = folder / ADAPTER_WEIGHTS
-    if file_sha256(weights_path) != meta["sha256"]:
-        raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
     parts = load_stable_diffusion(base_folder)
     _check_base(folder, meta, parts.sha256, base_folder)
     config = _lora_config_of(folder)

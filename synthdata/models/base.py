@@ -31,16 +31,21 @@ DEFAULT_BASE = Path(__file__).resolve().parent / "default_base"
 class UNetSettings:
     """Architecture of a pixel base; these are the ``UNet2DModel`` arguments that vary."""
 
-    sample_size: int = 32
-    channels: int = 3
-    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 128])
-    layers_per_block: int = 1
-    attention_levels: int = 1
+    sample_size: int = field(default=32, metadata={"range": "[8, 1024]"})
+    channels: int = field(default=3, metadata={"range": "[1, 4]"})
+    block_out_channels: list[int] = field(default_factory=lambda: [32, 64, 128], metadata={"range": "[1, 2048]"})
+    layers_per_block: int = field(default=1, metadata={"range": "[1, 8]"})
+    attention_levels: int = field(default=1, metadata={"range": "[1, 8]"})
     """How many of the lowest-resolution levels carry self-attention (8x8 at 32 px)."""
-    norm_num_groups: int = 16
-    attention_head_dim: int = 32
+    norm_num_groups: int = field(default=16, metadata={"range": "[1, 256]"})
+    attention_head_dim: int = field(default=32, metadata={"range": "[1, 1024]"})
 
     def __post_init__(self) -> None:
+        from synthdata.config.strict import check_numbers  # here: synthdata.config imports this module
+
+        check_numbers(self)
+        if not 1 <= len(self.block_out_channels) <= 8:
+            raise ValueError("block_out_channels must list between 1 and 8 levels")
         if not 1 <= self.attention_levels <= len(self.block_out_channels):
             raise ValueError("attention_levels must be between 1 and the number of blocks")
         if any(c % self.norm_num_groups for c in self.block_out_channels):

@@ -13,13 +13,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from synthdata.atomic import commit, partial_name
-from synthdata.errors import SynthdataError
+from synthdata.errors import DataError
 
 PICKLE_SUFFIXES = {".bin", ".ckpt", ".pt", ".pth", ".pkl", ".pickle"}
 
 
-class WeightsError(SynthdataError):
-    """Weights are missing, unsafe (pickle), damaged, or belong to another base."""
+class WeightsError(DataError):
+    """Weights are missing, unsafe (pickle), damaged, edited, or belong to another base."""
 
 
 def refuse_pickle(folder_or_file: Path) -> None:
@@ -43,6 +43,17 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: weights file not found")
     try:
         return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: damaged safetensors file ({exc})") from None
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The metadata of a ``.safetensors`` file's header (empty when it has none)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: damaged safetensors file ({exc})") from None
 

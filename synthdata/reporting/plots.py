@@ -85,19 +85,24 @@ def attribute_histograms(edges: dict[str, list[float]], real: dict[str, list[flo
 
 def arm_intervals(arms: dict[str, dict], metrics: list[str], path: Path, *, title: str) -> Path:
     """One panel per metric: each arm's mean with its 95% interval; arms with synthetic images
-    in orange, the others in blue."""
+    in orange, the others in blue. A mean that could not be computed is no bar, an interval that
+    could not be computed (one seed) no whisker; the bar's label says why."""
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(arms)
     figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.42 * len(names) + 1.6), dpi=120, squeeze=False)
     for axis, metric in zip(axes[0], metrics, strict=True):
-        means = [arms[a][metric]["mean"] for a in names]
-        low = [arms[a][metric]["mean"] - arms[a][metric]["ci95"][0] for a in names]
-        high = [arms[a][metric]["ci95"][1] - arms[a][metric]["mean"] for a in names]
+        figures = [arms[a][metric] for a in names]
+        means = [f["mean"] or 0.0 for f in figures]
+        low = [f["mean"] - f["ci95"][0] if f["ci95"] else 0.0 for f in figures]
+        high = [f["ci95"][1] - f["mean"] if f["ci95"] else 0.0 for f in figures]
         colours = ["#dd8452" if "synth" in a else "#4c72b0" for a in names]
         positions = list(range(len(names)))[::-1]
         axis.barh(positions, means, xerr=[low, high], color=colours, capsize=3, height=0.6)
+        for position, f in zip(positions, figures, strict=True):
+            if f.get("reason"):
+                axis.text(0.01 + (f["mean"] or 0.0), position, f["reason"], va="center", fontsize=7)
         axis.set_yticks(positions, names, fontsize=8)
         axis.set_xlabel(metric.replace("_", " "))
         axis.set_xlim(0, 1)
@@ -107,21 +112,27 @@ def arm_intervals(arms: dict[str, dict], metrics: list[str], path: Path, *, titl
     return _save(figure, path)
 
 
-def recall_heatmap(recall: dict[str, list[float]], classes: list[str], train_counts: list[int], path: Path, *, title: str) -> Path:
-    """Arms x classes, mean test recall, classes labelled with their training counts."""
+def recall_heatmap(recall: dict[str, list[float | None]], classes: list[str], train_counts: list[int], path: Path, *,
+                   title: str) -> Path:  # fmt: skip
+    """Arms x classes, mean test recall, classes labelled with their training counts; a class
+    without test images (None) is a blank cell marked n/a."""
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(recall)
     figure, axis = plt.subplots(figsize=(max(5, 0.5 * len(classes) + 3), 0.4 * len(names) + 1.8), dpi=120)
-    image = axis.imshow([recall[a] for a in names], vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    grid = [[float("nan") if v is None else v for v in recall[a]] for a in names]  # NaN: imshow leaves the cell blank
+    image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     axis.set_yticks(range(len(names)), names, fontsize=8)
     axis.set_xticks(range(len(classes)), [f"{c} ({n})" for c, n in zip(classes, train_counts, strict=True)],
                     rotation=60, ha="right", fontsize=7)  # fmt: skip
     if len(classes) <= 12:
         for i, a in enumerate(names):
             for j, value in enumerate(recall[a]):
-                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value < 0.6 else "black")
+                if value is None:
+                    axis.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="black")
+                else:
+                    axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value < 0.6 else "black")
     figure.colorbar(image, ax=axis, fraction=0.03)
     axis.set_title(title, fontsize=9)
     figure.tight_layout()

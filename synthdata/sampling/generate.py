@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import torch
 
+from synthdata.errors import SynthdataError
+
 SchedulerName = Literal["dpm-solver++", "ddim", "ddpm"]
 
 
@@ -49,6 +51,9 @@ def generate(
     With ``scheduler="ddpm"`` all training timesteps are used whatever ``steps`` says. A list
     of generators (one per sample) draws each sample's noise from its own generator, so a
     sample depends on its seed only, not on the batch it was drawn in.
+
+    A batch that comes out non-finite, or with every pixel the same (what an overflowing guidance
+    or a diverged model gives), raises :class:`SynthdataError`: it is never returned to be written.
     """
     sampler = make_sampler(scheduler, training_scheduler)
     sampler.set_timesteps(training_scheduler.config.num_train_timesteps if scheduler == "ddpm" else steps)
@@ -79,4 +84,11 @@ def generate(
             eps = unconditional + guidance * (conditional - unconditional)
         latents = sampler.step(eps, t, latents, generator=generator).prev_sample
     module.train(was_training)
-    return backbone.decode(latents).clamp(-1, 1).cpu()
+    samples = backbone.decode(latents)
+    settings = f"scheduler {scheduler}, {len(sampler.timesteps)} steps, guidance {guidance:g}"
+    if not bool(torch.isfinite(samples).all()):
+        raise SynthdataError(f"sampling produced non-finite pixels ({settings}); nothing is written")
+    samples = samples.clamp(-1, 1).cpu()
+    if samples.numel() > 1 and bool(samples.amin() == samples.amax()):
+        raise SynthdataError(f"sampling produced a blank batch, every pixel the same ({settings}); nothing is written")
+    return samples

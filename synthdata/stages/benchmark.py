@@ -30,7 +30,7 @@ from synthdata.errors import SynthdataError
 from synthdata.pipeline import run_stages
 from synthdata.provenance import versions
 from synthdata.tracking.mlflow_run import finish_pipeline
-from synthdata.utility.metrics import HEADLINE
+from synthdata.utility.metrics import HEADLINE, figure_text
 
 ANCHOR = {"pneumoniamnist": 0.854, "breastmnist": 0.863}
 """MedMNIST v2 (Yang et al. 2023), ResNet-18 (28), test accuracy."""
@@ -154,7 +154,9 @@ def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str 
     for name in names:
         utility = _read(root / "metrics" / name / "utility-ablation.json") or _read(root / "metrics" / name / "utility.json")
         if utility:
-            results["utility"][name] = {arm: {m: {"mean": f[m]["mean"], "ci95": f[m]["ci95"]} for m in HEADLINE} for arm, f in utility["arms"].items()}
+            shown = ("mean", "ci95", "reason")  # the reason only where a figure is n/a
+            results["utility"][name] = {arm: {m: {k: v for k, v in f[m].items() if k in shown} for m in HEADLINE}
+                                        for arm, f in utility["arms"].items()}  # fmt: skip
             results["goal"][name] = utility["goal"]
         validate = _read(root / "metrics" / name / "validate.json")
         if validate:
@@ -180,8 +182,6 @@ def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str 
     return results
 
 
-def _cell(figure: dict[str, Any]) -> str:
-    return f"{figure['mean']:.3f} [{figure['ci95'][0]:.3f}, {figure['ci95'][1]:.3f}]"
 
 
 def render(results: dict[str, Any]) -> str:
@@ -196,7 +196,7 @@ def render(results: dict[str, Any]) -> str:
     ]  # fmt: skip
     for name, arms in results["utility"].items():
         lines += [f"### {name}", "", "| arm | balanced accuracy | rare-third recall | macro-F1 | accuracy |", "|---|---|---|---|---|"]
-        lines += [f"| {arm} | {_cell(f['balanced_accuracy'])} | {_cell(f['rare_third_recall'])} | {_cell(f['macro_f1'])} | {_cell(f['accuracy'])} |"
+        lines += [f"| {arm} | " + " | ".join(figure_text(f[m]) for m in ("balanced_accuracy", "rare_third_recall", "macro_f1", "accuracy")) + " |"
                   for arm, f in arms.items()]  # fmt: skip
         goal = results["goal"].get(name, {})
         if goal.get("evaluated"):
@@ -225,7 +225,7 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "## Sanity anchor: real-only arm on the full MedMNIST sets", "",
                   "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |", "|---|---|---|---|"]  # fmt: skip
         for name, a in results["anchor"].items():
-            lines.append(f"| {name} | {_cell(a['accuracy'])} | {a['paper_resnet18_28']:.3f} | {a['gap']:+.3f} |")
+            lines.append(f"| {name} | {figure_text(a['accuracy'])} | {a['paper_resnet18_28']:.3f} | {a['gap']:+.3f} |")
     if results.get("components"):
         lines += ["", "## Component benchmarks", "",
                   "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from synthdata.atomic import build_folder
 from synthdata.config.recipe import FinetuneSettings, Recipe
-from synthdata.data.card import read_card
-from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion, save_adapter, weights_file
+from synthdata.data.manifest import verify_dataset
+from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion, weights_file, write_adapter
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE, UNetSettings, load_base
 from synthdata.models.stable_diffusion import class_prompts, is_stable_diffusion, load_stable_diffusion, stable_diffusion_backbone
 from synthdata.provenance import created_by
 from synthdata.reporting.plots import loss_curve
 from synthdata.stages.pretrain import hardware, recorded_run_id, sample_grid
-from synthdata.tracking.mlflow_run import stage_run
+from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 from synthdata.training.checkpoint import discard_if_stale
 from synthdata.training.loop import TrainResult, train_denoiser
 from synthdata.training.tensors import load_split
@@ -68,31 +68,34 @@ def _prepare(recipe: Recipe, dataset: Path) -> _Prepared:
 def run_finetune(
     recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None
 ) -> tuple[TrainResult, AdaptedModel]:
+    """Train (resuming a killed run's checkpoint) and publish the adapter folder ``out`` whole:
+    weights, record, sample grid and loss curve are built beside it and renamed in last, after
+    MLflow has taken the run's figures, so an interruption anywhere leaves no partial adapter."""
     settings: FinetuneSettings = recipe.finetune
-    card = read_card(dataset)
+    manifest_sha256 = verify_dataset(dataset).manifest_sha256
     prepared = _prepare(recipe, dataset)
     model = prepared.model
     trainable = model.trainable()
     fingerprint = hashlib.sha256(
-        json.dumps([asdict(settings), card.manifest_sha256, model.base_sha256], sort_keys=True).encode()
+        json.dumps([asdict(settings), manifest_sha256, model.base_sha256], sort_keys=True).encode()
     ).hexdigest()
     discard_if_stale(workdir, fingerprint)
     params = {"finetune": asdict(settings), "dataset": dataset.name}
     with stage_run("finetune", recipe.name, params, resume_run_id=recorded_run_id(workdir), output=out) as run:
         import mlflow
 
-        mlflow.set_tags({"manifest_sha256": card.manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode})
+        set_tags({"manifest_sha256": manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode})
         result = train_denoiser(
             prepared.backbone, trainable, prepared.images, prepared.labels, prepared.scheduler, settings.train, workdir,
             record={"mlflow_run_id": run.info.run_id, "fingerprint": fingerprint},
-            log=lambda m, s: mlflow.log_metrics(m, step=s), stop_after=stop_after,
+            log=lambda m, s: log_metrics(m, step=s), stop_after=stop_after,
         )  # fmt: skip
         if result.steps < settings.train.steps:
             return result, model
         record = {
             "recipe": recipe.name,
             "dataset": dataset.name,
-            "dataset_manifest_sha256": card.manifest_sha256,
+            "dataset_manifest_sha256": manifest_sha256,
             **prepared.record,
             "scheduler": dict(prepared.scheduler.config),
             "adapter": asdict(settings.adapter),
@@ -103,18 +106,23 @@ def run_finetune(
             "mlflow_run_id": run.info.run_id,
             "created_by": created_by(),
         }
-        sha = save_adapter(model, out, record)
-        grid = sample_grid(prepared.backbone, prepared.scheduler, model.classes, workdir / "samples.png", shape=prepared.sample_shape)
-        shutil.copyfile(grid, out / "samples.png")
-        curve = loss_curve(result.losses, out / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
-        size = (out / weights_file(model.mode)).stat().st_size
-        trainable_count = sum(p.numel() for p in trainable.values())
-        total = sum(p.numel() for p in model.unet.parameters())
-        mlflow.set_tag("adapter_sha256", sha)
-        mlflow.log_metrics({
-            "trainable_parameters": trainable_count, "trainable_fraction": trainable_count / total,
-            "adapter_bytes": size, "images_per_second": result.images_per_second, "train_seconds": result.seconds,
-        })  # fmt: skip
-        mlflow.log_artifact(str(grid), artifact_path="samples")
-        mlflow.log_artifact(str(curve), artifact_path="plots")
+
+        def build(staging: Path) -> list[Path]:
+            sha = write_adapter(model, staging, record)
+            grid = sample_grid(prepared.backbone, prepared.scheduler, model.classes, staging / "samples.png",
+                               shape=prepared.sample_shape)  # fmt: skip
+            curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
+            trainable_count = sum(p.numel() for p in trainable.values())
+            total = sum(p.numel() for p in model.unet.parameters())
+            set_tags({"adapter_sha256": sha})
+            log_metrics({
+                "trainable_parameters": trainable_count, "trainable_fraction": trainable_count / total,
+                "adapter_bytes": (staging / weights_file(model.mode)).stat().st_size,
+                "images_per_second": result.images_per_second, "train_seconds": result.seconds,
+            })  # fmt: skip
+            mlflow.log_artifact(str(grid), artifact_path="samples")
+            mlflow.log_artifact(str(curve), artifact_path="plots")
+            return [grid, curve]
+
+        build_folder(out, build)
     return result, model

@@ -9,7 +9,7 @@ from pathlib import Path
 from synthdata.config.recipe import Recipe
 from synthdata.data.ingest import IngestResult, ingest
 from synthdata.data.sources import get_source
-from synthdata.tracking.mlflow_run import stage_run
+from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 
 
 def run_ingest(recipe: Recipe, out: Path) -> IngestResult:
@@ -27,9 +27,9 @@ def run_ingest(recipe: Recipe, out: Path) -> IngestResult:
 
         started = time.perf_counter()
         result = ingest(source, out, split=data.split, image_size=data.image_size)
-        mlflow.set_tag("manifest_sha256", result.manifest_sha256)
+        set_tags({"manifest_sha256": result.manifest_sha256})
         metrics = {f"images_{s}": sum(c.values()) for s, c in result.counts.items()}
         metrics |= {f"removed_{k}": v for k, v in result.removed.items()}
-        mlflow.log_metrics({**metrics, "images": result.images, "seconds": time.perf_counter() - started})
+        log_metrics({**metrics, "images": result.images, "seconds": time.perf_counter() - started})
         mlflow.log_artifact(str(out / "README.md"), artifact_path="card")
     return result

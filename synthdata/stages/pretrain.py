@@ -8,15 +8,16 @@ from pathlib import Path
 
 import torch
 
+from synthdata.atomic import fresh_staging, publish_folder
 from synthdata.config.recipe import PretrainSettings, Recipe
-from synthdata.data.card import read_card
+from synthdata.data.manifest import verify_dataset
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import build_scheduler, build_unet, save_base
 from synthdata.provenance import created_by
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.grid import save_grid
 from synthdata.sampling.generate import generate
-from synthdata.tracking.mlflow_run import stage_run
+from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 from synthdata.training.checkpoint import LATEST
 from synthdata.training.loop import TrainResult, train_denoiser
 from synthdata.training.tensors import load_split, to_uint8
@@ -39,8 +40,8 @@ def sample_grid(backbone, scheduler, classes: list[str], path: Path, *, shape: t
 
 def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None) -> TrainResult:
     settings: PretrainSettings = recipe.pretrain or PretrainSettings()
+    card = verify_dataset(dataset).card
     images, labels, classes = load_split(dataset, "train", size=settings.unet.sample_size, channels=settings.unet.channels)
-    card = read_card(dataset)
     torch.manual_seed(settings.train.seed)  # the initial weights: the same recipe gives the same base
     unet = build_unet(settings.unet, len(classes))
     scheduler = build_scheduler()
@@ -50,19 +51,15 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
     with stage_run("pretrain", recipe.name, {"pretrain": asdict(settings)}, resume_run_id=resume_id, output=out) as run:
         import mlflow
 
-        mlflow.set_tag("manifest_sha256", card.manifest_sha256)
+        set_tags({"manifest_sha256": card.manifest_sha256})
         result = train_denoiser(
             backbone, trainable, images, labels, scheduler, settings.train, workdir,
-            record={"mlflow_run_id": run.info.run_id}, log=lambda m, s: mlflow.log_metrics(m, step=s),
+            record={"mlflow_run_id": run.info.run_id}, log=lambda m, s: log_metrics(m, step=s),
             stop_after=stop_after,
         )  # fmt: skip
-        mlflow.log_metrics({"images_per_second": result.images_per_second, "train_seconds": result.seconds})
+        log_metrics({"images_per_second": result.images_per_second, "train_seconds": result.seconds})
         if result.steps < settings.train.steps:
             return result
-        size = settings.unet.sample_size
-        grid = sample_grid(backbone, scheduler, classes, workdir / "samples.png", guidance=settings.sample_guidance,
-                           shape=(settings.unet.channels, size, size))  # fmt: skip
-        mlflow.log_artifact(str(grid), artifact_path="samples")
         record = {
             "kind": "synthdata-pixel-base",
             "classes": classes,
@@ -80,11 +77,18 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
             "mlflow_run_id": run.info.run_id,
             "created_by": created_by(),
         }
-        sha = save_base(unet, scheduler, record, out)
-        mlflow.set_tag("base_sha256", sha)
-        (out / "samples.png").write_bytes(grid.read_bytes())
-        curve = loss_curve(result.losses, out / "loss.png", title=f"{recipe.name} pretraining")
+        size = settings.unet.sample_size
+        # The whole folder (weights, record, grid, curve) is built in the staging folder and renamed
+        # in last: save_base publishes what it writes, so it writes into the staging folder itself.
+        staging = fresh_staging(out)
+        sha = save_base(unet, scheduler, record, staging)
+        grid = sample_grid(backbone, scheduler, classes, staging / "samples.png", guidance=settings.sample_guidance,
+                           shape=(settings.unet.channels, size, size))  # fmt: skip
+        curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} pretraining")
+        set_tags({"base_sha256": sha})
+        mlflow.log_artifact(str(grid), artifact_path="samples")
         mlflow.log_artifact(str(curve), artifact_path="plots")
+        publish_folder(staging, out)
     return result
 
 

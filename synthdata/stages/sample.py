@@ -26,7 +26,9 @@ from synthdata.atomic import build_folder, write_bytes, write_text
 from synthdata.config.recipe import Recipe, SampleSettings
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.images import encode_png
-from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, SYNTHETIC_SOURCE, class_counts, manifest_hash, read_manifest, to_frame
+from synthdata.data.manifest import (
+    DIGITAL_SOURCE_TYPE, SYNTHETIC_SOURCE, class_counts, manifest_hash, read_manifest, to_frame, verify_dataset,
+)  # fmt: skip
 from synthdata.data.writer import DatasetWriter, staging_path
 from synthdata.errors import DataError, SynthdataError
 from synthdata.hashing import file_sha256
@@ -40,7 +42,7 @@ from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, sh
 from synthdata.sampling.model import SamplingModel, load_sampling_model
 from synthdata.sampling.output import METADATA_FILE, png_text, to_dataset_format, write_metadata_csv, write_shards, xmp_packet
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
-from synthdata.tracking.mlflow_run import find_run, stage_run
+from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
 from synthdata.training.tensors import to_uint8
 
 RECORD_FILE = "sample.json"
@@ -63,9 +65,11 @@ class SampleResult:
 
 
 def plan_for(settings: SampleSettings, dataset: Path) -> tuple[QuotaPlan, DatasetCard]:
-    """The quota plan over the real train counts of ``dataset``, in the card's class order."""
-    card = read_card(dataset)
-    counts = class_counts(read_manifest(dataset), "train")
+    """The quota plan over the real train counts of ``dataset`` (verified: the card's manifest
+    hash is then the hash of the rows and files read), in the card's class order."""
+    verified = verify_dataset(dataset)
+    card = verified.card
+    counts = class_counts(verified.frame, "train")
     real = {name: counts.get(name, 0) for name in card.classes}
     plan = plan_quotas(real, settings.policy, target=settings.target, share=settings.share,
                        max_ratio=settings.max_ratio, classes=settings.classes, max_images=settings.max_images)  # fmt: skip
@@ -203,7 +207,7 @@ def run_sample(
                 run = stack.enter_context(stage_run("sample", recipe.name, params, resume_run_id=find_run("sample", recipe.name, sample_run_id=run_id)))
                 import mlflow
 
-                mlflow.set_tags({"sample_run_id": run_id, "manifest_sha256": card.manifest_sha256, "adapter_sha256": model.adapter_sha256})
+                set_tags({"sample_run_id": run_id, "manifest_sha256": card.manifest_sha256, "adapter_sha256": model.adapter_sha256})
                 mlflow.log_dict({"plan": plan.rows(), "identity": identity}, "plan.json")
                 mlflow_run_id = run.info.run_id
             except SynthdataError as exc:
@@ -221,15 +225,16 @@ def run_sample(
         if not state.is_main_process:
             result.main = False
             return result
+        # tracking takes the figures before anything is published
+        seconds = time.monotonic() - started
+        log_metrics({"images": len(items), "generated": generated, "seconds": seconds,
+                     "images_per_second": generated / max(seconds, 1e-9), **{f"synthetic.{q.name}": q.synthetic for q in plan.classes}})  # fmt: skip
         _publish(writer, items, card, common, run_id, plan, settings, identity, recipe, mlflow_run_id)
         result.seconds = time.monotonic() - started
         result.report = build_folder(report, lambda folder: _report(out, folder, plan, recipe.name)) if report else []
         import mlflow
 
-        mlflow.log_metrics({"images": len(items), "generated": generated, "seconds": result.seconds,
-                            "images_per_second": generated / max(result.seconds, 1e-9)})  # fmt: skip
-        mlflow.log_metrics({f"synthetic.{q.name}": q.synthetic for q in plan.classes})
-        mlflow.set_tag("synthetic_manifest_sha256", read_card(out).manifest_sha256)
+        set_tags({"synthetic_manifest_sha256": read_card(out).manifest_sha256})
         for path in result.report:
             mlflow.log_artifact(str(path), artifact_path="grids" if path.parent.name == "grids" else None)
     return result

@@ -24,14 +24,14 @@ from synthdata.atomic import build_folder, write_text
 from synthdata.classify.train import ClassifierSettings, random_shift, run_model, train_classifier
 from synthdata.config.recipe import Recipe, UtilitySettings
 from synthdata.data.card import read_card
-from synthdata.data.manifest import read_manifest
+from synthdata.data.manifest import manifest_hash, read_manifest, verify_dataset
 from synthdata.errors import DataError
 from synthdata.hashing import sha256_bytes
-from synthdata.tracking.mlflow_run import metric_key, stage_run
+from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 from synthdata.training.tensors import load_split
 from synthdata.utility.arms import ARMS, CLASSICAL, Arm
 from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import HEADLINE, rare_classes, score, summarise
+from synthdata.utility.metrics import HEADLINE, figure_text, rare_classes, score, summarise
 
 SIZE = 32
 """The downstream model's input size (pixels)."""
@@ -85,7 +85,7 @@ def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, cha
     if sources != {dataset_manifest}:
         raise DataError(f"{folder}: synthetic set was made from another dataset (source manifest {sorted(sources)[:1]}), not this one")
     images, labels, _ = load_split(folder, "train", size=SIZE, channels=channels)
-    return Pool(images, labels, card.manifest_sha256)
+    return Pool(images, labels, manifest_hash(frame))  # the rows read, whatever the card says
 
 
 def _augment(arm: Arm, domain: Augmentation | None):
@@ -108,7 +108,8 @@ def run_utility(
 ) -> UtilityResult:
     settings = settings or recipe.utility
     started = time.monotonic()
-    card = read_card(dataset)
+    verified = verify_dataset(dataset)
+    card = verified.card
     classes, channels = list(card.classes), card.channels
     needed = {ARMS[a].synthetic for a in settings.arms} - {None}
     sets = {"adapted": synthetic, "scratch": scratch}
@@ -117,9 +118,9 @@ def run_utility(
             option = "--synthetic" if kind == "adapted" else "--scratch"
             raise DataError(f"arms {[a for a in settings.arms if ARMS[a].synthetic == kind]} need a synthetic set: give {option}")
     real_images, real_labels, _ = load_split(dataset, "train", size=SIZE, channels=channels)
-    real = Pool(real_images, real_labels, card.manifest_sha256)
+    real = Pool(real_images, real_labels, verified.manifest_sha256)
     test_images, test_labels, _ = load_split(dataset, "test", size=SIZE, channels=channels)
-    pools = {kind: _load_synthetic(sets[kind], classes, card.manifest_sha256, channels) for kind in sorted(needed)}
+    pools = {kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels) for kind in sorted(needed)}
     leak = check_disjoint(test_images, real=real.images, **{f"synthetic_{k}": p.images for k, p in pools.items()})
     train_counts = {name: int((real.labels == i).sum()) for i, name in enumerate(classes)}
     rare = rare_classes(train_counts, settings.rare_fraction)
@@ -139,7 +140,7 @@ def run_utility(
             labels = real.labels if pool is None else torch.cat([real.labels, pool.labels])
             for seed in settings.seeds:
                 classifier = replace(settings.classifier, seed=seed, balanced=arm.balanced)
-                key = _fingerprint(classifier, arm, seed, settings, real, pool, card.manifest_sha256)
+                key = _fingerprint(classifier, arm, seed, settings, real, pool, verified.manifest_sha256)
                 runs.append(_run_one(work, key, arm, seed, classifier, images, labels, len(real.images), classes,
                                      test_images, test_labels, rare, _augment(arm, domain)))  # fmt: skip
         arms = {name: {"description": ARMS[name].description, **summarise([r for r in runs if r["arm"] == name], classes)}
@@ -147,18 +148,19 @@ def run_utility(
         metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": _counts(test_labels, classes),
                    "seeds": list(settings.seeds), "steps": settings.classifier.steps, "batch_size": settings.classifier.batch_size,
                    "leak_check": leak, "goal": goal(arms), "runs": runs}  # fmt: skip
+        # tracking takes the figures before the report and the metrics file are published
+        for name, figures in arms.items():
+            log_metrics({f"{name}.{m}": figures[m]["mean"] for m in HEADLINE})
+        log_metrics({f"{r['arm']}.seed{r['seed']}.seconds": r["log"]["seconds"] for r in runs})
+        set_tags({"test_pixels_sha256": leak["test_pixels_sha256"]})
         paths = build_folder(report, lambda folder: _report(folder, recipe, metrics, classes)) if report else []
         if metrics_path is not None:
             # wall-clock seconds stay out of the metrics file (MLflow and the report have them):
             # the same inputs and seeds then give the same file, byte for byte
             untimed = {**metrics, "runs": [{**r, "log": {k: v for k, v in r["log"].items() if k != "seconds"}} for r in runs]}
             paths.append(write_text(metrics_path, json.dumps(untimed, indent=2) + "\n"))
-        for name, figures in arms.items():
-            mlflow.log_metrics({metric_key(f"{name}.{m}"): figures[m]["mean"] for m in HEADLINE})
-        mlflow.log_metrics({metric_key(f"{r['arm']}.seed{r['seed']}.seconds"): r["log"]["seconds"] for r in runs})
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="utility")
-        mlflow.set_tag("test_pixels_sha256", leak["test_pixels_sha256"])
     return UtilityResult(arms, runs, metrics, paths, time.monotonic() - started)
 
 
@@ -189,31 +191,40 @@ def _run_one(work: Path, key: str, arm: Arm, seed: int, classifier: ClassifierSe
 
 
 def goal(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The best synthetic arm against the best classical arm, per headline metric."""
+    """The best synthetic arm against the best classical arm, per headline metric.
+
+    Not evaluated when a metric could not be computed (the reason says which and why); with one
+    seed there are no intervals, so whether they separate is unknown (None) and the goal not met.
+    """
     classical = [a for a in arms if a in CLASSICAL]
     synthetic = [a for a in arms if a not in CLASSICAL]
     if not classical or not synthetic:
         return {"evaluated": False, "reason": "needs at least one classical and one synthetic arm"}
+    for metric in GOAL:
+        missing = [arms[a][metric]["reason"] for a in arms if arms[a][metric]["mean"] is None]
+        if missing:
+            return {"evaluated": False, "reason": f"{metric.replace('_', ' ')} {missing[0]}"}
     out: dict[str, Any] = {"evaluated": True, "met": True}
     for metric, margin in GOAL.items():
         best_c = max(classical, key=lambda a: arms[a][metric]["mean"])
         best_s = max(synthetic, key=lambda a: arms[a][metric]["mean"])
+        low, high = arms[best_s][metric]["ci95"], arms[best_c][metric]["ci95"]
         gain = arms[best_s][metric]["mean"] - arms[best_c][metric]["mean"]
-        separate = arms[best_s][metric]["ci95"][0] > arms[best_c][metric]["ci95"][1]
-        met = gain >= margin and separate
+        separate = None if low is None or high is None else low[0] > high[1]
+        met = gain >= margin and separate is True
         out[metric] = {"best_classical": best_c, "best_synthetic": best_s, "gain": gain, "wanted": margin,
                        "intervals_separate": separate, "met": met}  # fmt: skip
+        if separate is None:
+            out[metric]["reason"] = arms[best_s][metric].get("reason") or arms[best_c][metric].get("reason")
         out["met"] = out["met"] and met
     return out
 
 
 def headline_rows(metrics: dict[str, Any]) -> list[list[str]]:
-    """Arm, balanced accuracy and rare-third recall, each mean [95% interval]."""
-
-    def cell(fig: dict[str, Any]) -> str:
-        return f"{fig['mean']:.3f} [{fig['ci95'][0]:.3f}, {fig['ci95'][1]:.3f}]"
-
-    return [[name, cell(fig["balanced_accuracy"]), cell(fig["rare_third_recall"]), cell(fig["macro_f1"])] for name, fig in metrics["arms"].items()]
+    """Arm, balanced accuracy, rare-third recall and macro-F1, each mean [95% interval] or what
+    stands in for a figure that could not be computed, and why."""
+    return [[name, *(figure_text(fig[m]) for m in ("balanced_accuracy", "rare_third_recall", "macro_f1"))]
+            for name, fig in metrics["arms"].items()]  # fmt: skip
 
 
 def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list[str]) -> list[Path]:
@@ -234,21 +245,31 @@ def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list
               f"Rare classes (fewest training images): {', '.join(metrics['rare_classes'])}.")  # fmt: skip
     page.heading("Headline")
     page.table(["arm", "what it trains on", *HEADLINE],
-               [[a, f["description"], *[f"{f[m]['mean']:.3f} [{f[m]['ci95'][0]:.3f}, {f[m]['ci95'][1]:.3f}]" for m in HEADLINE]] for a, f in arms.items()])  # fmt: skip
+               [[a, f["description"], *[figure_text(f[m]) for m in HEADLINE]] for a, f in arms.items()])  # fmt: skip
     page.image(bars, "balanced accuracy and mean recall of the rarest third of classes, mean and 95% interval")
     g = metrics["goal"]
-    if g.get("evaluated"):
-        page.heading("Does synthetic data help?")
+    page.heading("Does synthetic data help?")
+    if not g.get("evaluated"):
+        page.text(f"Not evaluated: {g['reason']}.")
+    else:
         page.table(["metric", "best classical", "best synthetic", "gain", "wanted", "intervals separate", "met"],
-                   [[m, g[m]["best_classical"], g[m]["best_synthetic"], f"{g[m]['gain']:+.3f}", f"+{g[m]['wanted']:.2f}",
-                     g[m]["intervals_separate"], g[m]["met"]] for m in GOAL],
-                   row_classes=["pass" if g[m]["met"] else "fail" for m in GOAL])  # fmt: skip
+                   [_goal_row(m, g[m]) for m in GOAL], row_classes=["pass" if g[m]["met"] else "fail" for m in GOAL])
     page.heading("Per-class recall")
     page.image(heat, "mean test recall per class and arm, classes from fewest to most training images")
     page.table(["class", "train images", "test images", *arms],
-               [[c, metrics["train_counts"][c], metrics["test_counts"][c], *[f"{arms[a]['recall'][c]['mean']:.3f}" for a in arms]] for c in order])  # fmt: skip
+               [[c, metrics["train_counts"][c], metrics["test_counts"][c], *[_recall_text(arms[a]["recall"][c]) for a in arms]] for c in order])  # fmt: skip
     page.heading("Equal budget")
     page.table(["arm", "seed", "steps", "batch", "images seen", "train images (synthetic)", "seconds"],
                [[r["arm"], r["seed"], r["log"]["steps"], r["log"]["batch_size"], r["log"]["images_seen"],
                  f"{r['log']['train_images']} ({r['log']['synthetic_images']})", f"{r['log']['seconds']:.0f}"] for r in metrics["runs"]])  # fmt: skip
     return [bars, heat, page.write(folder / "report.html")]
+
+
+def _recall_text(figure: dict[str, Any]) -> str:
+    return figure["reason"] if figure["mean"] is None else f"{figure['mean']:.3f}"
+
+
+def _goal_row(metric: str, verdict: dict[str, Any]) -> list[Any]:
+    separate = verdict["reason"] if verdict["intervals_separate"] is None else verdict["intervals_separate"]
+    return [metric, verdict["best_classical"], verdict["best_synthetic"], f"{verdict['gain']:+.3f}",
+            f"+{verdict['wanted']:.2f}", separate, verdict["met"]]  # fmt: skip

@@ -31,7 +31,9 @@ import torch
 from synthdata.atomic import build_folder, write_bytes, write_text
 from synthdata.config.recipe import Recipe, ValidateSettings
 from synthdata.data.card import DatasetCard, read_card
-from synthdata.data.manifest import MANIFEST_FILE, SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame, write_manifest
+from synthdata.data.manifest import (
+    MANIFEST_FILE, SYNTHETIC_SOURCE, manifest_hash, read_manifest, to_frame, verify_dataset, write_manifest,
+)  # fmt: skip
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.models.adapter import read_adapter_record
@@ -43,7 +45,7 @@ from synthdata.reporting.plots import attribute_histograms, class_balance
 from synthdata.sampling.jobs import batches, more_items
 from synthdata.sampling.output import METADATA_FILE, write_metadata_csv, write_shards
 from synthdata.stages.sample import RECORD_FILE, common_provenance, manifest_row, write_batches
-from synthdata.tracking.mlflow_run import find_run, stage_run
+from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
 from synthdata.training.tensors import load_files, load_split
 from synthdata.validation.coverage import ATTRIBUTES, attribute_gaps, attributes, bin_edges, cluster_coverage, diversity, histogram
 from synthdata.validation.croissant import croissant, write_croissant
@@ -103,8 +105,9 @@ def heldout_real(dataset: Path, pool: Path | None, size: int, channels: int) -> 
     used = set(frame.loc[frame["split"] == "train", "id"]) | set(frame.loc[frame["split"] == "test", "id"])
     parts: list[tuple[Path, pd.DataFrame]] = [(dataset, frame[frame["split"] == "val"])]
     if pool is not None:
-        parent = read_manifest(pool)
-        if list(read_card(pool).classes) != list(read_card(dataset).classes):
+        verified_pool = verify_dataset(pool)
+        parent = verified_pool.frame
+        if list(verified_pool.card.classes) != list(read_card(dataset).classes):
             raise DataError(f"{pool}: its classes differ from {dataset}'s; it cannot serve as held-out real data")
         parts.append((pool, parent[(parent["split"] == "train") & ~parent["id"].isin(used)]))
     images, labels = [], []
@@ -185,7 +188,7 @@ def run_validate(
 ) -> ValidateResult:
     settings = settings or recipe.validate
     started = time.monotonic()
-    card = read_card(dataset)
+    card = verify_dataset(dataset).card
     source_frame = check_provenance(synthetic, adapter, recipe.finetune.base, card.manifest_sha256)
     sample_record = json.loads((synthetic / RECORD_FILE).read_text())
     quota = {row["class"]: int(row["synthetic"]) for row in sample_record["plan"] if row["synthetic"]}
@@ -219,7 +222,7 @@ def run_validate(
     with stage_run("validate", recipe.name, params, resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]), output=out):
         import mlflow
 
-        mlflow.set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})
+        set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})
         judged = _judge(synthetic, source_frame, card, classifier, train_pixels, train_features, size)
         reasons = _reasons(judged, settings, thresholds)
         accepted_mask = np.array([r == "" for r in reasons], dtype=bool)
@@ -257,11 +260,11 @@ def run_validate(
         # The report reads every judged image, dropped replacements included: before publishing
         # removes those from the staging folder.
         paths = build_folder(report, lambda folder: _report(folder, recipe, classes, train, heldout, everything, chosen, figures, quota)) if report else []
+        log_metrics(_flat_metrics(figures))  # before publishing: tracking takes the figures first
         if figures["passed"]:  # a set that fails a gate is never published where a trainer would find it
             _publish(writer, synthetic, accepted, card, sample_record, dropped, figures)
         if metrics_path is not None:
             paths.append(write_text(metrics_path, json.dumps(_jsonable(figures), indent=2) + "\n"))
-        mlflow.log_metrics(_flat_metrics(figures))
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="validate")
         result = ValidateResult(out, len(accepted), quota, dropped, regenerated, gate_results, figures, paths, time.monotonic() - started)
@@ -554,4 +557,4 @@ def _flat_metrics(figures: dict[str, Any]) -> dict[str, float]:
                 flat[f"{cls}.{key}"] = entry[key]
     flat["accepted"] = figures["filter"]["accepted"]
     flat["regenerated"] = figures["filter"]["regenerated"]
-    return {k.replace("+", "p"): float(v) for k, v in flat.items()}
+    return {k: float(v) for k, v in flat.items()}

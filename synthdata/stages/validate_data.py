@@ -8,8 +8,8 @@ from pathlib import Path
 from synthdata.atomic import write_text
 from synthdata.data.card import read_card
 from synthdata.data.expectations import validate_dataset
-from synthdata.data.manifest import read_manifest
-from synthdata.tracking.mlflow_run import stage_run
+from synthdata.data.manifest import read_manifest, verify_dataset
+from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 
 
 def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path | None) -> dict:
@@ -19,18 +19,20 @@ def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path 
         import mlflow
 
         for folder in datasets:
-            frame, card = read_manifest(folder), read_card(folder)
-            report = validate_dataset(folder, frame, card)
+            # the suite first: it names the expectation a defective table breaks; then the files and the card
+            report = validate_dataset(folder, read_manifest(folder), read_card(folder), files=False)
+            verified = verify_dataset(folder)
+            frame, card = verified.frame, verified.card
             summary[folder.name] = {
-                "manifest_sha256": card.manifest_sha256,
+                "manifest_sha256": verified.manifest_sha256,
                 "expectations": report.evaluated,
                 "failed": len(report.failures),
                 "images": len(frame),
                 "classes": len(card.classes),
                 **{f"images_{s}": int((frame["split"] == s).sum()) for s in card.counts},
             }
-            mlflow.set_tag(f"manifest_sha256.{folder.name}", card.manifest_sha256)
-            mlflow.log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
+            set_tags({f"manifest_sha256.{folder.name}": verified.manifest_sha256})
+            log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
         if metrics_out is not None:
             write_text(metrics_out, json.dumps(summary, indent=2, sort_keys=True) + "\n")
             mlflow.log_artifact(str(metrics_out))

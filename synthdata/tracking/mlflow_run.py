@@ -1,15 +1,21 @@
 """One MLflow run per stage, in a local store: ``mlruns/mlflow.db`` (sqlite) with artifacts in
 ``mlruns/artifacts``. Every run carries the git commit and synthdata version as tags; stages
 add the manifest hash of what they produced.
+
+Stages log through :func:`log_metrics`, :func:`log_params` and :func:`set_tags`, never through
+``mlflow`` directly: every key then passes :func:`tracking_keys`, so a class or folder name MLflow
+would refuse (``cd4+``, ``v1+v2``) cannot fail a stage after it has published its output.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import posixpath
 import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,15 +78,16 @@ def _stage_run(stage: str, recipe: str, params: dict[str, Any], resume_run_id: s
     close_dead_runs(mlflow, experiment, stage, recipe)
     if resume_run_id is not None and _run_exists(mlflow, resume_run_id):
         with mlflow.start_run(run_id=resume_run_id) as run:
-            mlflow.set_tags({"resumed": "true", **_process_tags()})
+            set_tags({"resumed": "true", **_process_tags()})
             # a run reopened by a later pipeline run (same inputs, same outputs) now belongs to it
             mlflow.set_tag("mlflow.parentRunId", pipeline_run(mlflow, experiment, recipe))
             yield run
         return
     tags["mlflow.parentRunId"] = pipeline_run(mlflow, experiment, recipe)
     tags.update(_process_tags())
+    tags = _tracked(tags, MAX_TAG_VALUE)
     with mlflow.start_run(experiment_id=experiment, run_name=f"{recipe}/{stage}", tags=tags) as run:
-        mlflow.log_params({k: str(v) for k, v in flatten(params).items()})
+        log_params(flatten(params))
         yield run
 
 
@@ -143,15 +150,82 @@ def finish_pipeline(recipe: str, metrics: dict[str, float]) -> str | None:
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     client = mlflow.MlflowClient()
     run_id = pipeline_run(mlflow, _experiment_id(mlflow, root), recipe)
-    for key, value in metrics.items():
-        client.log_metric(run_id, metric_key(key), value)
+    for key, value in _tracked_metrics(metrics).items():
+        client.log_metric(run_id, key, value)
     client.set_terminated(run_id, "FINISHED")
     return run_id
 
 
-def metric_key(name: str) -> str:
-    """``name`` with what MLflow refuses in a metric name (e.g. ``+``) replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9_\-. :/]", "_", name)
+MAX_KEY = 250
+"""MLflow's longest metric, parameter and tag key."""
+MAX_PARAM_VALUE = 6000
+MAX_TAG_VALUE = 8000
+_REFUSED = re.compile(r"[^A-Za-z0-9_\-. /]")
+"""What a key may not hold: MLflow allows alphanumerics, ``_ - . space /`` (and ``:`` off Windows,
+left out so that a store moves between systems)."""
+
+
+def tracking_keys(names: Iterable[str]) -> dict[str, str]:
+    """Each of ``names`` -> a key MLflow accepts for a metric, parameter or tag, the same every time.
+
+    A valid name is kept as it is; otherwise each refused character becomes ``_``, ``/`` too where
+    the name would not survive path normalisation (``a//b``, ``../x``), leading dots become ``_``,
+    and the key is cut to MLflow's length. Two names that would meet on one key (``cd4+`` and
+    ``cd4_``) are told apart by a digest of the original name on each changed one.
+    """
+    names = list(names)
+    keys = {name: _key(name) for name in names}
+    taken: dict[str, int] = {}
+    for key in keys.values():
+        taken[key] = taken.get(key, 0) + 1
+    for name, key in keys.items():
+        if key != name and taken[key] > 1:
+            digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+            keys[name] = f"{key[: MAX_KEY - 9]}-{digest}"
+    return keys
+
+
+def _key(name: str) -> str:
+    key = _REFUSED.sub("_", name)
+    if key.startswith("/") or posixpath.normpath(key) != key:
+        key = key.replace("/", "_")
+    key = re.sub(r"^\.+", lambda dots: "_" * len(dots.group()), key) or "_"
+    return key[:MAX_KEY]
+
+
+def _tracked(values: dict[str, Any], limit: int) -> dict[str, str]:
+    """``values`` as strings under valid keys, each cut to MLflow's ``limit`` characters."""
+    keys = tracking_keys(values)
+    return {keys[name]: str(value)[:limit] for name, value in values.items()}
+
+
+def _tracked_metrics(metrics: dict[str, float | None]) -> dict[str, float]:
+    """``metrics`` under valid keys; a figure that could not be computed (None) is left out."""
+    keys = tracking_keys(metrics)
+    return {keys[name]: float(value) for name, value in metrics.items() if value is not None}
+
+
+def log_metrics(metrics: dict[str, float | None], step: int | None = None) -> None:
+    """Log ``metrics`` on the active run (keys through :func:`tracking_keys`; None left out)."""
+    import mlflow
+
+    tracked = _tracked_metrics(metrics)
+    if tracked:
+        mlflow.log_metrics(tracked, step=step)
+
+
+def log_params(params: dict[str, Any]) -> None:
+    """Log ``params`` as strings on the active run (keys through :func:`tracking_keys`)."""
+    import mlflow
+
+    mlflow.log_params(_tracked(params, MAX_PARAM_VALUE))
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    """Set ``tags`` as strings on the active run (keys through :func:`tracking_keys`)."""
+    import mlflow
+
+    mlflow.set_tags(_tracked(tags, MAX_TAG_VALUE))
 
 
 def find_run(stage: str, recipe: str, **tags: str) -> str | None:

@@ -12,14 +12,16 @@ never stopped.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from synthdata.errors import SynthdataError
 from synthdata.progress import progress_bar
 from synthdata.training.checkpoint import load_checkpoint, save_checkpoint
 from synthdata.training.tensors import to_unit_range
@@ -27,33 +29,31 @@ from synthdata.training.tensors import to_unit_range
 
 @dataclass(frozen=True)
 class TrainSettings:
-    steps: int = 2000
-    batch_size: int = 64
-    learning_rate: float = 2e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    ema_decay: float = 0.999
-    class_dropout: float = 0.1
+    """Every count and rate of a denoiser run; each number's range is declared beside it."""
+
+    steps: int = field(default=2000, metadata={"range": "[1, 10_000_000]"})
+    batch_size: int = field(default=64, metadata={"range": "[1, 65_536]"})
+    learning_rate: float = field(default=2e-4, metadata={"range": "(0, 1]"})
+    warmup_steps: int = field(default=100, metadata={"range": "[0, 10_000_000]"})
+    weight_decay: float = field(default=0.0, metadata={"range": "[0, 10]"})
+    ema_decay: float = field(default=0.999, metadata={"range": "(0, 1)"})
+    class_dropout: float = field(default=0.1, metadata={"range": "[0, 1)"})
     """Share of labels replaced by the null class (trains the unconditional branch for CFG)."""
-    grad_clip: float = 1.0
-    seed: int = 0
-    checkpoint_every: int = 200
-    log_every: int = 20
+    grad_clip: float = field(default=1.0, metadata={"range": "[0, 1_000_000]"})
+    """Largest gradient norm; 0 clips nothing."""
+    seed: int = field(default=0, metadata={"range": "seed"})
+    checkpoint_every: int = field(default=200, metadata={"range": "[1, 10_000_000]"})
+    log_every: int = field(default=20, metadata={"range": "[1, 10_000_000]"})
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    class_table_lr_scale: float = 1.0
+    class_table_lr_scale: float = field(default=1.0, metadata={"range": "(0, 1000]"})
     """Learning-rate multiplier for the class-embedding table. A new domain's table starts with
     every row equal to the base's null row; at the base rate its rows barely separate in a
     short fine-tune and the model ignores the class it is asked for."""
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("steps and batch_size must be positive")
-        if self.class_table_lr_scale <= 0:
-            raise ValueError("class_table_lr_scale must be > 0")
-        if not 0.0 <= self.class_dropout < 1.0:
-            raise ValueError("class_dropout must be in [0, 1)")
-        if not 0.0 < self.ema_decay < 1.0:
-            raise ValueError("ema_decay must be in (0, 1)")
+        from synthdata.config.strict import check_numbers  # here: synthdata.config imports this module
+
+        check_numbers(self)
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,21 @@ class TrainResult:
     """Training wall time over every run that led here (resumed runs included)."""
     images_per_second: float
     """Throughput of this invocation."""
+
+
+def stop_if_diverged(loss: float, step: int, what: str, settings: Any) -> None:
+    """Raise :class:`SynthdataError` when a run's loss at ``step`` is not finite: every step after
+    it, and every weight it would publish, would be NaN or infinite."""
+    if not math.isfinite(loss):
+        rate = f"learning_rate {settings.learning_rate:g}, batch_size {settings.batch_size}"
+        raise SynthdataError(f"{what} diverged: the loss is non-finite ({loss}) at step {step} ({rate}); nothing is published")
+
+
+def stop_if_non_finite(weights: dict[str, torch.Tensor], step: int, what: str) -> None:
+    """Raise :class:`SynthdataError` naming the first weight holding a NaN or an infinity."""
+    for name, tensor in weights.items():
+        if not bool(torch.isfinite(tensor).all()):
+            raise SynthdataError(f"{what} diverged: weight '{name}' is non-finite at step {step}; nothing is published")
 
 
 def _mix(seed: int, step: int) -> int:
@@ -172,6 +187,7 @@ def train_denoiser(
             optimizer.zero_grad(set_to_none=True)
             ema.step(list(trainable.values()))
             window.append(float(loss.detach()))
+            stop_if_diverged(window[-1], step + 1, "training", settings)
             trained += 1
             bar.advance()
             done = step + 1
@@ -182,6 +198,7 @@ def train_denoiser(
                 if log is not None:
                     log({"loss": mean, "lr": optimizer.param_groups[0]["lr"]}, done)
             if accelerator.is_main_process and (done % settings.checkpoint_every == 0 or done == end):
+                stop_if_non_finite(trainable, done, "training")  # a checkpoint resumes only what can finish
                 elapsed = earlier_seconds + time.perf_counter() - started
                 save_checkpoint(
                     workdir, step=done, params=trainable, ema=ema, optimizer=optimizer,
@@ -191,5 +208,6 @@ def train_denoiser(
     backbone.unet = accelerator.unwrap_model(prepared)
     if end == settings.steps:
         ema.copy_to(list(trainable.values()))
+        stop_if_non_finite(trainable, end, "training")
     throughput = trained * settings.batch_size / seconds if seconds > 0 else 0.0
     return TrainResult(end, start, losses, earlier_seconds + seconds, throughput)

@@ -10,6 +10,7 @@ from synthdata.data.sources.medmnist import BREASTMNIST, PNEUMONIAMNIST
 from synthdata.data.sources.pbc import PBC
 from synthdata.data.sources.user import UserSource
 from synthdata.errors import DataError
+from synthdata.paths import shown
 
 BUILTIN: dict[str, Source] = {
     "pbc": PBC(),
@@ -22,6 +23,24 @@ BUILTIN: dict[str, Source] = {
 USER_FORMATS = ("imagefolder", "npz")
 
 
+def builtin_source(name: str) -> Source:
+    """The built-in source ``name``; anything else (a user format, a path, a misspelling) is a
+    :class:`DataError` that lists the built-in sources and says how user data is given."""
+    if name in BUILTIN:
+        return BUILTIN[name]
+    spelled = shown(name)
+    if name in USER_FORMATS:
+        raise DataError(
+            f"'{spelled}' is a user format, not a built-in source: data.path is required, so give --recipe "
+            f"with data.source: {spelled} and data.path (built-in sources: {', '.join(BUILTIN)})"
+        )
+    if name.lower() in BUILTIN:
+        hint = f"did you mean '{name.lower()}'?"
+    else:
+        hint = f"user data ({', '.join(USER_FORMATS)}) needs --recipe with data.source and data.path"
+    raise DataError(f"'{spelled}' is not a built-in source ({', '.join(BUILTIN)}); {hint}")
+
+
 def get_source(
     name: str,
     *,
@@ -31,17 +50,12 @@ def get_source(
     channels: int | None = None,
     licence: str | None = None,
 ) -> Source:
-    """A built-in source by name, or a user source for ``imagefolder``/``npz`` with a path."""
-    if name in BUILTIN:
-        return BUILTIN[name]
-    if name in USER_FORMATS:
-        if not path:
-            raise DataError(f"source '{name}' needs a path to the user's data")
+    """A user source for ``imagefolder``/``npz`` with a path, else :func:`builtin_source`."""
+    if name in USER_FORMATS and path:
         return UserSource(
             name, path, name=dataset or name, classes=classes, channels=channels, licence=licence
         )
-    known = ", ".join([*BUILTIN, *USER_FORMATS])
-    raise DataError(f"unknown source '{name}' (known: {known})")
+    return builtin_source(name)
 
 
-__all__ = ["BUILTIN", "RawSample", "Source", "SourceInfo", "USER_FORMATS", "get_source"]
+__all__ = ["BUILTIN", "RawSample", "Source", "SourceInfo", "USER_FORMATS", "builtin_source", "get_source"]

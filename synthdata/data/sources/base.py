@@ -53,6 +53,14 @@ class Source(ABC):
         """The inputs as recorded on the dataset card: path, sha256, url."""
         return [{"path": f.path, "sha256": f.sha256, "url": f.url} for f in self.info.files]
 
+    def where(self) -> str:
+        """How messages about the source as a whole name it."""
+        return self.info.name
+
+    def label_order(self, found: set[str]) -> list[str]:
+        """The classes in label order: the declared ones, else the ``found`` names sorted."""
+        return list(self.info.classes) if self.info.classes is not None else sorted(found)
+
     @abstractmethod
     def samples(self, files: dict[str, Path]) -> Iterator[RawSample]:
         """Every raw sample, in a deterministic order."""

@@ -10,6 +10,7 @@ from synthdata.hashing import file_sha256
 from synthdata.data.sources.base import RawSample, Source, SourceInfo
 from synthdata.data.sources.readers import class_folder_samples, npz_samples
 from synthdata.errors import DataError
+from synthdata.paths import shown
 
 
 class UserSource(Source):
@@ -39,7 +40,7 @@ class UserSource(Source):
 
     def fetch(self) -> dict[str, Path]:
         if not self.path.exists():
-            raise DataError(f"{self.path}: no such file or folder")
+            raise DataError(f"{self.where()}: no such file or folder")
         return {str(self.path): self.path}
 
     def input_files(self) -> list[dict[str, str | None]]:
@@ -47,6 +48,17 @@ class UserSource(Source):
         if self.path.is_file():
             return [{"path": str(self.path), "sha256": file_sha256(self.path), "url": None}]
         return []
+
+    def where(self) -> str:
+        """The user's folder, zip or npz file."""
+        return shown(str(self.path))
+
+    def label_order(self, found: set[str]) -> list[str]:
+        """Undeclared npz classes are ``class_<label>`` (every label from 0 up, see
+        :func:`npz_samples`): in the file's integer order, so ``class_10`` keeps label 10."""
+        if self.kind == "npz" and self.info.classes is None:
+            return sorted(found, key=lambda name: int(name.removeprefix("class_")))
+        return super().label_order(found)
 
     def samples(self, files: dict[str, Path]) -> Iterator[RawSample]:
         if self.kind == "npz":
