@@ -265,3 +265,9 @@ def test_a_non_finite_or_blank_sample_batch_stops_before_publishing(decoded, rea
     line = _one_error_line(*run_cli(argv, monkeypatch, capsys)[::2])
     assert reason in line and "guidance 2" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["abc\n", "Abc", "../x", "a b"], ids=["trailing-newline", "upper-case", "dotdot", "space"])
+def test_a_recipe_name_follows_the_one_recipe_name_rule(name, tmp_path, monkeypatch, capsys):
+    line = _check(f"name: {name!r}\ndomain: medical\ndata: {{source: pbc}}\n".replace("'", '"'), tmp_path, monkeypatch, capsys)
+    assert "name must be lower-case letters" in line

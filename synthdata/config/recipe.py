@@ -14,13 +14,13 @@ import yaml
 
 from synthdata.config.strict import SettingError, build, check_numbers
 from synthdata.errors import RecipeError
+from synthdata.paths import RECIPE_NAME
 from synthdata.classify.train import ClassifierSettings
 from synthdata.models.base import UNetSettings
 from synthdata.training.loop import TrainSettings
 from synthdata.utility.arms import ARMS, DEFAULT_ARMS
 from synthdata.utility.augment import TransformSpec
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
 """A submodule name as peft matches it (``to_out.0``): a plain name, never a pattern."""
 
@@ -287,7 +287,7 @@ class Recipe:
     pretrain: PretrainSettings | None = None
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
+        if not RECIPE_NAME.fullmatch(self.name):
             raise ValueError(f"name must be lower-case letters, digits, '-' or '_', got {self.name!r}")
 
 
