@@ -249,3 +249,18 @@ def test_sigint_prints_one_interrupted_line_and_exits_130(tmp_path):
     assert process.returncode == 130, err
     assert err.strip().splitlines()[-1] == "interrupted" and err.count("interrupted") == 1, err
     assert "Traceback" not in err and not (tmp_path / "base").exists()
+
+
+def test_dataset_card_with_a_class_name_that_escapes_is_refused_by_the_next_stage(tmp_path, monkeypatch, capsys):
+    tree = make_image_tree(tmp_path / "tree", {"a": 6, "b": 6})
+    dataset = tmp_path / "datasets" / "mine"
+    code, _, err = run_cli(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree)), "--out", str(dataset)], monkeypatch, capsys)
+    assert code == 0, err
+    card = json.loads((dataset / "card.json").read_text())
+    card["classes"] = ["../../escaped", "b"]
+    (dataset / "card.json").write_text(json.dumps(card))
+    out = tmp_path / "datasets" / "mine-lt"
+    line = one_error_line(*run_cli(["data", "longtail", "--recipe", str(tmp_path / "r.yaml"), "--parent", str(dataset), "--out", str(out)],
+                                   monkeypatch, capsys)[::2])  # fmt: skip
+    assert "card.json" in line and "'../../escaped' cannot be a folder name" in line
+    assert not out.exists() and not (tmp_path / "escaped").exists()

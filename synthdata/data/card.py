@@ -13,6 +13,7 @@ from typing import Any
 
 from synthdata.atomic import write_text
 from synthdata.errors import DataError
+from synthdata.paths import path_component
 
 CARD_FILE = "card.json"
 
@@ -84,6 +85,9 @@ def read_card(folder: Path | str) -> DatasetCard:
     if not path.is_file():
         raise DataError(f"{path}: no dataset card")
     try:
-        return DatasetCard(**json.loads(path.read_text(encoding="utf-8")))
+        card = DatasetCard(**json.loads(path.read_text(encoding="utf-8")))
     except (json.JSONDecodeError, TypeError) as exc:
         raise DataError(f"{path}: malformed dataset card ({exc})") from None
+    for name in card.classes:  # every later stage makes class folders and grids from these names
+        path_component(name, path)
+    return card
