@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from synthdata.classify.network import SmallResNet
+from synthdata.config.strict import check_numbers
 from synthdata.progress import progress_bar
 from synthdata.training.loop import stop_if_diverged, stop_if_non_finite
 
@@ -40,8 +41,6 @@ class ClassifierSettings:
     seed: int = field(default=0, metadata={"range": "seed"})
 
     def __post_init__(self) -> None:
-        from synthdata.config.strict import check_numbers  # here: synthdata.config imports this module
-
         check_numbers(self)
 
 

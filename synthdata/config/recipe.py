@@ -21,7 +21,7 @@ from synthdata.training.loop import TrainSettings
 from synthdata.utility.arms import ARMS, DEFAULT_ARMS
 from synthdata.utility.augment import TransformSpec
 
-_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 """A submodule name as peft matches it (``to_out.0``): a plain name, never a pattern."""
 
 
@@ -118,7 +118,7 @@ class AdapterSettings:
         check_numbers(self)
         if not self.target_modules:
             raise ValueError("finetune.adapter.target_modules must name at least one module")
-        odd = [name for name in self.target_modules if not _MODULE_NAME.match(name)]
+        odd = [name for name in self.target_modules if not _MODULE_NAME.fullmatch(name)]
         if odd:
             raise SettingError("target_modules", f"must be module names like to_q or to_out.0, got {odd[0]!r}")
 

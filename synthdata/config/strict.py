@@ -7,9 +7,7 @@ rest of the code (and peft/diffusers configs) use; the rules needed here fit in 
 Numbers: every settings dataclass calls :func:`check_numbers` from ``__post_init__``, so a value
 is checked whether it came from a recipe or from a command-line override made with
 ``dataclasses.replace``. Every float must be finite, and every number must lie in the range
-declared beside its field, in its metadata (a numeric field without one is a bug). Plain
-metadata, so the settings of the training and model modules declare ranges without importing
-this package at class definition.
+declared beside its field, in its metadata (a numeric field without one is a bug).
 """
 
 from __future__ import annotations

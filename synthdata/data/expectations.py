@@ -17,7 +17,7 @@ import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import (
-    COLUMNS, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, check_files, shown,
+    COLUMNS, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, check_files, first_rows,
 )  # fmt: skip
 from synthdata.errors import DataError
 
@@ -33,7 +33,7 @@ class SuiteFailure:
     detail: str = ""
 
     def describe(self) -> str:
-        where = f" rows {shown(self.rows)}" if self.rows else ""
+        where = f" rows {first_rows(self.rows)}" if self.rows else ""
         return f"{self.expectation}({self.column}) failed{where}{self.detail}"
 
 
@@ -138,7 +138,7 @@ def validate_dataset(folder: Path | str, frame: pd.DataFrame, card: DatasetCard,
     problems = [f.describe() for f in report.failures]
     bad_files = check_files(frame, folder) if files and "relpath" in frame and "sha256" in frame else []
     if bad_files:
-        problems.append(f"file check failed for rows {shown(bad_files)}")
+        problems.append(f"file check failed for rows {first_rows(bad_files)}")
     if problems:
         raise DataError(f"{folder / 'manifest.parquet'}: " + "; ".join(problems))
     return report

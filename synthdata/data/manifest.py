@@ -115,7 +115,7 @@ def class_counts(frame: pd.DataFrame, split: str) -> dict[str, int]:
 _SHOWN_ROWS = 5
 
 
-def shown(items: list[str]) -> str:
+def first_rows(items: list[str]) -> str:
     """The first few of ``items`` and how many more, for an error line."""
     more = f" and {len(items) - _SHOWN_ROWS} more" if len(items) > _SHOWN_ROWS else ""
     return ", ".join(items[:_SHOWN_ROWS]) + more
@@ -162,12 +162,12 @@ def verify_dataset(folder: Path | str) -> VerifiedDataset:
     path = folder / MANIFEST_FILE
     bad = check_files(frame, folder)
     if bad:
-        raise DataError(f"{path}: file check failed for rows {shown(bad)}")
+        raise DataError(f"{path}: file check failed for rows {first_rows(bad)}")
     declared = dict(enumerate(card.classes))
     wrong = frame["label"].map(declared) != frame["label_name"]
     if wrong.any():
         rows = [f"{r.id} ({r.label} {r.label_name!r})" for r in frame[wrong].itertuples()]
-        raise DataError(f"{path}: rows {shown(rows)}: label and name do not match card.json's classes {card.classes}")
+        raise DataError(f"{path}: rows {first_rows(rows)}: label and name do not match card.json's classes {card.classes}")
     actual = manifest_hash(frame)
     if actual != card.manifest_sha256:
         raise DataError(

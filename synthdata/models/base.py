@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthdata.atomic import fresh_staging, publish_folder
+from synthdata.atomic import build_folder
+from synthdata.config.strict import check_numbers
 from synthdata.errors import SynthdataError
 from synthdata.hashing import file_sha256
 from synthdata.models.weights import WeightsError, refuse_pickle
@@ -41,8 +42,6 @@ class UNetSettings:
     attention_head_dim: int = field(default=32, metadata={"range": "[1, 1024]"})
 
     def __post_init__(self) -> None:
-        from synthdata.config.strict import check_numbers  # here: synthdata.config imports this module
-
         check_numbers(self)
         if not 1 <= len(self.block_out_channels) <= 8:
             raise ValueError("block_out_channels must list between 1 and 8 levels")
@@ -100,18 +99,29 @@ class BaseModel:
         return len(self.record["classes"])
 
 
+def write_base(unet: Any, scheduler: Any, record: dict[str, Any], folder: Path, card: str | None = None) -> str:
+    """Write the base files into ``folder`` (a staging folder: publishing is the caller's);
+    returns the sha256 of its weights file."""
+    folder = Path(folder)
+    unet.save_pretrained(folder / "unet", safe_serialization=True)
+    scheduler.save_pretrained(folder / "scheduler")
+    sha = file_sha256(folder / UNET_WEIGHTS)
+    (folder / BASE_RECORD).write_text(json.dumps({**record, "sha256": sha}, indent=2) + "\n")
+    if card is not None:
+        (folder / "README.md").write_text(card)
+    return sha
+
+
 def save_base(unet: Any, scheduler: Any, record: dict[str, Any], folder: Path, card: str | None = None) -> str:
     """Write a base folder atomically; returns the sha256 of its weights file."""
-    folder = Path(folder)
-    staging = fresh_staging(folder)
-    unet.save_pretrained(staging / "unet", safe_serialization=True)
-    scheduler.save_pretrained(staging / "scheduler")
-    sha = file_sha256(staging / UNET_WEIGHTS)
-    (staging / BASE_RECORD).write_text(json.dumps({**record, "sha256": sha}, indent=2) + "\n")
-    if card is not None:
-        (staging / "README.md").write_text(card)
-    publish_folder(staging, folder)
-    return sha
+    digests = []
+
+    def build(staging: Path) -> list[Path]:
+        digests.append(write_base(unet, scheduler, record, staging, card))
+        return [staging / BASE_RECORD]
+
+    build_folder(Path(folder), build)
+    return digests[0]
 
 
 def load_base(folder: Path | str | None = None) -> BaseModel:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from synthdata.atomic import fresh_staging, publish_folder
+from synthdata.atomic import build_folder
 from synthdata.config.recipe import PretrainSettings, Recipe
 from synthdata.data.manifest import verify_dataset
 from synthdata.models.backbone import PixelBackbone
-from synthdata.models.base import build_scheduler, build_unet, save_base
+from synthdata.models.base import build_scheduler, build_unet, write_base
 from synthdata.provenance import created_by
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.grid import save_grid
@@ -78,17 +78,18 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
             "created_by": created_by(),
         }
         size = settings.unet.sample_size
-        # The whole folder (weights, record, grid, curve) is built in the staging folder and renamed
-        # in last: save_base publishes what it writes, so it writes into the staging folder itself.
-        staging = fresh_staging(out)
-        sha = save_base(unet, scheduler, record, staging)
-        grid = sample_grid(backbone, scheduler, classes, staging / "samples.png", guidance=settings.sample_guidance,
-                           shape=(settings.unet.channels, size, size))  # fmt: skip
-        curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} pretraining")
-        set_tags({"base_sha256": sha})
-        mlflow.log_artifact(str(grid), artifact_path="samples")
-        mlflow.log_artifact(str(curve), artifact_path="plots")
-        publish_folder(staging, out)
+
+        def build(staging: Path) -> list[Path]:
+            sha = write_base(unet, scheduler, record, staging)
+            grid = sample_grid(backbone, scheduler, classes, staging / "samples.png", guidance=settings.sample_guidance,
+                               shape=(settings.unet.channels, size, size))  # fmt: skip
+            curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} pretraining")
+            set_tags({"base_sha256": sha})
+            mlflow.log_artifact(str(grid), artifact_path="samples")
+            mlflow.log_artifact(str(curve), artifact_path="plots")
+            return [grid, curve]
+
+        build_folder(out, build)
     return result
 
 

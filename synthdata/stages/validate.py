@@ -188,7 +188,8 @@ def run_validate(
 ) -> ValidateResult:
     settings = settings or recipe.validate
     started = time.monotonic()
-    card = verify_dataset(dataset).card
+    verified = verify_dataset(dataset)
+    card = verified.card
     source_frame = check_provenance(synthetic, adapter, recipe.finetune.base, card.manifest_sha256)
     sample_record = json.loads((synthetic / RECORD_FILE).read_text())
     quota = {row["class"]: int(row["synthetic"]) for row in sample_record["plan"] if row["synthetic"]}
@@ -200,8 +201,7 @@ def run_validate(
     train_images, train_labels, _ = load_split(dataset, "train", size=size, channels=channels)
     train = Real(train_images, train_labels)
     heldout = heldout_real(dataset, pool, size, channels)
-    val_frame = read_manifest(dataset)
-    val_rows = val_frame[val_frame["split"] == "val"]
+    val_rows = verified.frame[verified.frame["split"] == "val"]
     torch.manual_seed(settings.seed)
     classifier = train_domain_classifier(train.images, train.labels, classes, settings.classifier)
     val_accuracy = classifier.per_class_accuracy(

@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from synthdata.config.strict import check_numbers
 from synthdata.errors import SynthdataError
 from synthdata.progress import progress_bar
 from synthdata.training.checkpoint import load_checkpoint, save_checkpoint
@@ -51,8 +52,6 @@ class TrainSettings:
     short fine-tune and the model ignores the class it is asked for."""
 
     def __post_init__(self) -> None:
-        from synthdata.config.strict import check_numbers  # here: synthdata.config imports this module
-
         check_numbers(self)
 
 

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthdata.config.strict import SettingError
+
 LIBRARIES = {"albumentations": "albumentations", "monai": "monai.transforms"}
 LARGEST = 1000.0
 """No parameter of a listed transform means anything beyond this magnitude (degrees, kernel
@@ -165,30 +167,23 @@ def _unlisted(name: str) -> str:
     return f"names {name!r}{why}; allowed: {', '.join(TRANSFORMS)}"
 
 
-def _refused(name: str, problem: str) -> Exception:
-    """A setting error on the spec's field ``name``, which a recipe error turns into a key path."""
-    from synthdata.config.strict import SettingError  # here: synthdata.config imports this module
-
-    return SettingError(name, problem)
-
-
 def check_spec(spec: TransformSpec) -> None:
     """Raise a setting error (naming ``transform`` or ``params.<name>``) unless the transform
     is listed and each parameter is one it takes, of the kind it takes. Imports nothing."""
     kinds = TRANSFORMS.get(spec.transform)
     if kinds is None:
-        raise _refused("transform", _unlisted(spec.transform))
+        raise SettingError("transform", _unlisted(spec.transform))
     for name, value in spec.params.items():
         if name not in kinds:
-            raise _refused(f"params.{name}", f"is unknown: {spec.transform} rejects its params (it takes {', '.join(kinds)})")
+            raise SettingError(f"params.{name}", f"is unknown: {spec.transform} rejects its params (it takes {', '.join(kinds)})")
         if not kinds[name].admits(value):
-            raise _refused(f"params.{name}", f"must be {kinds[name].words}, got {value!r}")
+            raise SettingError(f"params.{name}", f"must be {kinds[name].words}, got {value!r}")
 
 
 def transform_class(name: str) -> type:
     """The class of a listed transform; an unlisted name is never imported."""
     if name not in TRANSFORMS:
-        raise _refused("transform", _unlisted(name))
+        raise SettingError("transform", _unlisted(name))
     library, _, cls = name.partition(".")
     if library == "albumentations":
         import os
