@@ -324,10 +324,11 @@ def utility(
     report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
     seeds: Annotated[str | None, typer.Option(help="Override utility.seeds, e.g. 0,1,2.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Override utility.classifier.steps.")] = None,
+    steps: Annotated[int | None, typer.Option(help="A hand-picked budget: utility.budget.rule steps with these steps.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="utility.budget.rule epochs with these epochs of the real train split.")] = None,
     arms: Annotated[str | None, typer.Option(help="Override utility.arms, comma-separated.")] = None,
 ) -> None:
-    """Train a downstream classifier per arm and seed at equal steps; score each on the real test split."""
+    """Train a downstream classifier per arm and seed at equal steps (by the recipe's budget rule); score each on the real test split."""
     from dataclasses import replace
 
     from synthdata.config.recipe import load_recipe
@@ -341,7 +342,9 @@ def utility(
         if arms is not None:
             settings = replace(settings, arms=arms.split(","))
         if steps is not None:
-            settings = replace(settings, classifier=replace(settings.classifier, steps=steps))
+            settings = replace(settings, classifier=replace(settings.classifier, steps=steps), budget=replace(settings.budget, rule="steps"))
+        if epochs is not None:
+            settings = replace(settings, budget=replace(settings.budget, rule="epochs", epochs=epochs, max_epochs=max(epochs, settings.budget.max_epochs)))
     except ValueError as exc:
         raise SynthdataError(f"bad override: {exc}") from None
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--scratch": scratch}

@@ -246,16 +246,19 @@ def test_one_seed_has_no_interval():
 
 def _metrics(seeds: list[int], rare: list[str]) -> dict:
     """Utility figures of two arms on a test split where class c has no image."""
-    from synthdata.stages.utility import goal
+    from synthdata.stages.utility import goal, verdict
     from synthdata.utility.metrics import score, summarise
 
     labels, classes = torch.tensor([0, 0, 1, 1]), ["a", "b", "c"]
     runs = {arm: [score(torch.tensor(p), labels, classes, rare) for _ in seeds]
             for arm, p in {"real": [0, 0, 1, 0], "real+synth": [0, 0, 1, 1]}.items()}  # fmt: skip
     arms = {arm: {"description": arm, **summarise(r, classes)} for arm, r in runs.items()}
-    return {"arms": arms, "goal": goal(arms), "rare_classes": rare, "train_counts": {"a": 9, "b": 5, "c": 2},
-            "test_counts": {"a": 2, "b": 2, "c": 0}, "seeds": seeds, "steps": 1, "batch_size": 1,
-            "leak_check": {"test_images": 4}, "runs": []}  # fmt: skip
+    metrics = {"arms": arms, "goal": goal(arms), "rare_classes": rare, "train_counts": {"a": 9, "b": 5, "c": 2},
+               "test_counts": {"a": 2, "b": 2, "c": 0}, "seeds": seeds, "steps": 1, "batch_size": 1, "model": "small-resnet",
+               "image_size": 8, "budget": {"text": "1 step, set by hand.", "rungs": [], "doubled": None},
+               "leak_check": {"test_images": 4}, "runs": []}  # fmt: skip
+    metrics["verdict"] = verdict(metrics)
+    return metrics
 
 
 def test_the_printed_table_and_the_report_say_n_a_and_why(tmp_path):

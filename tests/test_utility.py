@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import replace
 
@@ -15,16 +16,19 @@ from conftest import make_sampling_setup, paint_synthetic
 from synthdata.cli import app
 from synthdata.config.recipe import UtilitySettings, load_recipe
 from synthdata.classify.train import ClassifierSettings
+from synthdata.data.card import read_card
 from synthdata.data.manifest import read_manifest, write_manifest
 from synthdata.errors import DataError, RecipeError
 from synthdata.hashing import file_sha256
-from synthdata.stages import utility as utility_stage
+from synthdata.utility import runner as utility_runner
 from synthdata.stages.report import run_report
 from synthdata.stages.sample import run_sample
 from synthdata.stages.utility import pixel_hashes, run_utility
 from synthdata.stages.validate import run_validate
 from synthdata.training.tensors import load_split
 from synthdata.utility.augment import Augmentation, TransformSpec
+from synthdata.utility.batches import SyntheticMixing
+from synthdata.utility.budget import BudgetSettings
 from synthdata.utility.metrics import interval, rare_classes, score
 
 VALIDATE = "{classifier: {steps: 60, batch_size: 32}, resamples: 2, features: [domain], gates: {min_fill: 0.0, max_near_copy_fraction: null, min_diversity_ratio: null}}"
@@ -32,6 +36,7 @@ AUGMENT = [TransformSpec("albumentations.HorizontalFlip", {"p": 0.5}), Transform
 SETTINGS = UtilitySettings(
     arms=["real", "real-oversampled", "real-augmented", "real+synth", "real+synth-augmented"],
     seeds=[0, 1], classifier=ClassifierSettings(steps=12, batch_size=16, width=4), augmentation=AUGMENT,
+    budget=BudgetSettings(rule="steps", double=False, curve_points=3),
 )  # fmt: skip
 
 
@@ -67,7 +72,8 @@ def test_every_arm_gets_the_same_steps_batch_and_seeds(setup, tmp_path):
             assert 0.0 <= figures[name]["mean"] <= 1.0 and low <= figures[name]["mean"] <= high, (arm, name)
     assert metrics["rare_classes"] == ["c"]  # fewest train images of a 30/12/8 split
     html = (tmp_path / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 2 and "Equal budget" in html
+    assert html.count("data:image/png;base64,") == 3 and "Equal budget" in html and "Verdict" in html
+    assert "set by hand" in metrics["budget"]["text"] and all(len(r["val"]["curve"]) == 3 for r in metrics["runs"])
 
 
 def test_the_test_split_never_enters_training(setup, tmp_path):
@@ -79,6 +85,53 @@ def test_the_test_split_never_enters_training(setup, tmp_path):
     assert record["shared"] == 0 and record["test_images"] == len(test_images)
     assert record["real_images_checked"] == len(train_images) and record["synthetic_adapted_images_checked"] == len(synthetic_images)
     assert not set(pixel_hashes(test_images)) & (set(pixel_hashes(train_images)) | set(pixel_hashes(synthetic_images)))
+
+
+def test_the_budget_is_chosen_on_validation_and_the_best_classical_arm_trains_at_twice_it(setup, tmp_path):
+    arms = ["real", "real-oversampled", "real-logit-adjusted-augmented", "real-oversampled-cutmix", "real+synth-oversampled-augmented"]
+    settings = replace(SETTINGS, arms=arms, synthetic=SyntheticMixing(share=0.25, loss_weight=0.5),
+                       budget=BudgetSettings(epochs=2, max_epochs=8, tolerance=1.0, curve_points=2))  # fmt: skip
+    result = _utility(setup, tmp_path, settings=settings)
+    budget, runs = result.metrics["budget"], result.runs
+    # tolerance 1: no doubling can pay, so the ladder stops after its second rung at the first
+    train = sum(result.metrics["train_counts"].values())
+    assert [r["steps"] for r in budget["rungs"]] == [math.ceil(2 * train / 16), 2 * math.ceil(2 * train / 16)]
+    assert budget["steps"] == budget["rungs"][0]["steps"] and budget["converged"] is True and "converged" in budget["text"]
+    reference = next(r for r in runs if r["arm"] == "real-oversampled" and r["seed"] == 0)
+    assert budget["rungs"][0]["val_balanced_accuracy"] == reference["val"]["balanced_accuracy"]  # the validation figure, never test
+    doubled = budget["doubled"]
+    val = {a: sum(r["val"]["balanced_accuracy"] for r in runs if r["arm"] == a) / 2 for a in arms if "synth" not in a}
+    assert doubled == max(val, key=val.get)
+    assert {r["log"]["steps"] for r in runs if r["arm"] != doubled + "@2x"} == {budget["steps"]}
+    assert {r["log"]["steps"] for r in runs if r["arm"] == doubled + "@2x"} == {2 * budget["steps"]}
+    assert doubled + "@2x" in result.arms and result.metrics["goal"]["evaluated"]
+    synthetic = [r["log"] for r in runs if "synth" in r["arm"]]
+    assert all(log["synthetic_share"] == 0.25 and log["synthetic_loss_weight"] == 0.5 for log in synthetic)
+    assert all(r["log"]["logit_adjusted"] for r in runs if "logit" in r["arm"]) and {r["log"]["mix"] for r in runs} == {None, "cutmix"}
+    assert any("won with" in line for line in result.metrics["verdict"])
+    assert any(f"Against {doubled} at twice the steps" in line for line in result.metrics["verdict"])
+    # the leak check covers the validation split too
+    assert result.metrics["leak_check"]["val_images_checked"] > 0
+
+
+def test_plateau_needs_a_validation_split_and_image_size_follows_the_dataset(setup, tmp_path):
+    result = _utility(setup, tmp_path, settings=replace(SETTINGS, arms=["real"], seeds=[0]))
+    native = read_card(setup / "d").width
+    assert result.metrics["image_size"] == native and result.runs[0]["log"]["image_size"] == native
+    larger = _utility(setup, tmp_path / "larger", settings=replace(SETTINGS, arms=["real"], seeds=[0], image_size=2 * native, model="monai:resnet10"))
+    assert larger.runs[0]["log"]["image_size"] == 2 * native and larger.metrics["model"] == "monai:resnet10"
+
+
+def test_the_plateau_rule_without_a_validation_split_is_one_clear_error(setup, tmp_path):
+    from conftest import make_image_tree
+    from synthdata.config.recipe import SplitSettings
+    from synthdata.data.ingest import ingest
+    from synthdata.data.sources import get_source
+
+    make_image_tree(tmp_path / "tree", {"a": 10, "b": 6})
+    ingest(get_source("imagefolder", path=str(tmp_path / "tree"), dataset="n"), tmp_path / "n", split=SplitSettings(val_fraction=0.0, test_fraction=0.3))
+    with pytest.raises(DataError, match="no 'val' images, which utility.budget.rule 'plateau' needs"):
+        run_utility(load_recipe(setup / "tiny.yaml"), tmp_path / "n", work=tmp_path / "w", settings=replace(SETTINGS, arms=["real"], budget=BudgetSettings()))
 
 
 def test_a_test_image_planted_in_the_synthetic_set_stops_the_stage(setup, tmp_path):
@@ -101,7 +154,7 @@ def test_a_rerun_trains_nothing_and_gives_the_same_figures(setup, tmp_path, monk
     def refuse(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(utility_stage, "train_classifier", refuse)
+    monkeypatch.setattr(utility_runner, "train_classifier", refuse)
     second = _utility(setup, tmp_path, settings=settings)
     assert second.arms == first.arms
 

@@ -1,4 +1,4 @@
-"""A small ResNet for 32 px images (plain torch): the downstream model and the domain classifier.
+"""The downstream networks: a small ResNet (plain torch; also the domain classifier), MONAI and timm ones by name.
 
 Three stages of two basic blocks (width, 2 x width, 4 x width channels; strides 1, 2, 2),
 global average pooling, a linear head. ``features`` is the pooled penultimate layer, the
@@ -7,8 +7,13 @@ feature space of the FD-domain metrics.
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
+
+from synthdata.config.strict import SettingError
+from synthdata.errors import SynthdataError
 
 
 class _Block(nn.Module):
@@ -47,3 +52,42 @@ class SmallResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+MONAI_NETWORKS = ("resnet10", "resnet18", "resnet34", "resnet50")
+"""MONAI's 2-D ResNets a recipe may name as ``monai:<name>`` (random initialisation). Its DenseNet
+and EfficientNet downsample 28-32 px inputs to nothing, so they are not offered."""
+MODEL_NAME = re.compile(r"small-resnet|monai:[a-z0-9-]+|timm:[A-Za-z0-9_.-]+")
+"""``utility.model``: the built-in network, a MONAI network or a timm architecture, by name."""
+
+
+def build_network(name: str, num_classes: int, channels: int, width: int = 16) -> nn.Module:
+    """The downstream network ``name``, randomly initialised; no weights are downloaded.
+
+    ``small-resnet`` is :class:`SmallResNet` of ``width``; ``monai:resnet18`` and the other
+    :data:`MONAI_NETWORKS` come from ``monai.networks.nets`` in 2-D; ``timm:<architecture>`` from
+    ``timm.create_model(..., pretrained=False)`` where timm is installed (it needs torchvision).
+    """
+    if not MODEL_NAME.fullmatch(name):
+        raise SettingError("utility.model", f"must be small-resnet, monai:<name> or timm:<name>, got {name!r}")
+    if name == "small-resnet":
+        return SmallResNet(num_classes, channels=channels, width=width)
+    library, architecture = name.split(":", 1)
+    if library == "monai":
+        return _monai_network(architecture, num_classes, channels)
+    try:
+        import timm
+    except ImportError as exc:
+        raise SynthdataError(f"utility.model {name!r} needs timm, which is not importable here ({exc}); timm needs "
+                             "torchvision, which this CPU stack leaves out; use small-resnet or monai:resnet18") from None  # fmt: skip
+    if architecture not in timm.list_models():
+        raise SynthdataError(f"utility.model {name!r}: timm has no architecture {architecture!r}")
+    return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=channels)
+
+
+def _monai_network(architecture: str, num_classes: int, channels: int) -> nn.Module:
+    from monai.networks import nets
+
+    if architecture not in MONAI_NETWORKS:
+        raise SettingError("utility.model", f"monai:{architecture} is not one of monai:{', monai:'.join(MONAI_NETWORKS)}")
+    return getattr(nets, architecture)(spatial_dims=2, n_input_channels=channels, num_classes=num_classes)

@@ -42,6 +42,9 @@ class HtmlReport:
             body.append(f"<tr{css}>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>")
         self.parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
+    def bullets(self, lines: list[str]) -> None:
+        self.parts.append("<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>")
+
     def raw(self, markup: str) -> None:
         """Markup the caller built (and escaped) itself, e.g. a list of links."""
         self.parts.append(markup)

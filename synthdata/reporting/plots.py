@@ -137,3 +137,29 @@ def recall_heatmap(recall: dict[str, list[float | None]], classes: list[str], tr
     axis.set_title(title, fontsize=9)
     figure.tight_layout()
     return _save(figure, path)
+
+
+def training_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path, *, title: str, budget: int | None = None) -> Path:
+    """Validation balanced accuracy against optimizer steps, one colour per arm and one thin line
+    per seed (synthetic arms dashed); a vertical line marks the chosen budget."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axis = plt.subplots(figsize=(7.5, 4.2), dpi=120)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for number, (arm, seeds) in enumerate(curves.items()):
+        for index, curve in enumerate(seeds):
+            if curve:
+                steps, values = zip(*curve, strict=True)
+                axis.plot(steps, values, color=colours[number % len(colours)], linestyle="--" if "synth" in arm else "-",
+                          linewidth=1.0, alpha=0.8, label=arm if index == 0 else None)  # fmt: skip
+    if budget:
+        axis.axvline(budget, color="black", linewidth=0.8, linestyle=":", label=f"budget ({budget} steps)")
+    axis.set_xlabel("optimizer steps")
+    axis.set_ylabel("validation balanced accuracy")
+    axis.set_ylim(0, 1)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=7, loc="lower right")
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)

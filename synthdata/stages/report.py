@@ -50,10 +50,11 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
     data = _read(metrics / "data.json") if (metrics / "data.json").is_file() else None
     page = HtmlReport(f"{name}: does the synthetic set help on the rare classes?")
     arms, goal = utility["arms"], utility["goal"]
-    page.text(f"Downstream small ResNet, {utility['steps']} optimizer steps x batch {utility['batch_size']} for every arm, "
-              f"seeds {utility['seeds']}, scored on the untouched real test split ({utility['leak_check']['test_images']} images; "
-              f"no training image shares its pixels). Rare classes: {', '.join(utility['rare_classes'])}. "
-              "Intervals: 95% Student-t over seeds.")  # fmt: skip
+    page.text(f"Downstream {utility['model']} at {utility['image_size']} px, {utility['steps']} optimizer steps x batch "
+              f"{utility['batch_size']} for every arm, seeds {utility['seeds']}, scored on the untouched real test split "
+              f"({utility['leak_check']['test_images']} images; no training image shares its pixels). "
+              f"Rare classes: {', '.join(utility['rare_classes'])}. Intervals: 95% Student-t over seeds.")  # fmt: skip
+    page.text("Budget: " + utility["budget"]["text"])
     page.heading("Headline")
     page.table(["arm", "balanced accuracy", "rare-third recall", "macro-F1"], headline_rows(utility),
                row_classes=["synth" if "synth" in row[0] else "" for row in headline_rows(utility)])  # fmt: skip
@@ -63,7 +64,9 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
             f"{_separation(goal[m])})" for m in GOAL))  # fmt: skip
     else:
         page.text(f"Goal not evaluated: {goal.get('reason', 'no goal in the utility metrics')}.")
+    page.bullets(utility["verdict"])
     _image(page, reports / "utility" / "arms.png", "balanced accuracy and rare-third recall per arm (95% intervals)")
+    _image(page, reports / "utility" / "curves.png", "validation balanced accuracy during training, every arm and seed")
     _image(page, reports / "utility" / "recall.png", "test recall per class and arm")
     page.heading("Realism of the validated set (held-out real, never the test split)")
     overall = validate["overall"]

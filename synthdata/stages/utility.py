@@ -1,27 +1,27 @@
 """Stage: does the synthetic set make a downstream model better on the rare classes?
 
-Each arm (``synthdata.utility.arms``) trains the same small ResNet at 32 px for the same number
-of optimizer steps, batch size and seeds, on the long-tailed real train split with or without
-oversampling, domain augmentation and synthetic images; each model is scored on the real *test*
-split, which nothing else in synthdata reads. Before training, every training image's pixels are
+Each arm (``synthdata.utility.arms``) trains the same network (``utility.model``, at
+``utility.image_size``) for the same number of optimizer steps, batch size and seeds, on the
+long-tailed real train split with or without oversampling, domain augmentation, logit
+adjustment, mixup / CutMix and synthetic images. The steps come from a rule
+(``synthdata.utility.budget``): by default where the real reference arm's validation accuracy
+stops rising, so no arm wins by learning faster; the best classical arm also trains at twice
+that. Each model is scored on the real *test* split, which nothing else in synthdata reads and
+no choice here depends on. Before training, every training and validation image's pixels are
 hashed and compared with every test image's: one match stops the stage.
-
-A finished (arm, seed) run is kept in the work folder under a fingerprint of everything that
-determines it, so a killed stage reruns only the runs it had not finished.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from synthdata.atomic import build_folder, write_text
-from synthdata.classify.train import ClassifierSettings, random_shift, run_model, train_classifier
 from synthdata.config.recipe import Recipe, UtilitySettings
 from synthdata.data.card import read_card
 from synthdata.data.manifest import manifest_hash, read_manifest, verify_dataset
@@ -29,22 +29,14 @@ from synthdata.errors import DataError
 from synthdata.hashing import sha256_bytes
 from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 from synthdata.training.tensors import load_split
-from synthdata.utility.arms import ARMS, CLASSICAL, Arm
+from synthdata.utility.arms import ARMS, DOUBLED, arm_of, is_classical
 from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import HEADLINE, figure_text, rare_classes, score, summarise
+from synthdata.utility.metrics import HEADLINE, figure_text, rare_classes, summarise
+from synthdata.utility.runner import ArmRunner, Pool, run_arms
 
-SIZE = 32
-"""The downstream model's input size (pixels)."""
 GOAL = {"balanced_accuracy": 0.03, "rare_third_recall": 0.10}
-"""What "helps" means: the best synthetic arm beats the best classical arm by this much, with
-intervals that do not overlap."""
-
-
-@dataclass
-class Pool:
-    images: torch.Tensor
-    labels: torch.Tensor
-    manifest_sha256: str
+"""What "helps" means: the best synthetic arm beats the best classical arm (the doubled-budget
+arm included) by this much, with intervals that do not overlap."""
 
 
 @dataclass
@@ -76,7 +68,7 @@ def check_disjoint(test: torch.Tensor, **training: torch.Tensor) -> dict[str, An
     return record
 
 
-def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, channels: int) -> Pool:
+def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, channels: int, size: int) -> Pool:
     card = read_card(folder)
     if list(card.classes) != classes:
         raise DataError(f"{folder}: synthetic classes {list(card.classes)} differ from the dataset's {classes}")
@@ -84,15 +76,8 @@ def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, cha
     sources = set(frame["source_manifest_sha256"]) if "source_manifest_sha256" in frame else set()
     if sources != {dataset_manifest}:
         raise DataError(f"{folder}: synthetic set was made from another dataset (source manifest {sorted(sources)[:1]}), not this one")
-    images, labels, _ = load_split(folder, "train", size=SIZE, channels=channels)
+    images, labels, _ = load_split(folder, "train", size=size, channels=channels)
     return Pool(images, labels, manifest_hash(frame))  # the rows read, whatever the card says
-
-
-def _augment(arm: Arm, domain: Augmentation | None):
-    shift = random_shift(2)
-    if not arm.augmented:
-        return shift
-    return lambda batch, generator: domain(shift(batch, generator), generator)
 
 
 def run_utility(
@@ -111,48 +96,50 @@ def run_utility(
     verified = verify_dataset(dataset)
     card = verified.card
     classes, channels = list(card.classes), card.channels
+    size = settings.image_size or max(card.width, card.height)
     needed = {ARMS[a].synthetic for a in settings.arms} - {None}
     sets = {"adapted": synthetic, "scratch": scratch}
     for kind in sorted(needed):
         if sets[kind] is None:
             option = "--synthetic" if kind == "adapted" else "--scratch"
             raise DataError(f"arms {[a for a in settings.arms if ARMS[a].synthetic == kind]} need a synthetic set: give {option}")
-    real_images, real_labels, _ = load_split(dataset, "train", size=SIZE, channels=channels)
-    real = Pool(real_images, real_labels, verified.manifest_sha256)
-    test_images, test_labels, _ = load_split(dataset, "test", size=SIZE, channels=channels)
-    pools = {kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels) for kind in sorted(needed)}
-    leak = check_disjoint(test_images, real=real.images, **{f"synthetic_{k}": p.images for k, p in pools.items()})
+    counts = card.counts
+    if settings.budget.rule == "plateau" and not sum(counts.get("val", {}).values()):
+        raise DataError(f"{dataset}: no 'val' images, which utility.budget.rule 'plateau' needs; use rule 'epochs' or 'steps'")
+    real = Pool(*load_split(dataset, "train", size=size, channels=channels)[:2], verified.manifest_sha256)
+    test = Pool(*load_split(dataset, "test", size=size, channels=channels)[:2], verified.manifest_sha256)
+    val = Pool(*load_split(dataset, "val", size=size, channels=channels)[:2], verified.manifest_sha256) if sum(counts.get("val", {}).values()) else None
+    pools = {kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels, size) for kind in sorted(needed)}
+    leak = check_disjoint(test.images, real=real.images, **({"val": val.images} if val else {}),
+                          **{f"synthetic_{k}": p.images for k, p in pools.items()})  # fmt: skip
     train_counts = {name: int((real.labels == i).sum()) for i, name in enumerate(classes)}
     rare = rare_classes(train_counts, settings.rare_fraction)
-    domain = Augmentation(settings.augmentation) if any(ARMS[a].augmented for a in settings.arms) else None
+    augmented = any(ARMS[a].augmented for a in settings.arms) or ARMS[settings.budget.reference_arm].augmented
+    domain = Augmentation(settings.augmentation) if augmented else None
     work = work or (dataset.parent / f".{dataset.name}.utility.work")
     work.mkdir(parents=True, exist_ok=True)
     params = {"utility": asdict(settings), "dataset": dataset.name,
               "synthetic": {k: str(sets[k]) for k in sorted(needed)}}  # fmt: skip
-    runs: list[dict[str, Any]] = []
     with stage_run("utility", recipe.name, params, output=work):
         import mlflow
 
-        for name in settings.arms:
-            arm = ARMS[name]
-            pool = pools.get(arm.synthetic) if arm.synthetic else None
-            images = real.images if pool is None else torch.cat([real.images, pool.images])
-            labels = real.labels if pool is None else torch.cat([real.labels, pool.labels])
-            for seed in settings.seeds:
-                classifier = replace(settings.classifier, seed=seed, balanced=arm.balanced)
-                key = _fingerprint(classifier, arm, seed, settings, real, pool, verified.manifest_sha256)
-                runs.append(_run_one(work, key, arm, seed, classifier, images, labels, len(real.images), classes,
-                                     test_images, test_labels, rare, _augment(arm, domain)))  # fmt: skip
-        arms = {name: {"description": ARMS[name].description, **summarise([r for r in runs if r["arm"] == name], classes)}
-                for name in settings.arms}  # fmt: skip
-        metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": _counts(test_labels, classes),
-                   "seeds": list(settings.seeds), "steps": settings.classifier.steps, "batch_size": settings.classifier.batch_size,
+        runner = ArmRunner(settings, classes, real, val, test, pools, rare, work, size, domain)
+        outcome = run_arms(runner)
+        runs = outcome.runs
+        names = list(dict.fromkeys(r["arm"] for r in runs))
+        arms = {name: {"description": _description(name), **summarise([r for r in runs if r["arm"] == name], classes)} for name in names}
+        metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": _counts(test.labels, classes),
+                   "seeds": list(settings.seeds), "steps": outcome.budget.steps, "batch_size": settings.classifier.batch_size,
+                   "model": settings.model, "image_size": size,
+                   "budget": {**asdict(outcome.budget), "text": outcome.budget.describe(), "doubled": outcome.doubled},
                    "leak_check": leak, "goal": goal(arms), "runs": runs}  # fmt: skip
+        metrics["verdict"] = verdict(metrics)
         # tracking takes the figures before the report and the metrics file are published
         for name, figures in arms.items():
             log_metrics({f"{name}.{m}": figures[m]["mean"] for m in HEADLINE})
         log_metrics({f"{r['arm']}.seed{r['seed']}.seconds": r["log"]["seconds"] for r in runs})
-        set_tags({"test_pixels_sha256": leak["test_pixels_sha256"]})
+        log_metrics({"budget.steps": outcome.budget.steps, "budget.epochs": outcome.budget.epochs})
+        set_tags({"test_pixels_sha256": leak["test_pixels_sha256"], "budget_rule": outcome.budget.rule})
         paths = build_folder(report, lambda folder: _report(folder, recipe, metrics, classes)) if report else []
         if metrics_path is not None:
             # wall-clock seconds stay out of the metrics file (MLflow and the report have them):
@@ -164,30 +151,13 @@ def run_utility(
     return UtilityResult(arms, runs, metrics, paths, time.monotonic() - started)
 
 
+def _description(name: str) -> str:
+    arm = arm_of(name)
+    return arm.description + (", at twice the budget" if name.endswith(DOUBLED) else "")
+
+
 def _counts(labels: torch.Tensor, classes: list[str]) -> dict[str, int]:
     return {name: int((labels == i).sum()) for i, name in enumerate(classes)}
-
-
-def _fingerprint(classifier: ClassifierSettings, arm: Arm, seed: int, settings: UtilitySettings, real: Pool, pool: Pool | None, test: str) -> str:
-    spec = {"classifier": asdict(classifier), "arm": asdict(arm), "seed": seed, "real": real.manifest_sha256,
-            "synthetic": pool.manifest_sha256 if pool else None, "test": test,
-            "augmentation": [asdict(s) for s in settings.augmentation] if arm.augmented else None, "size": SIZE}  # fmt: skip
-    return sha256_bytes(json.dumps(spec, sort_keys=True, default=str).encode())[:16]
-
-
-def _run_one(work: Path, key: str, arm: Arm, seed: int, classifier: ClassifierSettings, images: torch.Tensor, labels: torch.Tensor,
-             real_count: int, classes: list[str], test_images: torch.Tensor, test_labels: torch.Tensor, rare: list[str], augment) -> dict[str, Any]:  # fmt: skip
-    record_path = work / f"{arm.name}-seed{seed}-{key}.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
-    model, log = train_classifier(images, labels, len(classes), classifier, augment=augment, description=f"{arm.name} seed {seed}")
-    probabilities, _ = run_model(model, test_images)
-    record = {"arm": arm.name, "seed": seed, "fingerprint": key, **score(probabilities.argmax(1), test_labels, classes, rare),
-              "log": {"steps": log.steps, "batch_size": classifier.batch_size, "images_seen": log.images_seen,
-                      "train_images": len(images), "real_images": real_count, "synthetic_images": len(images) - real_count,
-                      "balanced": classifier.balanced, "augmented": arm.augmented, "seconds": log.seconds, "losses": log.losses}}  # fmt: skip
-    write_text(record_path, json.dumps(record) + "\n")
-    return record
 
 
 def goal(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -196,8 +166,8 @@ def goal(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     Not evaluated when a metric could not be computed (the reason says which and why); with one
     seed there are no intervals, so whether they separate is unknown (None) and the goal not met.
     """
-    classical = [a for a in arms if a in CLASSICAL]
-    synthetic = [a for a in arms if a not in CLASSICAL]
+    classical = [a for a in arms if is_classical(a)]
+    synthetic = [a for a in arms if not is_classical(a)]
     if not classical or not synthetic:
         return {"evaluated": False, "reason": "needs at least one classical and one synthetic arm"}
     for metric in GOAL:
@@ -220,6 +190,53 @@ def goal(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def verdict(metrics: dict[str, Any]) -> list[str]:
+    """The comparison in words: which arm won each headline metric, whether its interval
+    overlaps the runner-up's (from the other family), and the gap to the doubled real arm."""
+    arms, lines = metrics["arms"], []
+    for metric in GOAL:
+        scored = [a for a in arms if arms[a][metric]["mean"] is not None]
+        if not scored:
+            lines.append(f"{_label(metric)}: not computed ({arms[next(iter(arms))][metric].get('reason', 'n/a')}).")
+            continue
+        best = max(scored, key=lambda a: arms[a][metric]["mean"])
+        family = is_classical(best)
+        rivals = [a for a in scored if is_classical(a) != family]
+        line = f"{_label(metric)}: {best} won with {figure_text(arms[best][metric])}"
+        if rivals:
+            rival = max(rivals, key=lambda a: arms[a][metric]["mean"])
+            line += f"; the best {'synthetic' if family else 'classical'} arm, {rival}, scored {figure_text(arms[rival][metric])}"
+            line += f" ({_overlap(arms[best][metric], arms[rival][metric])})"
+        lines.append(line + ".")
+    doubled = metrics["budget"].get("doubled")
+    synthetic = [a for a in arms if not is_classical(a)]
+    if doubled and synthetic:
+        twice = arms[doubled + DOUBLED]
+        for metric in GOAL:
+            best = max(synthetic, key=lambda a: arms[a][metric]["mean"] if arms[a][metric]["mean"] is not None else float("-inf"))
+            if arms[best][metric]["mean"] is None or twice[metric]["mean"] is None:
+                continue
+            gap = arms[best][metric]["mean"] - twice[metric]["mean"]
+            lines.append(f"Against {doubled} at twice the steps, the best synthetic arm ({best}) is {gap:+.3f} in {_label(metric)} "
+                         f"({_overlap(arms[best][metric], twice[metric])}).")  # fmt: skip
+        same = arms[doubled]["balanced_accuracy"]["mean"]
+        if same is not None and twice["balanced_accuracy"]["mean"] is not None:
+            lines.append(f"Doubling {doubled}'s steps changed its balanced accuracy by {twice['balanced_accuracy']['mean'] - same:+.3f} "
+                         f"({_overlap(twice['balanced_accuracy'], arms[doubled]['balanced_accuracy'])}).")  # fmt: skip
+    return lines
+
+
+def _label(metric: str) -> str:
+    return metric.replace("_", " ")
+
+
+def _overlap(one: dict[str, Any], two: dict[str, Any]) -> str:
+    if one.get("ci95") is None or two.get("ci95") is None:
+        return "intervals n/a: " + str(one.get("reason") or two.get("reason") or "n/a")
+    apart = one["ci95"][0] > two["ci95"][1] or two["ci95"][0] > one["ci95"][1]
+    return "95% intervals apart" if apart else "95% intervals overlap"
+
+
 def headline_rows(metrics: dict[str, Any]) -> list[list[str]]:
     """Arm, balanced accuracy, rare-third recall and macro-F1, each mean [95% interval] or what
     stands in for a figure that could not be computed, and why."""
@@ -229,7 +246,7 @@ def headline_rows(metrics: dict[str, Any]) -> list[list[str]]:
 
 def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list[str]) -> list[Path]:
     from synthdata.reporting.html import HtmlReport
-    from synthdata.reporting.plots import arm_intervals, recall_heatmap
+    from synthdata.reporting.plots import arm_intervals, recall_heatmap, training_curves
 
     folder.mkdir(parents=True, exist_ok=True)
     arms = metrics["arms"]
@@ -238,11 +255,24 @@ def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list
                          title=f"{recipe.name}: test split, {len(metrics['seeds'])} seeds, {metrics['steps']} steps each")  # fmt: skip
     heat = recall_heatmap({a: [f["recall"][c]["mean"] for c in order] for a, f in arms.items()}, order,
                           [metrics["train_counts"][c] for c in order], folder / "recall.png", title=f"{recipe.name}: test recall per class")  # fmt: skip
+    curves = training_curves({a: [r["val"]["curve"] for r in metrics["runs"] if r["arm"] == a] for a in arms}, folder / "curves.png",
+                             title=f"{recipe.name}: validation split during training, every arm and seed", budget=metrics["steps"])  # fmt: skip
     page = HtmlReport(f"{recipe.name}: downstream utility")
-    page.text(f"Each arm trains the same small ResNet ({metrics['steps']} optimizer steps, batch {metrics['batch_size']}, "
-              f"seeds {metrics['seeds']}) and is scored on the real test split ({metrics['leak_check']['test_images']} images, "
-              "none of which share pixels with any training image). Intervals: 95% Student-t over seeds. "
-              f"Rare classes (fewest training images): {', '.join(metrics['rare_classes'])}.")  # fmt: skip
+    page.text(f"Each arm trains the same network ({metrics['model']} at {metrics['image_size']} px; {metrics['steps']} optimizer steps, "
+              f"batch {metrics['batch_size']}, seeds {metrics['seeds']}) and is scored on the real test split "
+              f"({metrics['leak_check']['test_images']} images, none of which share pixels with any training or validation image). "
+              f"Intervals: 95% Student-t over seeds. Rare classes (fewest training images): {', '.join(metrics['rare_classes'])}.")  # fmt: skip
+    page.heading("Budget")
+    page.text("Rule: " + metrics["budget"]["text"])
+    if metrics["budget"].get("rungs"):
+        page.table(["steps", "epochs of real train", f"{metrics['budget']['reference_arm']} validation balanced accuracy"],
+                   [[f"{r['steps']:.0f}", f"{r['epochs']:.1f}", f"{r['val_balanced_accuracy']:.3f}"] for r in metrics["budget"]["rungs"]])  # fmt: skip
+    if metrics["budget"].get("doubled"):
+        page.text(f"{metrics['budget']['doubled']}, the best classical arm on the validation split, also trained at twice the budget "
+                  f"({2 * metrics['steps']} steps) as {metrics['budget']['doubled']}{DOUBLED}.")  # fmt: skip
+    page.image(curves, "validation balanced accuracy during training: one line per arm and seed, synthetic arms dashed")
+    page.heading("Verdict")
+    page.bullets(metrics["verdict"])
     page.heading("Headline")
     page.table(["arm", "what it trains on", *HEADLINE],
                [[a, f["description"], *[figure_text(f[m]) for m in HEADLINE]] for a, f in arms.items()])  # fmt: skip
@@ -259,10 +289,12 @@ def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list
     page.table(["class", "train images", "test images", *arms],
                [[c, metrics["train_counts"][c], metrics["test_counts"][c], *[_recall_text(arms[a]["recall"][c]) for a in arms]] for c in order])  # fmt: skip
     page.heading("Equal budget")
-    page.table(["arm", "seed", "steps", "batch", "images seen", "train images (synthetic)", "seconds"],
+    page.table(["arm", "seed", "steps", "batch", "images seen", "train images (synthetic)", "validation balanced accuracy", "seconds"],
                [[r["arm"], r["seed"], r["log"]["steps"], r["log"]["batch_size"], r["log"]["images_seen"],
-                 f"{r['log']['train_images']} ({r['log']['synthetic_images']})", f"{r['log']['seconds']:.0f}"] for r in metrics["runs"]])  # fmt: skip
-    return [bars, heat, page.write(folder / "report.html")]
+                 f"{r['log']['train_images']} ({r['log']['synthetic_images']})",
+                 "n/a" if r["val"]["balanced_accuracy"] is None else f"{r['val']['balanced_accuracy']:.3f}",
+                 f"{r['log']['seconds']:.0f}"] for r in metrics["runs"]])  # fmt: skip
+    return [bars, heat, curves, page.write(folder / "report.html")]
 
 
 def _recall_text(figure: dict[str, Any]) -> str:
