@@ -238,7 +238,8 @@ def stage_project(tmp_path_factory):
         "sample: {steps: 2, batch_size: 4, shard_size: 5, max_images: 12}\n"
         "validate: {classifier: {steps: 10, batch_size: 8}, resamples: 2, filter: {enabled: false},\n"
         "           gates: {min_fill: null, max_near_copy_fraction: null, min_diversity_ratio: null}}\n"
-        "utility: {arms: [real, real+synth], seeds: [0, 1], classifier: {steps: 4, batch_size: 8, width: 4}}\n"
+        "utility: {arms: [real, real+synth], seeds: [0, 1], classifier: {steps: 4, batch_size: 8, width: 4},\n"
+        "          budget: {epochs: 1, max_epochs: 2, curve_points: 2}}\n"
     )
     reference, counts = root / "reference", {}
     reference.mkdir()

@@ -81,7 +81,7 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         "validate: {classifier: {steps: 20, batch_size: 16}, resamples: 2, filter: {enabled: false},\n"
         "           gates: {min_fill: 1.0, max_near_copy_fraction: null, min_diversity_ratio: null}}\n"
         "utility: {arms: [real, real-oversampled, real-augmented, real+synth], seeds: [0, 1],\n"
-        "          classifier: {steps: 6, batch_size: 8, width: 4},\n"
+        "          classifier: {steps: 6, batch_size: 8, width: 4}, budget: {rule: steps, double: false},\n"
         "          augmentation: [{transform: albumentations.HorizontalFlip, params: {p: 0.5}}]}\n"
     )
     (project / "params.yaml").write_text("recipes:\n  - tiny\n")

@@ -105,6 +105,9 @@ def test_the_budget_is_chosen_on_validation_and_the_best_classical_arm_trains_at
     assert {r["log"]["steps"] for r in runs if r["arm"] != doubled + "@2x"} == {budget["steps"]}
     assert {r["log"]["steps"] for r in runs if r["arm"] == doubled + "@2x"} == {2 * budget["steps"]}
     assert doubled + "@2x" in result.arms and result.metrics["goal"]["evaluated"]
+    # one training per distinct (arm, seed, steps): the ladder's runs are the arms' own
+    distinct = {(r["arm"].removesuffix("@2x"), r["seed"], r["log"]["steps"]) for r in runs} | {("real-oversampled", 0, 2 * budget["steps"])}
+    assert len(list((tmp_path / "work").glob("*.json"))) == len(distinct)
     synthetic = [r["log"] for r in runs if "synth" in r["arm"]]
     assert all(log["synthetic_share"] == 0.25 and log["synthetic_loss_weight"] == 0.5 for log in synthetic)
     assert all(r["log"]["logit_adjusted"] for r in runs if "logit" in r["arm"]) and {r["log"]["mix"] for r in runs} == {None, "cutmix"}
@@ -207,6 +210,25 @@ def test_cli_prints_the_headline_table(setup, tmp_path):
                                       "--work", str(tmp_path / "w"), "--metrics", str(tmp_path / "u.json")])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "balanced accuracy" in result.output and "real+synth" in result.output
+
+
+def test_cli_budget_overrides_choose_the_rule_and_bad_ones_are_one_line(setup, tmp_path, monkeypatch, capsys):
+    from test_bad_input import run_cli
+
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text((setup / "tiny.yaml").read_text() + "utility: {arms: [real], seeds: [0], classifier: {batch_size: 8, width: 4}, budget: {curve_points: 2}}\n")
+    base = ["utility", "--recipe", str(recipe), "--dataset", str(setup / "d"), "--work", str(tmp_path / "w")]
+    result = CliRunner().invoke(app, [*base, "--epochs", "1", "--metrics", str(tmp_path / "u.json")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "u.json").read_text())
+    train = sum(metrics["train_counts"].values())
+    assert metrics["budget"]["rule"] == "epochs" and metrics["steps"] == math.ceil(train / 8)
+    assert {r["arm"] for r in metrics["runs"]} == {"real", "real@2x"}  # the only classical arm, also at twice the budget
+    capsys.readouterr()
+    for bad in (["--epochs", "nan"], ["--steps", "0"], ["--epochs", "-1"]):
+        code, _, err = run_cli([*base, *bad], monkeypatch, capsys)
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and lines[0].startswith("error: bad override"), err
 
 
 def test_scores_on_known_answers():

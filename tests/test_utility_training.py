@@ -14,17 +14,17 @@ from synthdata.classify.train import ClassifierSettings, Objective, class_prior,
 from synthdata.config.strict import SettingError
 from synthdata.errors import SynthdataError
 from synthdata.utility.batches import mixed_draw, synthetic_count, synthetic_weights, training_prior
-from synthdata.utility.budget import BudgetSettings, choose_budget, epochs_to_steps
+from synthdata.utility.budget import BudgetSettings, balanced_accuracy_error, choose_budget, epochs_to_steps
 
 # --- the budget rule -----------------------------------------------------------------------------
 
 
-def _ladder(values: dict[int, float]):
+def _ladder(values: dict[int, float], error: float = 0.0):
     asked: list[int] = []
 
-    def val_score(steps: int) -> float:
+    def val_score(steps: int) -> tuple[float, float]:
         asked.append(steps)
-        return values[steps]
+        return values[steps], error
 
     return val_score, asked
 
@@ -45,6 +45,31 @@ def test_a_drop_counts_as_converged_and_a_ladder_still_rising_at_the_top_says_so
     outcome = choose_budget(BudgetSettings(epochs=2, max_epochs=8), 0, 100, 10, val_score)
     assert (outcome.steps, outcome.converged, asked) == (80, False, [20, 40, 80])
     assert "NOT converged" in outcome.describe()
+
+
+def test_a_gain_the_validation_split_cannot_resolve_is_no_gain():
+    val_score, asked = _ladder({20: 0.50, 40: 0.58, 80: 0.70}, error=0.1)  # +0.08 is inside one standard error
+    outcome = choose_budget(BudgetSettings(epochs=2, max_epochs=64, tolerance=0.01), 0, 100, 10, val_score)
+    assert (outcome.steps, outcome.converged, asked) == (20, True, [20, 40])
+    assert outcome.rungs[1]["standard_error"] == 0.1 and "s.e. 0.100" in outcome.describe()
+
+
+def test_balanced_accuracy_error_known_answers():
+    # one class of 4 images, 2 right: p = (2 + 1) / 6 = 0.5, variance 0.25 / 4; mean of one class
+    assert balanced_accuracy_error({"a": 0.5}, {"a": 4}) == pytest.approx(0.25)
+    # two classes: sqrt(v1 + v2) / 2; a class with one image right is still uncertain (p = 2/3)
+    v1, v2 = (2 / 3) * (1 / 3) / 1, 0.5 * 0.5 / 100
+    assert balanced_accuracy_error({"a": 1.0, "b": 0.5}, {"a": 1, "b": 100}) == pytest.approx(math.sqrt(v1 + v2) / 2)
+    assert balanced_accuracy_error({"a": None, "b": 0.5}, {"a": 0, "b": 100}) == pytest.approx(0.05)  # an untested class is left out
+
+
+def test_the_ladder_doubles_exactly_and_reaches_max_epochs_whatever_the_rounding():
+    # 2060 images / 64: 8 epochs round up to 258 steps; 16 epochs (515 steps) must still be a rung (516)
+    val_score, asked = _ladder({258: 0.5, 516: 0.9})
+    outcome = choose_budget(BudgetSettings(epochs=8, max_epochs=16), 0, 2060, 64, val_score)
+    assert asked == [258, 516] and (outcome.steps, outcome.converged) == (516, False)
+    val_score, asked = _ladder({258: 0.5, 516: 0.9})
+    assert choose_budget(BudgetSettings(epochs=8, max_epochs=15.9), 0, 2060, 64, val_score).steps == 258 and asked == [258]
 
 
 def test_epochs_and_hand_picked_steps_never_look_at_validation():

@@ -139,7 +139,7 @@ def run_anchor(bench: Benchmark, name: str) -> dict[str, Any]:
                          settings=replace(recipe.utility, arms=["real"]))  # fmt: skip
     accuracy = result.arms["real"]["accuracy"]
     return {"accuracy": accuracy, "paper_resnet18_28": ANCHOR[name], "gap": accuracy["mean"] - ANCHOR[name],
-            "steps": recipe.utility.classifier.steps, "seeds": list(recipe.utility.seeds)}  # fmt: skip
+            "steps": result.metrics["steps"], "seeds": list(recipe.utility.seeds)}  # fmt: skip
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -149,7 +149,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str | None]], anchor: dict[str, Any]) -> dict[str, Any]:
     root = bench.root
     stored = _read(root / "benchmarks" / "work" / "timings.json") or {}
-    results: dict[str, Any] = {"preset": bench.preset, "hardware": versions(), "utility": {}, "goal": {},
+    results: dict[str, Any] = {"preset": bench.preset, "hardware": versions(), "utility": {}, "goal": {}, "budget": {},
                                "realism": {}, "throughput": {}, "wall_seconds": {}, "errors": errors, "anchor": anchor}  # fmt: skip
     for name in names:
         utility = _read(root / "metrics" / name / "utility-ablation.json") or _read(root / "metrics" / name / "utility.json")
@@ -158,6 +158,10 @@ def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str 
             results["utility"][name] = {arm: {m: {k: v for k, v in f[m].items() if k in shown} for m in HEADLINE}
                                         for arm, f in utility["arms"].items()}  # fmt: skip
             results["goal"][name] = utility["goal"]
+            results["budget"][name] = {"text": utility["budget"]["text"], "steps": utility["steps"], "epochs": utility["budget"]["epochs"],
+                                       "rule": utility["budget"]["rule"], "converged": utility["budget"]["converged"],
+                                       "doubled": utility["budget"]["doubled"], "model": utility["model"], "image_size": utility["image_size"],
+                                       "verdict": utility["verdict"]}  # fmt: skip
         validate = _read(root / "metrics" / name / "validate.json")
         if validate:
             scratch = _read(root / "metrics" / name / "validate-scratch.json")
@@ -191,11 +195,16 @@ def render(results: dict[str, Any]) -> str:
         f"Made by `synthdata benchmark --preset {results['preset']}` on {hw['platform']}, Python {hw['python']}, "
         f"torch {hw['torch']}, synthdata {hw['synthdata']} at {hw['git_commit']}. Every figure in the README comes from here.", "",
         "## Downstream utility (real test split; mean [95% interval over seeds])", "",
-        "Each arm trains the same small ResNet at 32 px for the same optimizer steps, batch and seeds. "
-        "Arms whose name contains `synth` add validated synthetic images.", "",
+        "Each arm trains the same network for the same optimizer steps, batch and seeds; the steps come from the recipe's "
+        "budget rule (below each table), where the real reference arm's validation accuracy stopped rising, and the best "
+        "classical arm also trains at twice them (`@2x`). Arms whose name contains `synth` add validated synthetic images.", "",
     ]  # fmt: skip
     for name, arms in results["utility"].items():
-        lines += [f"### {name}", "", "| arm | balanced accuracy | rare-third recall | macro-F1 | accuracy |", "|---|---|---|---|---|"]
+        lines += [f"### {name}", ""]
+        budget = results.get("budget", {}).get(name)
+        if budget:
+            lines += [f"{budget['model']} at {budget['image_size']} px. Budget: {budget['text']}", ""]
+        lines += ["| arm | balanced accuracy | rare-third recall | macro-F1 | accuracy |", "|---|---|---|---|---|"]
         lines += [f"| {arm} | " + " | ".join(figure_text(f[m]) for m in ("balanced_accuracy", "rare_third_recall", "macro_f1", "accuracy")) + " |"
                   for arm, f in arms.items()]  # fmt: skip
         goal = results["goal"].get(name, {})
@@ -203,6 +212,8 @@ def render(results: dict[str, Any]) -> str:
             lines += ["", "Goal (best synthetic arm over best classical: +0.03 balanced accuracy, +0.10 rare-third recall, intervals apart): "
                       + "; ".join(f"{m} {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} "
                                   f"({'met' if goal[m]['met'] else 'not met'})" for m in ("balanced_accuracy", "rare_third_recall"))]  # fmt: skip
+        if budget:
+            lines += [""] + [f"- {line}" for line in budget["verdict"]]
         lines.append("")
     lines += ["## Realism against floors (held-out real; value [95% interval], floor = real vs real)", "",
               "| recipe | set | accepted / quota | " + " | ".join(REALISM) + " |", "|---|---|---|" + "---|" * len(REALISM)]  # fmt: skip

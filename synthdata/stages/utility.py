@@ -104,17 +104,19 @@ def run_utility(
             option = "--synthetic" if kind == "adapted" else "--scratch"
             raise DataError(f"arms {[a for a in settings.arms if ARMS[a].synthetic == kind]} need a synthetic set: give {option}")
     counts = card.counts
-    if settings.budget.rule == "plateau" and not sum(counts.get("val", {}).values()):
+    if settings.budget.rule == "plateau" and not sum(counts.get("val", {}).values()):  # before any image is loaded
         raise DataError(f"{dataset}: no 'val' images, which utility.budget.rule 'plateau' needs; use rule 'epochs' or 'steps'")
     real = Pool(*load_split(dataset, "train", size=size, channels=channels)[:2], verified.manifest_sha256)
     test = Pool(*load_split(dataset, "test", size=size, channels=channels)[:2], verified.manifest_sha256)
-    val = Pool(*load_split(dataset, "val", size=size, channels=channels)[:2], verified.manifest_sha256) if sum(counts.get("val", {}).values()) else None
+    has_val = sum(counts.get("val", {}).values()) > 0
+    val = Pool(*load_split(dataset, "val", size=size, channels=channels)[:2], verified.manifest_sha256) if has_val else None
     pools = {kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels, size) for kind in sorted(needed)}
     leak = check_disjoint(test.images, real=real.images, **({"val": val.images} if val else {}),
                           **{f"synthetic_{k}": p.images for k, p in pools.items()})  # fmt: skip
     train_counts = {name: int((real.labels == i).sum()) for i, name in enumerate(classes)}
     rare = rare_classes(train_counts, settings.rare_fraction)
-    augmented = any(ARMS[a].augmented for a in settings.arms) or ARMS[settings.budget.reference_arm].augmented
+    reference = ARMS.get(settings.budget.reference_arm) if settings.budget.rule == "plateau" else None
+    augmented = any(ARMS[a].augmented for a in settings.arms) or (reference is not None and reference.augmented)
     domain = Augmentation(settings.augmentation) if augmented else None
     work = work or (dataset.parent / f".{dataset.name}.utility.work")
     work.mkdir(parents=True, exist_ok=True)
@@ -265,8 +267,9 @@ def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list
     page.heading("Budget")
     page.text("Rule: " + metrics["budget"]["text"])
     if metrics["budget"].get("rungs"):
-        page.table(["steps", "epochs of real train", f"{metrics['budget']['reference_arm']} validation balanced accuracy"],
-                   [[f"{r['steps']:.0f}", f"{r['epochs']:.1f}", f"{r['val_balanced_accuracy']:.3f}"] for r in metrics["budget"]["rungs"]])  # fmt: skip
+        page.table(["steps", "epochs of real train", f"{metrics['budget']['reference_arm']} validation balanced accuracy", "standard error"],
+                   [[f"{r['steps']:.0f}", f"{r['epochs']:.1f}", f"{r['val_balanced_accuracy']:.3f}", f"{r['standard_error']:.3f}"]
+                    for r in metrics["budget"]["rungs"]])  # fmt: skip
     if metrics["budget"].get("doubled"):
         page.text(f"{metrics['budget']['doubled']}, the best classical arm on the validation split, also trained at twice the budget "
                   f"({2 * metrics['steps']} steps) as {metrics['budget']['doubled']}{DOUBLED}.")  # fmt: skip

@@ -8,9 +8,11 @@ Rules (``utility.budget.rule``):
 
 - ``plateau`` (default): train the reference arm (``real-oversampled``, first seed) at ``epochs``
   epochs of the real train split, then double the steps while the doubling raises its balanced
-  accuracy on the *validation* split by at least ``tolerance``; the budget is the last rung
-  before a doubling that did not. The test split is never read. A ladder that reaches
-  ``max_epochs`` still improving ends there, and the report says it did not converge.
+  accuracy on the *validation* split by at least ``tolerance`` and by more than the standard
+  error of that figure (a long-tailed validation split may hold one image of a rare class, and a
+  gain it cannot resolve is not a gain); the budget is the last rung before a doubling that did
+  not pay. The test split is never read. A ladder that reaches ``max_epochs`` still improving
+  ends there, and the report says it did not converge.
 - ``epochs``: ``ceil(epochs * real train images / batch size)`` steps.
 - ``steps``: ``utility.classifier.steps`` as given (a hand-picked budget; the report says so).
 """
@@ -37,7 +39,8 @@ class BudgetSettings:
     max_epochs: float = field(default=160.0, metadata={"range": "(0, 100_000]"})
     """``plateau``: the largest rung (a ladder still improving there stops and says so)."""
     tolerance: float = field(default=0.01, metadata={"range": "[0, 1]"})
-    """``plateau``: a doubling that raises validation balanced accuracy by less than this has converged."""
+    """``plateau``: a doubling that raises validation balanced accuracy by less than this (or than
+    the figure's standard error, whichever is larger) has converged."""
     reference_arm: str = "real-oversampled"
     """``plateau``: the arm whose validation curve decides (a classical arm)."""
     double: bool = True
@@ -74,11 +77,26 @@ class BudgetOutcome:
             return f"{self.steps} steps, set by hand (utility.classifier.steps); convergence not checked."
         if self.rule == "epochs":
             return f"{self.steps} steps = {self.epochs:g} epochs of the real train split (utility.budget.epochs); convergence not checked."
-        ladder = ", ".join(f"{r['steps']:.0f} steps: {r['val_balanced_accuracy']:.3f}" for r in self.rungs)
-        verdict = ("converged: the next doubling gained less than the tolerance" if self.converged else
+        ladder = ", ".join(f"{r['steps']:.0f} steps: {r['val_balanced_accuracy']:.3f} (s.e. {r['standard_error']:.3f})" for r in self.rungs)
+        verdict = ("converged: the next doubling gained less than the tolerance or the standard error" if self.converged else
                    "NOT converged: still improving at utility.budget.max_epochs, the largest rung")  # fmt: skip
         return (f"{self.steps} steps ({self.epochs:.3g} epochs of the real train split), chosen on the validation split by "
-                f"doubling {self.reference_arm}'s steps while its balanced accuracy rose ({ladder}); {verdict}.")  # fmt: skip
+                f"doubling {self.reference_arm}'s steps while its balanced accuracy rose by more than the tolerance and its "
+                f"standard error ({ladder}); {verdict}.")  # fmt: skip
+
+
+def balanced_accuracy_error(recall: dict[str, float | None], counts: dict[str, int]) -> float:
+    """Standard error of a balanced accuracy from per-class recalls and image counts: the mean of
+    C binomial proportions, each smoothed as (k + 1) / (n + 2) so that a class with one image
+    right still counts as uncertain (Agresti-Coull style)."""
+    variances = []
+    for name, value in recall.items():
+        n = counts.get(name, 0)
+        if value is None or n == 0:
+            continue
+        p = (value * n + 1) / (n + 2)
+        variances.append(p * (1 - p) / n)
+    return math.sqrt(sum(variances)) / len(variances) if variances else 0.0
 
 
 def choose_budget(
@@ -86,24 +104,28 @@ def choose_budget(
     hand_steps: int,
     train_images: int,
     batch_size: int,
-    val_score: Callable[[int], float],
+    val_score: Callable[[int], tuple[float, float]],
 ) -> BudgetOutcome:
     """Apply the rule; ``val_score(steps)`` trains the reference arm for ``steps`` and returns its
-    validation balanced accuracy (called only by ``plateau``, once per rung)."""
+    validation balanced accuracy and that figure's standard error (called only by ``plateau``,
+    once per rung)."""
     per_epoch = train_images / batch_size
     if settings.rule == "steps":
         return BudgetOutcome("steps", hand_steps, hand_steps / per_epoch, None)
     steps = epochs_to_steps(settings.epochs, train_images, batch_size)
     if settings.rule == "epochs":
         return BudgetOutcome("epochs", steps, settings.epochs, None)
-    last = epochs_to_steps(settings.max_epochs, train_images, batch_size)
+    # each rung doubles the steps exactly (so twice the budget is the next rung's run); the
+    # ladder may double while it stays within max_epochs
+    doublings = math.floor(math.log2(settings.max_epochs / settings.epochs) + 1e-9)
     rungs: list[dict[str, float]] = []
     while True:
-        rungs.append({"steps": steps, "epochs": steps / per_epoch, "val_balanced_accuracy": val_score(steps)})
-        if len(rungs) >= 2 and rungs[-1]["val_balanced_accuracy"] - rungs[-2]["val_balanced_accuracy"] < settings.tolerance:
+        value, error = val_score(steps)
+        rungs.append({"steps": steps, "epochs": steps / per_epoch, "val_balanced_accuracy": value, "standard_error": error})
+        if len(rungs) >= 2 and rungs[-1]["val_balanced_accuracy"] - rungs[-2]["val_balanced_accuracy"] < max(settings.tolerance, error):
             chosen, converged = int(rungs[-2]["steps"]), True
             break
-        if steps * 2 > last:
+        if len(rungs) > doublings:
             chosen, converged = steps, False
             break
         steps *= 2

@@ -28,8 +28,12 @@ from synthdata.hashing import sha256_bytes
 from synthdata.utility.arms import DOUBLED, arm_of, is_classical
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.batches import mixed_draw, synthetic_weights, training_prior
-from synthdata.utility.budget import BudgetOutcome, choose_budget
+from synthdata.utility.budget import BudgetOutcome, balanced_accuracy_error, choose_budget
 from synthdata.utility.metrics import score
+
+
+RECORD_FORMAT = 2
+"""Part of every run's fingerprint: a record written in an older format is never read back."""
 
 
 @dataclass
@@ -73,15 +77,18 @@ class ArmRunner:
         classifier = replace(settings.classifier, seed=seed, balanced=arm.balanced, steps=steps)
         mixing = settings.synthetic if pool is not None else None
         key = self._fingerprint(name, classifier, pool, mixing)
-        record_path = self.work / f"{name.replace('@', '-at-')}-seed{seed}-{key}.json"
+        # named by the arm itself: the budget ladder's run at twice the budget is the doubled arm's
+        record_path = self.work / f"{arm.name}-seed{seed}-{key}.json"
         if record_path.is_file():
-            return json.loads(record_path.read_text())
+            return {**json.loads(record_path.read_text()), "arm": name}
         share = mixing.share if mixing else None
         curve: list[tuple[int, float]] = []
+        last: dict[str, Any] = {}
 
         def checkpoint(model: torch.nn.Module, done: int) -> None:
             if self.val is not None:
-                curve.append((done, score(predict(model, self.val.images).argmax(1), self.val.labels, self.classes, self.rare)["balanced_accuracy"]))
+                last.update(score(predict(model, self.val.images).argmax(1), self.val.labels, self.classes, self.rare))
+                curve.append((done, last["balanced_accuracy"]))
 
         objective = Objective(
             logit_adjustment=logit_adjustment(training_prior(labels, real_count, n, share), settings.logit_tau) if arm.logit_adjusted else None,
@@ -94,14 +101,18 @@ class ArmRunner:
         model, log = train_classifier(images, labels, n, classifier, augment=self._augment(arm.augmented), description=f"{name} seed {seed}",
                                       network=network, objective=objective)  # fmt: skip
         record = {"arm": name, "seed": seed, "fingerprint": key, **score(predict(model, self.test.images).argmax(1), self.test.labels, self.classes, self.rare),
-                  "val": {"balanced_accuracy": curve[-1][1] if curve else None, "curve": curve},
+                  "val": {"balanced_accuracy": curve[-1][1] if curve else None, "curve": curve,
+                          "standard_error": balanced_accuracy_error(last["recall"], self._val_counts()) if last else None},
                   "log": {"steps": log.steps, "batch_size": classifier.batch_size, "images_seen": log.images_seen,
                           "train_images": len(images), "real_images": real_count, "synthetic_images": len(images) - real_count,
                           "balanced": classifier.balanced, "augmented": arm.augmented, "logit_adjusted": arm.logit_adjusted,
                           "mix": arm.mix, "synthetic_share": share, "synthetic_loss_weight": mixing.loss_weight if mixing else None,
                           "model": settings.model, "image_size": self.size, "seconds": log.seconds, "losses": log.losses}}  # fmt: skip
-        write_text(record_path, json.dumps(record) + "\n")
+        write_text(record_path, json.dumps({**record, "arm": arm.name}) + "\n")
         return record
+
+    def _val_counts(self) -> dict[str, int]:
+        return {name: int((self.val.labels == i).sum()) for i, name in enumerate(self.classes)}
 
     def _augment(self, augmented: bool):
         shift = random_shift(2)
@@ -112,7 +123,7 @@ class ArmRunner:
 
     def _fingerprint(self, name: str, classifier, pool: Pool | None, mixing) -> str:
         arm, settings = arm_of(name), self.settings
-        spec = {"classifier": asdict(classifier), "arm": asdict(arm), "real": self.real.manifest_sha256,
+        spec = {"record": RECORD_FORMAT, "classifier": asdict(classifier), "arm": asdict(arm), "real": self.real.manifest_sha256,
                 "synthetic": pool.manifest_sha256 if pool else None, "test": self.test.manifest_sha256,
                 "val": self.val.manifest_sha256 if self.val else None, "curve_points": settings.budget.curve_points,
                 "augmentation": [asdict(s) for s in settings.augmentation] if arm.augmented else None, "size": self.size,
@@ -125,14 +136,17 @@ def run_arms(runner: ArmRunner) -> ArmsResult:
     """The budget by its rule, every arm and seed at it, and the best classical arm at twice it."""
     settings = runner.settings
     first = settings.seeds[0]
-    budget = choose_budget(settings.budget, settings.classifier.steps, len(runner.real.images), settings.classifier.batch_size,
-                           lambda steps: runner.run(settings.budget.reference_arm, first, steps)["val"]["balanced_accuracy"] or 0.0)  # fmt: skip
+    def val_score(steps: int) -> tuple[float, float]:
+        val = runner.run(settings.budget.reference_arm, first, steps)["val"]
+        return val["balanced_accuracy"] or 0.0, val["standard_error"]
+
+    budget = choose_budget(settings.budget, settings.classifier.steps, len(runner.real.images), settings.classifier.batch_size, val_score)
     runs = [runner.run(name, seed, budget.steps) for name in settings.arms for seed in settings.seeds]
     doubled = None
     classical = [name for name in settings.arms if is_classical(name)]
     if settings.budget.double and classical:
         doubled = max(classical, key=lambda name: _mean_val([r for r in runs if r["arm"] == name]))
-        runs += [{**runner.run(doubled + DOUBLED, seed, 2 * budget.steps), "arm": doubled + DOUBLED} for seed in settings.seeds]
+        runs += [runner.run(doubled + DOUBLED, seed, 2 * budget.steps) for seed in settings.seeds]
     return ArmsResult(runs, budget, doubled)
 
 
