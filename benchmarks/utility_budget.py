@@ -31,7 +31,8 @@ OLD_STEPS = 400
 """The CPU preset's hand-picked budget before the rule: 400 steps x batch 64."""
 
 
-def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | None = None, old_budget: bool = True) -> dict:
+def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | None = None, old_budget: bool = True,
+            max_epochs: float | None = None, double: bool = True) -> dict:
     recipe = load_recipe(Path("recipes") / f"{name}.yaml")
     dataset = root / "datasets" / (f"{name}-lt" if recipe.longtail.enabled else name)
     verified = verify_dataset(dataset)
@@ -55,7 +56,8 @@ def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | N
     old_runs = run_arms(ArmRunner(old, classes, real, val, test, {}, rare, work, size, domain)).runs if old_budget else []
     old_seconds = time.perf_counter() - started
     log(f"{name}: old budget done in {old_seconds:.0f} s")
-    new = replace(settings, arms=classical, seeds=seeds)
+    budget = replace(settings.budget, double=double and settings.budget.double, max_epochs=max_epochs or settings.budget.max_epochs)
+    new = replace(settings, arms=classical, seeds=seeds, budget=budget)
     outcome = run_arms(ArmRunner(new, classes, real, val, test, {}, rare, work, size, domain))
     names = list(dict.fromkeys(r["arm"] for r in outcome.runs))
     figures = {
@@ -102,11 +104,14 @@ def main() -> None:
     parser.add_argument("--name", default="utility_budget")
     parser.add_argument("--arms", default=None, help="classical arms to train (default: the recipe's)")
     parser.add_argument("--no-old", action="store_true", help="skip the old 400-step budget")
+    parser.add_argument("--max-epochs", type=float, default=None, help="override utility.budget.max_epochs")
+    parser.add_argument("--no-double", action="store_true", help="skip the best classical arm at twice the budget")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     results = []
     for name in args.recipes.split(","):
-        results.append(measure(name, args.root, seeds, print, arms=args.arms.split(",") if args.arms else None, old_budget=not args.no_old))
+        results.append(measure(name, args.root, seeds, print, arms=args.arms.split(",") if args.arms else None, old_budget=not args.no_old,
+                               max_epochs=args.max_epochs, double=not args.no_double))
         write_result(args.name, {"results": results, "machine": machine()}, render(results))  # after each domain: a kill keeps what is done
     print(render(results))
 
