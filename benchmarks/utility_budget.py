@@ -13,11 +13,12 @@ or ``datasets/<name>`` when the recipe keeps the natural imbalance) under ``--ro
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import machine, write_result
+from common import RESULTS, machine, write_result
 
 from synthdata.config.recipe import load_recipe
 from synthdata.data.manifest import verify_dataset
@@ -83,7 +84,8 @@ def render(results: list[dict]) -> str:
         lines += [f"### {r['recipe']}", "",
                   f"{r['train_images']} real train images, {r['model']} at {r['image_size']} px, seeds {r['seeds']}; "
                   f"{r['seconds']['total'] / 60:.0f} min. New budget: {r['budget']['text']}", "",
-                  f"| arm | old: {r['old_steps']} steps | new: {r['new_steps']} steps |", "|---|---|---|"]  # fmt: skip
+                  f"| arm | old: {r['old_steps']} steps{'' if r['figures']['old'] else ' (not re-run here: see RESULTS.md)'} | new: {r['new_steps']} steps |",
+                  "|---|---|---|"]  # fmt: skip
         for arm, new in r["figures"]["new"].items():
             old = r["figures"]["old"].get(arm)
             cell = lambda f: f"{figure_text(f['balanced_accuracy'])} / {figure_text(f['rare_third_recall'])}"  # noqa: E731
@@ -114,6 +116,12 @@ def main() -> None:
                                max_epochs=args.max_epochs, double=not args.no_double))
         write_result(args.name, {"results": results, "machine": machine()}, render(results))  # after each domain: a kill keeps what is done
     print(render(results))
+
+
+def rerender(name: str) -> None:
+    """Rewrite ``results/<name>.md`` from its JSON (after a change to the table's layout)."""
+    data = json.loads((RESULTS / f"{name}.json").read_text())
+    write_result(name, data, render(data["results"]))
 
 
 if __name__ == "__main__":

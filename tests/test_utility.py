@@ -146,8 +146,10 @@ def test_a_test_image_planted_in_the_synthetic_set_stops_the_stage(setup, tmp_pa
     target.write_bytes((setup / "d" / test_row["relpath"]).read_bytes())  # same pixels, another name
     frame.loc[frame.index[0], "sha256"] = file_sha256(target)
     write_manifest(frame, planted)
-    with pytest.raises(DataError, match="same pixels as test images"):
-        _utility(setup, tmp_path, synthetic=planted, settings=replace(SETTINGS, arms=["real+synth"], seeds=[0]))
+    for arms in (["real+synth"], ["real-logit-adjusted", "real+synth-oversampled-augmented"]):
+        with pytest.raises(DataError, match="same pixels as test images"):
+            _utility(setup, tmp_path, synthetic=planted, settings=replace(SETTINGS, arms=arms, seeds=[0]))
+        assert not list((tmp_path / "work").glob("*.json"))  # stopped before any training
 
 
 def test_a_rerun_trains_nothing_and_gives_the_same_figures(setup, tmp_path, monkeypatch):
