@@ -24,8 +24,9 @@ class SyntheticMixing:
 
     share: float | None = field(default=None, metadata={"range": "[0, 1]"})
     """Synthetic images per batch, as a fraction of the batch; None pools real and synthetic."""
-    loss_weight: float = field(default=1.0, metadata={"range": "[0, 100]"})
-    """Weight of a synthetic image's loss (1: as a real image's)."""
+    loss_weight: float = field(default=0.5, metadata={"range": "[0, 100]"})
+    """Weight of a synthetic image's loss (1: as a real image's). 0.5 had the best validation
+    balanced accuracy of pooled/0.25-share x 1/0.5 on pbc (benchmarks/results/utility_mixing_pbc.md)."""
 
     def __post_init__(self) -> None:
         check_numbers(self)
