@@ -190,8 +190,9 @@ def test_mixing_keeps_targets_distributions_and_is_seeded(kind):
     assert torch.equal(one, two) and torch.equal(t_one, t_two) and not torch.equal(one, other)
     assert torch.allclose(t_one.sum(1), torch.ones(4)) and one.shape == images.shape
     if kind == "cutmix":
-        # every pixel comes from one of the four images, unblended
+        # every pixel comes from one of the four images, unblended, and some image holds a patch of another
         assert set(one.unique().tolist()) <= {-1.0, -0.5, 0.5, 1.0}
+        assert any(len(image.unique()) > 1 for seed in range(5) for image in mix_batch(kind, 1.0, images, targets, seed)[0])
     else:
         # a mixed image is a blend with the weight its target gives its own class
         assert not set(one.unique().tolist()) <= {-1.0, -0.5, 0.5, 1.0}
