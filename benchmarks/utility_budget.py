@@ -13,19 +13,18 @@ or ``datasets/<name>`` when the recipe keeps the natural imbalance) under ``--ro
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import RESULTS, machine, write_result
+from common import machine, write_result
 
 from synthdata.config.recipe import load_recipe
 from synthdata.data.manifest import verify_dataset
 from synthdata.training.tensors import load_split
 from synthdata.utility.arms import ARMS
 from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import figure_text, interval, rare_classes
+from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
 from synthdata.utility.runner import ArmRunner, Pool, run_arms
 
 OLD_STEPS = 400
@@ -46,7 +45,7 @@ def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | N
         return Pool(images, labels, verified.manifest_sha256)
 
     real, val, test = pool("train"), pool("val"), pool("test")
-    rare = rare_classes({c: int((real.labels == i).sum()) for i, c in enumerate(classes)}, settings.rare_fraction)
+    rare = rare_classes(class_counts(real.labels, classes), settings.rare_fraction)
     classical = arms or [a for a in settings.arms if ARMS[a].synthetic is None]
     work = root / "models" / name / "utility.work"
     work.mkdir(parents=True, exist_ok=True)
@@ -116,12 +115,6 @@ def main() -> None:
                                max_epochs=args.max_epochs, double=not args.no_double))
         write_result(args.name, {"results": results, "machine": machine()}, render(results))  # after each domain: a kill keeps what is done
     print(render(results))
-
-
-def rerender(name: str) -> None:
-    """Rewrite ``results/<name>.md`` from its JSON (after a change to the table's layout)."""
-    data = json.loads((RESULTS / f"{name}.json").read_text())
-    write_result(name, data, render(data["results"]))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from synthdata.training.tensors import load_split
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.batches import SyntheticMixing
 from synthdata.utility.budget import epochs_to_steps
-from synthdata.utility.metrics import figure_text, interval, rare_classes
+from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
 from synthdata.utility.runner import ArmRunner, Pool
 
 BASELINE, ARM = "real-oversampled-augmented", "real+synth-oversampled-augmented"
@@ -58,7 +58,7 @@ def main() -> None:
         steps = epochs_to_steps(args.epochs, len(real.images), settings.classifier.batch_size)
     else:
         steps = json.loads((Path("metrics") / recipe.name / "utility.json").read_text())["steps"]
-    rare = rare_classes({c: int((real.labels == i).sum()) for i, c in enumerate(classes)}, settings.rare_fraction)
+    rare = rare_classes(class_counts(real.labels, classes), settings.rare_fraction)
     work = Path("models") / recipe.name / "utility.work"
     work.mkdir(parents=True, exist_ok=True)
     shares = [None if s == "pooled" else float(s) for s in args.shares.split(",")]

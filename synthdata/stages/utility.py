@@ -31,7 +31,7 @@ from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 from synthdata.training.tensors import load_split
 from synthdata.utility.arms import ARMS, DOUBLED, arm_of, is_classical
 from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import HEADLINE, figure_text, rare_classes, summarise
+from synthdata.utility.metrics import HEADLINE, class_counts, figure_text, rare_classes, summarise
 from synthdata.utility.runner import ArmRunner, Pool, run_arms
 
 GOAL = {"balanced_accuracy": 0.03, "rare_third_recall": 0.10}
@@ -103,17 +103,16 @@ def run_utility(
         if sets[kind] is None:
             option = "--synthetic" if kind == "adapted" else "--scratch"
             raise DataError(f"arms {[a for a in settings.arms if ARMS[a].synthetic == kind]} need a synthetic set: give {option}")
-    counts = card.counts
-    if settings.budget.rule == "plateau" and not sum(counts.get("val", {}).values()):  # before any image is loaded
+    has_val = sum(card.counts.get("val", {}).values()) > 0
+    if settings.budget.rule == "plateau" and not has_val:  # before any image is loaded
         raise DataError(f"{dataset}: no 'val' images, which utility.budget.rule 'plateau' needs; use rule 'epochs' or 'steps'")
     real = Pool(*load_split(dataset, "train", size=size, channels=channels)[:2], verified.manifest_sha256)
     test = Pool(*load_split(dataset, "test", size=size, channels=channels)[:2], verified.manifest_sha256)
-    has_val = sum(counts.get("val", {}).values()) > 0
     val = Pool(*load_split(dataset, "val", size=size, channels=channels)[:2], verified.manifest_sha256) if has_val else None
     pools = {kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels, size) for kind in sorted(needed)}
     leak = check_disjoint(test.images, real=real.images, **({"val": val.images} if val else {}),
                           **{f"synthetic_{k}": p.images for k, p in pools.items()})  # fmt: skip
-    train_counts = {name: int((real.labels == i).sum()) for i, name in enumerate(classes)}
+    train_counts = class_counts(real.labels, classes)
     rare = rare_classes(train_counts, settings.rare_fraction)
     reference = ARMS.get(settings.budget.reference_arm) if settings.budget.rule == "plateau" else None
     augmented = any(ARMS[a].augmented for a in settings.arms) or (reference is not None and reference.augmented)
@@ -130,7 +129,7 @@ def run_utility(
         runs = outcome.runs
         names = list(dict.fromkeys(r["arm"] for r in runs))
         arms = {name: {"description": _description(name), **summarise([r for r in runs if r["arm"] == name], classes)} for name in names}
-        metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": _counts(test.labels, classes),
+        metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": class_counts(test.labels, classes),
                    "seeds": list(settings.seeds), "steps": outcome.budget.steps, "batch_size": settings.classifier.batch_size,
                    "model": settings.model, "image_size": size,
                    "budget": {**asdict(outcome.budget), "text": outcome.budget.describe(), "doubled": outcome.doubled},
@@ -156,10 +155,6 @@ def run_utility(
 def _description(name: str) -> str:
     arm = arm_of(name)
     return arm.description + (", at twice the budget" if name.endswith(DOUBLED) else "")
-
-
-def _counts(labels: torch.Tensor, classes: list[str]) -> dict[str, int]:
-    return {name: int((labels == i).sum()) for i, name in enumerate(classes)}
 
 
 def goal(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:

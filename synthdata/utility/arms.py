@@ -71,7 +71,6 @@ DEFAULT_ARMS = [
 ]
 """Uniform real data, then the strongest cheap baselines, then synthetic data on top of the best
 of them (and on top of oversampling alone)."""
-CLASSICAL = [name for name, arm in ARMS.items() if arm.synthetic is None]
 DOUBLED = "@2x"
 """Suffix of a classical arm run at twice the budget ("would more steps of real data do the
 same?"); such an arm takes part in the goal as a classical arm."""

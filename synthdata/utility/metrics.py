@@ -24,6 +24,11 @@ ONE_SEED = "n/a (1 seed)"
 """Why a figure over one seed has no interval."""
 
 
+def class_counts(labels: torch.Tensor, classes: list[str]) -> dict[str, int]:
+    """Images per class name of integer ``labels``."""
+    return {name: int((labels == i).sum()) for i, name in enumerate(classes)}
+
+
 def rare_classes(train_counts: dict[str, int], fraction: float = 1 / 3) -> list[str]:
     """The ``ceil(fraction * C)`` classes with the fewest training images (ties: earlier class)."""
     names = list(train_counts)

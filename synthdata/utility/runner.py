@@ -29,7 +29,7 @@ from synthdata.utility.arms import DOUBLED, arm_of, is_classical
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.batches import mixed_draw, synthetic_weights, training_prior
 from synthdata.utility.budget import BudgetOutcome, balanced_accuracy_error, choose_budget
-from synthdata.utility.metrics import score
+from synthdata.utility.metrics import class_counts, score
 
 
 RECORD_FORMAT = 2
@@ -102,7 +102,7 @@ class ArmRunner:
                                       network=network, objective=objective)  # fmt: skip
         record = {"arm": name, "seed": seed, "fingerprint": key, **score(predict(model, self.test.images).argmax(1), self.test.labels, self.classes, self.rare),
                   "val": {"balanced_accuracy": curve[-1][1] if curve else None, "curve": curve,
-                          "standard_error": balanced_accuracy_error(last["recall"], self._val_counts()) if last else None},
+                          "standard_error": balanced_accuracy_error(last["recall"], class_counts(self.val.labels, self.classes)) if last else None},
                   "log": {"steps": log.steps, "batch_size": classifier.batch_size, "images_seen": log.images_seen,
                           "train_images": len(images), "real_images": real_count, "synthetic_images": len(images) - real_count,
                           "balanced": classifier.balanced, "augmented": arm.augmented, "logit_adjusted": arm.logit_adjusted,
@@ -110,9 +110,6 @@ class ArmRunner:
                           "model": settings.model, "image_size": self.size, "seconds": log.seconds, "losses": log.losses}}  # fmt: skip
         write_text(record_path, json.dumps({**record, "arm": arm.name}) + "\n")
         return record
-
-    def _val_counts(self) -> dict[str, int]:
-        return {name: int((self.val.labels == i).sum()) for i, name in enumerate(self.classes)}
 
     def _augment(self, augmented: bool):
         shift = random_shift(2)
