@@ -242,6 +242,8 @@ def sample(
     share: Annotated[float | None, typer.Option(help="Override sample.share (share).")] = None,
     max_ratio: Annotated[float | None, typer.Option(help="Override sample.max_ratio (synthetic:real cap).")] = None,
     max_images: Annotated[int | None, typer.Option(help="Override sample.max_images (budget on synthetic images in all).")] = None,
+    mode: Annotated[str | None, typer.Option(help="Override sample.mode: noise, img2img or interpolate.")] = None,
+    strength: Annotated[float | None, typer.Option(help="Override sample.strength (0-1; img2img and interpolate).")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Override sample.scheduler: dpm-solver++, ddim or ddpm.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override sample.steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Override sample.guidance.")] = None,
@@ -257,8 +259,10 @@ def sample(
 
     spec = load_recipe(recipe)
     overrides = {"policy": policy, "target": target, "share": share, "max_ratio": max_ratio, "max_images": max_images, "scheduler": scheduler,
-                 "steps": steps, "guidance": guidance, "batch_size": batch_size, "shard_size": shard_size}  # fmt: skip
-    choices = {"policy": ("to-max", "to-target", "share"), "scheduler": ("dpm-solver++", "ddim", "ddpm")}
+                 "steps": steps, "guidance": guidance, "batch_size": batch_size, "shard_size": shard_size, "mode": mode,
+                 "strength": strength}  # fmt: skip
+    choices = {"policy": ("to-max", "to-target", "share"), "scheduler": ("dpm-solver++", "ddim", "ddpm"),
+               "mode": ("noise", "img2img", "interpolate")}  # fmt: skip
     for key, allowed in choices.items():
         if overrides[key] is not None and overrides[key] not in allowed:
             raise SynthdataError(f"--{key} must be one of {', '.join(allowed)}, got {overrides[key]!r}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import SYNTHDATA, make_image_tree, make_sampling_setup, stage_runs
+from conftest import make_image_tree, make_sampling_setup, stage_runs
 from synthdata.data.card import read_card
 from synthdata.data.manifest import manifest_hash, read_manifest
 from test_bad_input import run_cli

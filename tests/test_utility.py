@@ -23,7 +23,8 @@ from synthdata.hashing import file_sha256
 from synthdata.utility import runner as utility_runner
 from synthdata.stages.report import run_report
 from synthdata.stages.sample import run_sample
-from synthdata.stages.utility import pixel_hashes, run_utility
+from synthdata.data.leaks import pixel_hashes
+from synthdata.stages.utility import run_utility
 from synthdata.stages.validate import run_validate
 from synthdata.training.tensors import load_split
 from synthdata.utility.augment import Augmentation, TransformSpec

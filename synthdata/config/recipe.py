@@ -155,6 +155,15 @@ class SampleSettings:
     classes keeping the largest shares (a CPU preset; ``None``: no budget)."""
     classes: list[str] | None = None
     """Only these classes get synthetic images (default: every class)."""
+    mode: Literal["noise", "img2img", "interpolate"] = "noise"
+    """``noise``: sample from pure noise; ``img2img``: start from a real train image of the class
+    noised to ``strength`` (SDEdit); ``interpolate``: two real train images of the class,
+    DDIM-inverted to ``strength`` and mixed with a drawn ``weight`` (``synthdata.sampling.anchors``)."""
+    strength: float | list[float] = field(default=0.5, metadata={"range": "[0, 1]"})
+    """How far a source is noised: a number, or ``[low, high]`` drawn per image (1 = pure noise,
+    0 = the source itself). Ignored in ``noise`` mode."""
+    weight: float | list[float] = field(default_factory=lambda: [0.25, 0.75], metadata={"range": "[0, 1]"})
+    """``interpolate``: the second source's weight, a number or ``[low, high]`` drawn per image."""
     scheduler: Literal["dpm-solver++", "ddim", "ddpm"] = "dpm-solver++"
     steps: int = field(default=20, metadata={"range": "[1, 1000]"})
     """Sampling steps (DDPM always takes every training step)."""
@@ -173,6 +182,10 @@ class SampleSettings:
             raise ValueError("sample.target is required for policy 'to-target'")
         if self.policy == "share" and self.share is None:
             raise ValueError("sample.share is required for policy 'share'")
+        for name in ("strength", "weight"):
+            value = getattr(self, name)
+            if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
+                raise SettingError(name, f"must be a number or [low, high] with low <= high, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -210,7 +223,7 @@ class GateSettings:
     """coverage-domain, overall."""
     max_near_copy_fraction: float | None = field(default=0.05, metadata={"range": "[0, 1]"})
     """Near-copies among the generated images, per class (before filtering)."""
-    min_fill: float | None = field(default=0.9, metadata={"range": "[0, 1]"})
+    min_fill: float | None = field(default=0.8, metadata={"range": "[0, 1]"})
     """Accepted images over the quota, per class."""
     min_diversity_ratio: float | None = field(default=0.5, metadata={"range": "[0, 100]"})
     """Intra-class diversity (domain features) of synthetic over real, per class."""

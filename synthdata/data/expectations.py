@@ -17,7 +17,7 @@ import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import (
-    COLUMNS, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, check_files, first_rows,
+    COLUMNS, DERIVED_SOURCE_TYPE, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, check_files, first_rows,
 )  # fmt: skip
 from synthdata.errors import DataError
 
@@ -75,7 +75,13 @@ def manifest_expectations(card: DatasetCard) -> list:
     if synthetic:
         expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in PROVENANCE_COLUMNS]
         expectations += [
-            gxe.ExpectColumnValuesToBeInSet(column="digital_source_type", value_set=[DIGITAL_SOURCE_TYPE]),
+            gxe.ExpectColumnValuesToBeInSet(column="digital_source_type", value_set=[DIGITAL_SOURCE_TYPE, DERIVED_SOURCE_TYPE]),
+            gxe.ExpectColumnPairValuesToBeInSet(
+                column_A="mode", column_B="digital_source_type",
+                value_pairs_set=[("noise", DIGITAL_SOURCE_TYPE), ("img2img", DERIVED_SOURCE_TYPE), ("interpolate", DERIVED_SOURCE_TYPE)],
+            ),
+            gxe.ExpectColumnValuesToBeBetween(column="strength", min_value=0, max_value=1),
+            gxe.ExpectColumnValuesToBeBetween(column="interpolation_weight", min_value=0, max_value=1),
             gxe.ExpectColumnValuesToBeInSet(column="split", value_set=["train"]),
             gxe.ExpectColumnValuesToBeInSet(column="source", value_set=[SYNTHETIC_SOURCE]),
             gxe.ExpectColumnValuesToBeBetween(column="seed", min_value=0),

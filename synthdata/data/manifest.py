@@ -45,6 +45,14 @@ COLUMNS: dict[str, str] = {
 SYNTHETIC_SOURCE = "synthdata"
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 """The IPTC digital source type of an image made by a model trained on sampled content (C2PA)."""
+DERIVED_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
+"""The IPTC digital source type of an image a model made from real ones (``img2img``, ``interpolate``)."""
+
+
+def source_type(mode: str) -> str:
+    """The IPTC digital source type of an image made in generation ``mode``."""
+    return DIGITAL_SOURCE_TYPE if mode == "noise" else DERIVED_SOURCE_TYPE
+
 PROVENANCE_COLUMNS: dict[str, str] = {
     "digital_source_type": "string",
     "base_id": "string",
@@ -59,6 +67,12 @@ PROVENANCE_COLUMNS: dict[str, str] = {
     "synthdata_version": "string",
     "git_commit": "string",
     "source_manifest_sha256": "string",
+    # Lineage: how the image was made and from which real train image(s) of the source dataset
+    # (ids joined by ";", empty in noise mode); strength 1 and weight 0 when there is no source.
+    "mode": "string",
+    "strength": "float64",
+    "source_ids": "string",
+    "interpolation_weight": "float64",
 }
 # No MLflow run id per image: it differs between two runs of the same recipe and seeds, and the
 # images must not. The run is the one tagged ``sample_run_id``; ``sample.json`` names it too.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from synthdata.atomic import commit, partial_name
 
@@ -161,5 +162,31 @@ def training_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7, loc="lower right")
     axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def source_distance_plot(pixel: Any, feature: Any, real: dict[str, Any], thresholds: dict[str, float], path: Path) -> Path:
+    """Two histograms (pixel, domain features): derived images' distance to their own source
+    against held-out real images' distance to their nearest train image, with the threshold."""
+    import numpy as np
+
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2), dpi=120)
+    for axis, space, derived in ((axes[0], "pixel", pixel), (axes[1], "feature", feature)):
+        reference = np.asarray(real[space], dtype=float)
+        values = np.asarray(derived, dtype=float)
+        both = np.concatenate([reference, values])
+        both = both[np.isfinite(both)]
+        bins = np.linspace(0, float(both.max()) if len(both) else 1.0, 40)
+        axis.hist(reference, bins=bins, density=True, alpha=0.6, color="#4c72b0", label="real to nearest train")
+        axis.hist(values, bins=bins, density=True, alpha=0.6, color="#dd8452", label="synthetic to its source")
+        axis.axvline(thresholds[space], color="black", linestyle="--", linewidth=1)
+        axis.set_xlabel("RMS pixel distance" if space == "pixel" else "domain-feature distance")
+        axis.set_yticks([])
+        axis.legend(frameon=False, fontsize=7)
+    figure.suptitle("distance to source vs real nearest-neighbour distance", fontsize=10)
     figure.tight_layout()
     return _save(figure, path)

@@ -6,6 +6,7 @@ steps) are there for comparison. Guidance: eps = eps_null + w (eps_class - eps_n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
@@ -45,6 +46,10 @@ def generate(
     steps: int = 20,
     guidance: float = 2.0,
     generator: torch.Generator | list[torch.Generator] | None = None,
+    sources: torch.Tensor | None = None,
+    strengths: Sequence[float] | None = None,
+    partners: torch.Tensor | None = None,
+    weights: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Samples in [-1, 1] for ``labels`` (training-space ``shape`` per sample, decoded to pixels).
 
@@ -52,43 +57,150 @@ def generate(
     of generators (one per sample) draws each sample's noise from its own generator, so a
     sample depends on its seed only, not on the batch it was drawn in.
 
+    Real-anchored generation (SDEdit): with ``sources`` (pixels in [-1, 1], one per sample) and
+    ``strengths``, sample ``i`` starts from its source noised to the timestep a fraction
+    ``strengths[i]`` of the way up the schedule and is denoised from there, as diffusers'
+    img2img pipelines read ``strength``: 1 is plain sampling from noise (the same image as
+    without a source for the same seed), 0 returns the source. With ``partners`` and
+    ``weights`` as well, both images are DDIM-inverted to that timestep with the class
+    condition, spherically interpolated (weight 0 is the source's inversion, 1 the partner's)
+    and denoised. The noise is drawn exactly as without sources, so a sample's bytes depend on
+    its seed, source(s), strength and weight only.
+
     A batch that comes out non-finite, or with every pixel the same (what an overflowing guidance
     or a diverged model gives), raises :class:`SynthdataError`: it is never returned to be written.
     """
-    sampler = make_sampler(scheduler, training_scheduler)
-    sampler.set_timesteps(training_scheduler.config.num_train_timesteps if scheduler == "ddpm" else steps)
+    if (strengths is None) != (sources is None) or (partners is None) != (weights is None):
+        raise ValueError("sources come with strengths, partners with weights")
+    if partners is not None and sources is None:
+        raise ValueError("partners need sources")
+    probe = make_sampler(scheduler, training_scheduler)
+    probe.set_timesteps(_sampling_steps(scheduler, steps, training_scheduler))
+    total = len(probe.timesteps)
     module = backbone.module
     was_training = module.training
     module.eval()
     device = next(module.parameters()).device
-    if isinstance(generator, list):
+    generators = generator if isinstance(generator, list) else None
+    if generators is not None:
         from diffusers.utils.torch_utils import randn_tensor
 
-        if len(generator) != len(labels):
-            raise ValueError(f"{len(generator)} generators for {len(labels)} samples")
-        latents = randn_tensor((len(labels), *shape), generator=generator).to(device)
+        if len(generators) != len(labels):
+            raise ValueError(f"{len(generators)} generators for {len(labels)} samples")
+        noise = randn_tensor((len(labels), *shape), generator=generators).to(device)
     else:
-        latents = torch.randn((len(labels), *shape), generator=generator).to(device)
-    latents = latents * sampler.init_noise_sigma
-    null = torch.full_like(labels, backbone.null_class)
-    for t in sampler.timesteps:
-        model_input = sampler.scale_model_input(latents, t)
-        timestep = torch.full((len(labels),), int(t), dtype=torch.int64, device=device)
-        if guidance == 1.0:
-            eps = backbone.predict(model_input, timestep, labels.to(device))
+        noise = torch.randn((len(labels), *shape), generator=generator).to(device)
+    labels = labels.to(device)
+    starts = [0] * len(labels) if strengths is None else [start_index(total, float(s)) for s in strengths]
+    if len(starts) != len(labels):
+        raise ValueError(f"{len(starts)} strengths for {len(labels)} samples")
+    clean = backbone.encode(sources.to(device)) if sources is not None else None
+    other = backbone.encode(partners.to(device)) if partners is not None else None
+    latents = torch.empty_like(noise)
+    for start in sorted(set(starts)):
+        rows = [i for i, s in enumerate(starts) if s == start]
+        index = torch.tensor(rows, dtype=torch.int64, device=device)
+        gens = [generators[i] for i in rows] if generators is not None else generator
+        if start >= total:  # strength 0: nothing to denoise
+            latents[index] = clean[index]
+            continue
+        # A fresh sampler per start: multistep solvers keep state from one step to the next.
+        part = make_sampler(scheduler, training_scheduler)
+        part.set_timesteps(_sampling_steps(scheduler, steps, training_scheduler))
+        if start == 0 or clean is None:
+            x = noise[index] * part.init_noise_sigma
+        elif other is None:
+            if hasattr(part, "set_begin_index"):
+                part.set_begin_index(start)
+            x = part.add_noise(clean[index], noise[index], part.timesteps[start : start + 1])
         else:
-            both = backbone.predict(
-                torch.cat([model_input, model_input]), torch.cat([timestep, timestep]), torch.cat([labels, null]).to(device)
-            )
-            conditional, unconditional = both.chunk(2)
-            eps = unconditional + guidance * (conditional - unconditional)
-        latents = sampler.step(eps, t, latents, generator=generator).prev_sample
+            if hasattr(part, "set_begin_index"):
+                part.set_begin_index(start)
+            ends = part.timesteps[start:].flip(0).tolist()
+            a = ddim_invert(backbone, training_scheduler, clean[index], labels[index], ends)
+            b = ddim_invert(backbone, training_scheduler, other[index], labels[index], ends)
+            x = slerp(a, b, torch.tensor([float(weights[i]) for i in rows], device=device))
+        latents[index] = _denoise(backbone, part, x, labels[index], guidance, gens, part.timesteps[start:])
     module.train(was_training)
     samples = backbone.decode(latents)
-    settings = f"scheduler {scheduler}, {len(sampler.timesteps)} steps, guidance {guidance:g}"
+    settings = f"scheduler {scheduler}, {total} steps, guidance {guidance:g}"
     if not bool(torch.isfinite(samples).all()):
         raise SynthdataError(f"sampling produced non-finite pixels ({settings}); nothing is written")
     samples = samples.clamp(-1, 1).cpu()
     if samples.numel() > 1 and bool(samples.amin() == samples.amax()):
         raise SynthdataError(f"sampling produced a blank batch, every pixel the same ({settings}); nothing is written")
     return samples
+
+
+def _sampling_steps(scheduler: SchedulerName, steps: int, training_scheduler: Any) -> int:
+    return int(training_scheduler.config.num_train_timesteps) if scheduler == "ddpm" else steps
+
+
+def start_index(total: int, strength: float) -> int:
+    """Where denoising starts in a schedule of ``total`` steps for ``strength`` in [0, 1]
+    (diffusers' img2img: the last ``int(total * strength)`` steps are run)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength {strength} outside [0, 1]")
+    return total - min(int(total * strength), total)
+
+
+def _denoise(backbone: Any, sampler: Any, latents: torch.Tensor, labels: torch.Tensor, guidance: float,
+             generator: Any, timesteps: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    null = torch.full_like(labels, backbone.null_class)
+    for t in timesteps:
+        model_input = sampler.scale_model_input(latents, t)
+        timestep = torch.full((len(labels),), int(t), dtype=torch.int64, device=latents.device)
+        if guidance == 1.0:
+            eps = backbone.predict(model_input, timestep, labels)
+        else:
+            both = backbone.predict(torch.cat([model_input, model_input]), torch.cat([timestep, timestep]), torch.cat([labels, null]))
+            conditional, unconditional = both.chunk(2)
+            eps = unconditional + guidance * (conditional - unconditional)
+        latents = sampler.step(eps, t, latents, generator=generator).prev_sample
+    return latents
+
+
+def ddim_invert(backbone: Any, training_scheduler: Any, clean: torch.Tensor, labels: torch.Tensor,
+                timesteps: list[int]) -> torch.Tensor:  # fmt: skip
+    """Deterministic DDIM inversion of ``clean`` (training space) up through ``timesteps``
+    (ascending), class-conditional without guidance: the noisy latent at the last one from
+    which DDIM would come back to ``clean``."""
+    alphas = training_scheduler.alphas_cumprod.to(clean.device, torch.float64)
+    prediction = training_scheduler.config.prediction_type
+    x = clean.double()
+    previous_alpha = torch.tensor(1.0, dtype=torch.float64, device=clean.device)
+    previous_t = timesteps[0]  # the clean image is read at the first timestep (no model at t = -1)
+    for t in timesteps:
+        timestep = torch.full((len(labels),), int(previous_t), dtype=torch.int64, device=clean.device)
+        output = backbone.predict(x.to(clean.dtype), timestep, labels).double()
+        at = alphas[int(previous_t)]
+        if prediction == "epsilon":
+            eps = output
+        elif prediction == "v_prediction":
+            eps = at.sqrt() * output + (1 - at).sqrt() * x
+        elif prediction == "sample":
+            eps = (x - at.sqrt() * output) / (1 - at).sqrt()
+        else:
+            raise ValueError(f"unknown prediction type {prediction!r}")
+        estimate = (x - (1 - previous_alpha).sqrt() * eps) / previous_alpha.sqrt()
+        alpha = alphas[int(t)]
+        x = alpha.sqrt() * estimate + (1 - alpha).sqrt() * eps
+        previous_alpha, previous_t = alpha, t
+    return x.to(clean.dtype)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation per sample (weight 0 gives ``a``, 1 gives ``b`` exactly); nearly
+    parallel pairs fall back to linear interpolation."""
+    flat_a, flat_b = a.flatten(1).double(), b.flatten(1).double()
+    w = weight.double().reshape(-1, 1)
+    cosine = (flat_a * flat_b).sum(1, keepdim=True) / (flat_a.norm(dim=1, keepdim=True) * flat_b.norm(dim=1, keepdim=True)).clamp_min(1e-12)
+    theta = cosine.clamp(-1, 1).acos()
+    sine = theta.sin()
+    linear = sine.abs() < 1e-6
+    safe = torch.where(linear, torch.ones_like(sine), sine)
+    wa = torch.where(linear, 1 - w, ((1 - w) * theta).sin() / safe)
+    wb = torch.where(linear, w, (w * theta).sin() / safe)
+    mixed = (wa * flat_a + wb * flat_b).reshape(a.shape).to(a.dtype)
+    exact_a, exact_b = (weight == 0).reshape(-1, *[1] * (a.dim() - 1)), (weight == 1).reshape(-1, *[1] * (a.dim() - 1))
+    return torch.where(exact_a, a, torch.where(exact_b, b, mixed))

@@ -33,6 +33,14 @@ class Item:
     index: int
     id: str
     seed: int
+    mode: str = "noise"
+    """How the image is made: ``noise``, ``img2img`` or ``interpolate`` (``synthdata.sampling.anchors``)."""
+    sources: tuple[str, ...] = ()
+    """Ids of the real train image(s) it starts from (none for ``noise``)."""
+    strength: float = 1.0
+    """How far the source is noised (1: pure noise)."""
+    weight: float = 0.0
+    """Interpolation weight of the second source (0 with fewer than two)."""
 
     @property
     def relpath(self) -> str:

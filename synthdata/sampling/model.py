@@ -26,6 +26,16 @@ class SamplingModel:
     """Empty for a model trained from scratch."""
     adapter_sha256: str
 
+    @property
+    def pixels(self) -> tuple[int, int, int]:
+        """One sample in pixels (channels, height, width): the training space itself for the
+        pixel base, the VAE's output for Stable Diffusion (what a real source is resized to)."""
+        vae = getattr(self.backbone, "vae", None)
+        if vae is None:
+            return self.shape
+        factor = 2 ** (len(vae.config.block_out_channels) - 1)
+        return (int(vae.config.in_channels), self.shape[1] * factor, self.shape[2] * factor)
+
 
 def base_id(folder: Path | None) -> str:
     folder = Path(folder) if folder is not None else DEFAULT_BASE

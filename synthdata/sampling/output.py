@@ -25,6 +25,8 @@ from PIL import Image
 from synthdata.atomic import commit, partial_name, write_bytes
 from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS
 
+RECORD_FILE = "sample.json"
+"""The sampling run's record inside a synthetic set: run id, identity, plan, settings."""
 METADATA_FILE = "metadata.csv"
 SHARDS_DIR = "shards"
 
@@ -61,7 +63,7 @@ def png_text(row: dict[str, Any]) -> dict[str, str]:
     """The PNG text chunks of one image: class, label and every provenance field.
 
     ``digitalSourceType`` is spelled as in IPTC/C2PA; the other keys are the manifest's columns."""
-    text = {"digitalSourceType": DIGITAL_SOURCE_TYPE, "class": str(row["label_name"]), "label": str(row["label"]), "id": str(row["id"])}
+    text = {"digitalSourceType": str(row["digital_source_type"]), "class": str(row["label_name"]), "label": str(row["label"]), "id": str(row["id"])}
     for column in PROVENANCE_COLUMNS:
         if column != "digital_source_type":
             text[column] = str(row[column])
@@ -69,8 +71,8 @@ def png_text(row: dict[str, Any]) -> dict[str, str]:
     return text
 
 
-def xmp_packet(version: str) -> str:
-    return _XMP.format(source_type=DIGITAL_SOURCE_TYPE, version=version)
+def xmp_packet(version: str, source_type: str = DIGITAL_SOURCE_TYPE) -> str:
+    return _XMP.format(source_type=source_type, version=version)
 
 
 def write_metadata_csv(frame: pd.DataFrame, folder: Path) -> Path:

@@ -22,30 +22,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthdata.atomic import build_folder, write_bytes, write_text
+from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe, SampleSettings
 from synthdata.data.card import DatasetCard, read_card
-from synthdata.data.images import encode_png
-from synthdata.data.manifest import (
-    DIGITAL_SOURCE_TYPE, SYNTHETIC_SOURCE, class_counts, manifest_hash, read_manifest, to_frame, verify_dataset,
-)  # fmt: skip
+from synthdata.data.manifest import SYNTHETIC_SOURCE, class_counts, manifest_hash, read_manifest, to_frame, verify_dataset
 from synthdata.data.writer import DatasetWriter, staging_path
 from synthdata.errors import DataError, SynthdataError
-from synthdata.hashing import file_sha256
 from synthdata.locking import FolderLock
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
 from synthdata.reporting.grid import save_grid
 from synthdata.reporting.plots import class_balance
-from synthdata.sampling.generate import generate
+from synthdata.sampling.anchors import anchor_pool, anchored
 from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
 from synthdata.sampling.model import SamplingModel, load_sampling_model
-from synthdata.sampling.output import METADATA_FILE, png_text, to_dataset_format, write_metadata_csv, write_shards, xmp_packet
+from synthdata.sampling.output import METADATA_FILE, RECORD_FILE, write_metadata_csv, write_shards
+from synthdata.sampling.writer import common_provenance, manifest_row, write_batches
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
-from synthdata.training.tensors import to_uint8
 
-RECORD_FILE = "sample.json"
 GRID_IMAGES = 16
 
 
@@ -99,69 +94,19 @@ def _to_device(backbone: Any, device: Any) -> None:
             setattr(backbone, name, part.to(device))
 
 
-def common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str) -> dict[str, Any]:
-    """The provenance fields every image of a run shares."""
-    steps = int(model.scheduler.config.num_train_timesteps) if settings.scheduler == "ddpm" else settings.steps
-    made_by = created_by()
-    return {
-        "digital_source_type": DIGITAL_SOURCE_TYPE,
-        "base_id": model.base_id,
-        "base_sha256": model.base_sha256,
-        "adapter_sha256": model.adapter_sha256,
-        "sample_run_id": run_id,
-        "scheduler": settings.scheduler,
-        "steps": steps,
-        "guidance": float(settings.guidance),
-        "synthdata_version": made_by["synthdata"],
-        "git_commit": made_by["git_commit"],
-        "source_manifest_sha256": card.manifest_sha256,
-    }
-
-
-def _row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """A manifest row without its sha256 (known once the file is written)."""
-    return {
-        "id": item.id, "relpath": item.relpath, "label": item.label, "label_name": item.name, "split": "train",
-        "width": card.width, "height": card.height, "channels": card.channels, "source": SYNTHETIC_SOURCE,
-        "licence": card.licence, "origin": f"{run_id}/{item.name}/{item.index}", "group": "",
-        **common, "sample_index": item.index, "seed": item.seed,
+def run_identity(model: SamplingModel, settings: SampleSettings, card: DatasetCard) -> dict[str, Any]:
+    """What determines a run's images (hashed into its id). A noise-mode run's identity is
+    unchanged by the real-anchored modes' settings, which it ignores."""
+    identity: dict[str, Any] = {
+        "adapter_sha256": model.adapter_sha256, "base_sha256": model.base_sha256,
+        "source_manifest_sha256": card.manifest_sha256, "scheduler": settings.scheduler,
+        "steps": settings.steps, "guidance": settings.guidance, "seed": settings.seed,
     }  # fmt: skip
-
-
-def _make_batch(model: SamplingModel, batch: list[Item], settings: SampleSettings, card: DatasetCard,
-                common: dict[str, Any], run_id: str, staging: Path) -> int:  # fmt: skip
-    """Generate one batch whole and write the images it lacks; returns how many were written."""
-    missing = [item for item in batch if not (staging / item.relpath).is_file()]
-    if not missing:
-        return 0
-    labels = torch.tensor([item.label for item in batch], dtype=torch.int64)
-    generators = [torch.Generator().manual_seed(item.seed) for item in batch]
-    samples = generate(model.backbone, model.scheduler, labels, shape=model.shape, scheduler=settings.scheduler,
-                       steps=settings.steps, guidance=settings.guidance, generator=generators)  # fmt: skip
-    pixels = to_uint8(samples).numpy()
-    xmp = xmp_packet(common["synthdata_version"])
-    wanted = {item.id for item in missing}
-    for item, image in zip(batch, pixels, strict=True):
-        if item.id in wanted:
-            array = to_dataset_format(image, card.width, card.height, card.channels)
-            write_bytes(staging / item.relpath, encode_png(array, png_text(_row(item, card, common, run_id)), xmp=xmp))
-    return len(missing)
-
-
-def write_batches(model: SamplingModel, work: list[list[Item]], settings: SampleSettings, card: DatasetCard,
-                  common: dict[str, Any], run_id: str, folder: Path, *, description: str) -> int:  # fmt: skip
-    """Make every batch of ``work`` that lacks an image in ``folder``; returns images written."""
-    generated = 0
-    with progress_bar(description, total=sum(len(b) for b in work)) as bar:
-        for batch in work:
-            generated += _make_batch(model, batch, settings, card, common, run_id, folder)
-            bar.advance(len(batch))
-    return generated
-
-
-def manifest_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str, folder: Path) -> dict[str, Any]:
-    """The complete manifest row of an image written in ``folder``."""
-    return {**_row(item, card, common, run_id), "sha256": file_sha256(folder / item.relpath)}
+    if settings.mode != "noise":
+        identity.update(mode=settings.mode, strength=settings.strength)
+    if settings.mode == "interpolate":
+        identity["weight"] = settings.weight
+    return identity
 
 
 def run_sample(
@@ -183,13 +128,10 @@ def run_sample(
     model = load_sampling_model(adapter, recipe.finetune.base)
     if model.classes != list(card.classes):
         raise DataError(f"{adapter} was trained on classes {model.classes}, but {dataset} has {list(card.classes)}")
-    identity = {
-        "adapter_sha256": model.adapter_sha256, "base_sha256": model.base_sha256,
-        "source_manifest_sha256": card.manifest_sha256, "scheduler": settings.scheduler,
-        "steps": settings.steps, "guidance": settings.guidance, "seed": settings.seed,
-    }  # fmt: skip
+    identity = run_identity(model, settings, card)
     run_id = sample_run_id(identity)
-    items = plan_items(plan, list(card.classes), run_id)
+    pool = anchor_pool(settings.mode, model, dataset, list(card.classes))
+    items = anchored(plan_items(plan, list(card.classes), run_id), settings, pool, run_id)
     all_batches = batches(items, settings.batch_size)
     state = _process_state()
     _to_device(model.backbone, state.device)
@@ -219,7 +161,7 @@ def run_sample(
         common = common_provenance(model, settings, card, run_id)
         mine = shard(all_batches, state.process_index, state.num_processes)
         who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
-        generated = write_batches(model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}")
+        generated = write_batches(model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}", pool=pool)
         state.wait_for_everyone()
         result = SampleResult(plan, run_id, out, len(items), generated, time.monotonic() - started, mlflow_run_id)
         if not state.is_main_process:

@@ -19,14 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe, UtilitySettings
 from synthdata.data.card import read_card
+from synthdata.data.leaks import check_disjoint
 from synthdata.data.manifest import manifest_hash, read_manifest, verify_dataset
 from synthdata.errors import DataError
-from synthdata.hashing import sha256_bytes
 from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 from synthdata.training.tensors import load_split
 from synthdata.utility.arms import ARMS, DOUBLED, arm_of, is_classical
@@ -46,26 +45,6 @@ class UtilityResult:
     metrics: dict[str, Any]
     paths: list[Path]
     seconds: float
-
-
-def pixel_hashes(images: torch.Tensor) -> list[str]:
-    """sha256 of each image's uint8 pixels at the model's size: equal pixels, equal hash,
-    whatever the file's encoding or metadata."""
-    return [sha256_bytes(image.contiguous().numpy().tobytes()) for image in images]
-
-
-def check_disjoint(test: torch.Tensor, **training: torch.Tensor) -> dict[str, Any]:
-    """Refuse any training image whose pixels equal a test image's; the record of the check."""
-    test_hashes = pixel_hashes(test)
-    known = set(test_hashes)
-    record: dict[str, Any] = {"test_images": len(test_hashes), "test_pixels_sha256": sha256_bytes("".join(sorted(test_hashes)).encode())}
-    for name, images in training.items():
-        shared = sum(h in known for h in pixel_hashes(images))
-        if shared:
-            raise DataError(f"{shared} {name} training image(s) have the same pixels as test images; the test split must stay unseen")
-        record[f"{name}_images_checked"] = len(images)
-    record["shared"] = 0
-    return record
 
 
 def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, channels: int, size: int) -> Pool:

@@ -41,10 +41,11 @@ from synthdata.hashing import file_sha256, sha256_bytes
 from synthdata.provenance import created_by
 from synthdata.reporting.grid import save_grid
 from synthdata.reporting.html import HtmlReport
-from synthdata.reporting.plots import attribute_histograms, class_balance
+from synthdata.reporting.plots import attribute_histograms, class_balance, source_distance_plot
 from synthdata.sampling.jobs import batches, more_items
-from synthdata.sampling.output import METADATA_FILE, write_metadata_csv, write_shards
-from synthdata.stages.sample import RECORD_FILE, common_provenance, manifest_row, write_batches
+from synthdata.sampling.anchors import anchor_pool, anchored
+from synthdata.sampling.output import METADATA_FILE, RECORD_FILE, write_metadata_csv, write_shards
+from synthdata.sampling.writer import common_provenance, manifest_row, write_batches
 from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
 from synthdata.training.tensors import load_files, load_split
 from synthdata.validation.coverage import ATTRIBUTES, attribute_gaps, attributes, bin_edges, cluster_coverage, diversity, histogram
@@ -52,6 +53,7 @@ from synthdata.validation.croissant import croissant, write_croissant
 from synthdata.validation.domain import DomainClassifier, train_domain_classifier
 from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.gates import GateResult, enforce, evaluate_gates
+from synthdata.validation.lineage import check_lineage, quantiles, source_distances, source_lists, within_source_diversity
 from synthdata.validation.memorisation import nearest, pixel_vectors
 from synthdata.validation.provenance_check import check_provenance
 from synthdata.validation.realism import Figure, measure, standard_metrics
@@ -67,6 +69,8 @@ class Real:
 
     images: torch.Tensor
     labels: torch.Tensor
+    ids: list[str] = field(default_factory=list)
+    """Image ids in row order, where known (the train split)."""
 
 
 @dataclass
@@ -82,6 +86,15 @@ class Judged:
     feature_distance: np.ndarray
     domain_features: torch.Tensor
     attributes: dict[str, np.ndarray]
+    source_pixel_distance: np.ndarray
+    """Distance to the nearest of its own sources (NaN for a ``noise`` image), pixel RMS."""
+    source_feature_distance: np.ndarray
+    """The same in domain-feature space."""
+
+    @property
+    def derived(self) -> np.ndarray:
+        """Images made from real sources (``img2img``, ``interpolate``)."""
+        return np.isfinite(self.source_pixel_distance)
 
 
 @dataclass
@@ -120,12 +133,13 @@ def heldout_real(dataset: Path, pool: Path | None, size: int, channels: int) -> 
     return Real(torch.cat(images), torch.cat(labels))
 
 
-def _judge(folder: Path, rows: pd.DataFrame, card: DatasetCard, classifier: DomainClassifier,
-           train_pixels: torch.Tensor, train_features: torch.Tensor, size: int) -> Judged:  # fmt: skip
-    """Stream ``rows``' images in chunks: probabilities, nearest fine-tuning images, attributes.
-    The rows get a ``_folder`` column: where their files are."""
-    parts: dict[str, list[Any]] = {k: [] for k in ("conf", "pred", "pd", "pn", "fd", "feat", "attr")}
+def _judge(folder: Path, rows: pd.DataFrame, card: DatasetCard, classifier: DomainClassifier, train_pixels: torch.Tensor,
+           train_features: torch.Tensor, train_index: dict[str, int], size: int) -> Judged:  # fmt: skip
+    """Stream ``rows``' images in chunks: probabilities, nearest fine-tuning images, distance to
+    their own sources, attributes. The rows get a ``_folder`` column: where their files are."""
+    parts: dict[str, list[Any]] = {k: [] for k in ("conf", "pred", "pd", "pn", "fd", "feat", "attr", "spd", "sfd")}
     labels = rows["label"].to_numpy()
+    sources = source_lists(rows)
     for start in range(0, len(rows), CHUNK):
         chunk = rows.iloc[start : start + CHUNK]
         images = load_files(folder, list(chunk["relpath"]), size=size, channels=card.channels, description=f"judge {folder.name}")
@@ -134,6 +148,9 @@ def _judge(folder: Path, rows: pd.DataFrame, card: DatasetCard, classifier: Doma
         parts["pred"].append(probabilities.argmax(dim=1).numpy())
         distance, neighbour = nearest(pixel_vectors(images), train_pixels)
         parts["pd"].append(distance.numpy())
+        own = sources[start : start + CHUNK]
+        parts["spd"].append(source_distances(pixel_vectors(images), own, train_pixels, train_index))
+        parts["sfd"].append(source_distances(features, own, train_features, train_index))
         parts["pn"].append(neighbour.numpy())
         parts["fd"].append(nearest(features, train_features)[0].numpy())
         parts["feat"].append(features)
@@ -141,7 +158,8 @@ def _judge(folder: Path, rows: pd.DataFrame, card: DatasetCard, classifier: Doma
     attrs = {name: np.concatenate([a[name] for a in parts["attr"]]) if parts["attr"] else np.empty(0) for name in ATTRIBUTES}
     cat = lambda key: np.concatenate(parts[key]) if parts[key] else np.empty(0)  # noqa: E731
     feats = torch.cat(parts["feat"]) if parts["feat"] else torch.empty(0, classifier.model.feature_dim, dtype=torch.float64)
-    return Judged(rows.assign(_folder=str(folder)).reset_index(drop=True), cat("conf"), cat("pred"), cat("pd"), cat("pn").astype(int), cat("fd"), feats, attrs)
+    return Judged(rows.assign(_folder=str(folder)).reset_index(drop=True), cat("conf"), cat("pred"), cat("pd"), cat("pn").astype(int), cat("fd"),
+                  feats, attrs, cat("spd"), cat("sfd"))  # fmt: skip
 
 
 def _concat(parts: list[Judged]) -> Judged:
@@ -151,6 +169,7 @@ def _concat(parts: list[Judged]) -> Judged:
         np.concatenate([p.pixel_distance for p in parts]), np.concatenate([p.pixel_neighbour for p in parts]),
         np.concatenate([p.feature_distance for p in parts]), torch.cat([p.domain_features for p in parts]),
         {k: np.concatenate([p.attributes[k] for p in parts]) for k in ATTRIBUTES},
+        np.concatenate([p.source_pixel_distance for p in parts]), np.concatenate([p.source_feature_distance for p in parts]),
     )  # fmt: skip
 
 
@@ -159,11 +178,15 @@ def _reasons(judged: Judged, settings: ValidateSettings, thresholds: dict[str, f
     rule = settings.filter
     labels = judged.rows["label"].to_numpy()
     out = []
+    derived = judged.derived
     for i in range(len(labels)):
         near = judged.pixel_distance[i] < thresholds["pixel"] or judged.feature_distance[i] < thresholds["feature"]
+        copy = judged.source_pixel_distance[i] < thresholds["pixel"] or judged.source_feature_distance[i] < thresholds["feature"]
         if not rule.enabled:
             out.append("")
-        elif rule.drop_near_copies and near:
+        elif rule.drop_near_copies and derived[i] and copy:
+            out.append("duplicate-of-source")
+        elif rule.drop_near_copies and not derived[i] and near:
             out.append("near-copy")
         elif rule.drop_off_class and judged.predicted[i] != labels[i]:
             out.append("off-class")
@@ -199,7 +222,10 @@ def run_validate(
     size = min(card.width, int(read_adapter_record(adapter)["sample_size"]))
     channels, classes = card.channels, list(card.classes)
     train_images, train_labels, _ = load_split(dataset, "train", size=size, channels=channels)
-    train = Real(train_images, train_labels)
+    train_ids = sorted(verified.frame.loc[verified.frame["split"] == "train", "id"].astype(str))  # load_split's order
+    train = Real(train_images, train_labels, train_ids)
+    train_index = {identifier: i for i, identifier in enumerate(train_ids)}
+    check_lineage(source_frame, set(train_index), str(synthetic))
     heldout = heldout_real(dataset, pool, size, channels)
     val_rows = verified.frame[verified.frame["split"] == "val"]
     torch.manual_seed(settings.seed)
@@ -211,10 +237,10 @@ def run_validate(
     train_pixels = pixel_vectors(train.images)
     train_features = classifier(train.images)[1]
     heldout_probs, heldout_features = classifier(heldout.images)
-    thresholds = {
-        "pixel": float(torch.quantile(nearest(pixel_vectors(heldout.images), train_pixels)[0].double(), settings.memorisation_quantile)),
-        "feature": float(torch.quantile(nearest(heldout_features, train_features)[0].double(), settings.memorisation_quantile)),
-    }
+    # Real images' nearest-neighbour distances to the fine-tuning set: the scale every copy test is calibrated on.
+    real_nearest = {"pixel": nearest(pixel_vectors(heldout.images), train_pixels)[0].double(),
+                    "feature": nearest(heldout_features, train_features)[0].double()}  # fmt: skip
+    thresholds = {space: float(torch.quantile(distances, settings.memorisation_quantile)) for space, distances in real_nearest.items()}
     build_key = sha256_bytes(json.dumps([manifest_hash(source_frame), asdict(settings), str(adapter)], sort_keys=True).encode())
     writer = DatasetWriter(out, build_key)
     params = {"validate": asdict(settings), "dataset": dataset.name, "synthetic": synthetic.name}
@@ -223,15 +249,15 @@ def run_validate(
         import mlflow
 
         set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})
-        judged = _judge(synthetic, source_frame, card, classifier, train_pixels, train_features, size)
+        judged = _judge(synthetic, source_frame, card, classifier, train_pixels, train_features, train_index, size)
         reasons = _reasons(judged, settings, thresholds)
         accepted_mask = np.array([r == "" for r in reasons], dtype=bool)
         all_judged, all_reasons = [judged], list(reasons)
         regenerated = 0
         deficit = {c: q - int(((judged.rows["label_name"] == c).to_numpy() & accepted_mask).sum()) for c, q in quota.items()}
         if settings.filter.enabled and any(v > 0 for v in deficit.values()) and settings.filter.max_rounds:
-            regenerated = _refill(recipe, adapter, card, size, classes, judged, accepted_mask, deficit, settings,
-                                  thresholds, classifier, train_pixels, train_features, writer.staging,
+            regenerated = _refill(recipe, adapter, dataset, card, size, classes, judged, accepted_mask, deficit, settings,
+                                  thresholds, classifier, train_pixels, train_features, train_index, writer.staging,
                                   sample_record, all_judged, all_reasons)  # fmt: skip
         everything = _concat(all_judged)
         keep = np.array([r == "" for r in all_reasons], dtype=bool)
@@ -248,7 +274,8 @@ def run_validate(
             if reason:
                 name = everything.rows["label_name"].iloc[pos]
                 dropped[name][reason] = dropped[name].get(reason, 0) + 1
-        figures = _figures(settings, everything, chosen, heldout, heldout_features, train, classes, quota, thresholds)
+        figures = _figures(settings, everything, chosen, heldout, heldout_features, train, classes, quota, thresholds, real_nearest)
+        figures["lineage"]["mode"] = str(sample_record["settings"].get("mode", "noise"))
         figures["domain_classifier"] = {"val_accuracy": val_accuracy, "train_steps": classifier.log.steps}
         figures["filter"] = {"dropped": dropped, "regenerated": regenerated, "accepted": int(len(accepted)),
                              "thresholds": thresholds}  # fmt: skip
@@ -259,7 +286,7 @@ def run_validate(
             figures["passed"] = False
         # The report reads every judged image, dropped replacements included: before publishing
         # removes those from the staging folder.
-        paths = build_folder(report, lambda folder: _report(folder, recipe, classes, train, heldout, everything, chosen, figures, quota)) if report else []
+        paths = build_folder(report, lambda folder: _report(folder, recipe, classes, train, heldout, everything, chosen, figures, quota, real_nearest)) if report else []
         log_metrics(_flat_metrics(figures))  # before publishing: tracking takes the figures first
         if figures["passed"]:  # a set that fails a gate is never published where a trainer would find it
             _publish(writer, synthetic, accepted, card, sample_record, dropped, figures)
@@ -274,10 +301,10 @@ def run_validate(
     return result
 
 
-def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes: list[str], judged: Judged,
+def _refill(recipe: Recipe, adapter: Path, dataset: Path, card: DatasetCard, size: int, classes: list[str], judged: Judged,
             accepted_mask: np.ndarray, deficit: dict[str, int], settings: ValidateSettings, thresholds: dict[str, float],
-            classifier: DomainClassifier, train_pixels: torch.Tensor, train_features: torch.Tensor, staging: Path, sample_record: dict[str, Any], all_judged: list[Judged],
-            all_reasons: list[str]) -> int:  # fmt: skip
+            classifier: DomainClassifier, train_pixels: torch.Tensor, train_features: torch.Tensor, train_index: dict[str, int],
+            staging: Path, sample_record: dict[str, Any], all_judged: list[Judged], all_reasons: list[str]) -> int:  # fmt: skip
     """Generate replacements for dropped images, round by round, into ``staging``."""
     from synthdata.config.recipe import SampleSettings
     from synthdata.sampling.model import load_sampling_model
@@ -286,6 +313,7 @@ def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes
     model = load_sampling_model(adapter, recipe.finetune.base)
     run_id = sample_record["sample_run_id"]
     common = common_provenance(model, sample_settings, card, run_id)
+    pool = anchor_pool(sample_settings.mode, model, dataset, classes)
     rows = judged.rows
     next_index = {c: int(rows.loc[rows["label_name"] == c, "sample_index"].max()) + 1 for c in deficit if (rows["label_name"] == c).any()}
     rate = {}
@@ -298,13 +326,13 @@ def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes
         wanted = {c: max(1, min(math.ceil(d / rate[c] * 1.2), math.ceil(cap * d))) for c, d in deficit.items() if d > 0}
         if not wanted:
             break
-        items = more_items(classes, run_id, wanted, next_index)
+        items = anchored(more_items(classes, run_id, wanted, next_index), sample_settings, pool, run_id)
         write_batches(model, batches(items, sample_settings.batch_size), sample_settings, card, common, run_id, staging,
-                      description=f"refill {recipe.name}")  # fmt: skip
+                      description=f"refill {recipe.name}", pool=pool)  # fmt: skip
         regenerated += len(items)
         new_rows = to_frame([manifest_row(item, card, common, run_id, staging) for item in items], synthetic=True)
         new_rows = new_rows.set_index("id").loc[[i.id for i in items]].reset_index()
-        fresh = _judge(staging, new_rows, card, classifier, train_pixels, train_features, size)
+        fresh = _judge(staging, new_rows, card, classifier, train_pixels, train_features, train_index, size)
         reasons = _reasons(fresh, settings, thresholds)
         all_judged.append(fresh)
         all_reasons.extend(reasons)
@@ -318,7 +346,8 @@ def _refill(recipe: Recipe, adapter: Path, card: DatasetCard, size: int, classes
 
 
 def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], heldout: Real, heldout_features: torch.Tensor,
-             train: Real, classes: list[str], quota: dict[str, int], thresholds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+             train: Real, classes: list[str], quota: dict[str, int], thresholds: dict[str, float],
+             real_nearest: dict[str, torch.Tensor]) -> dict[str, Any]:  # fmt: skip
     """Realism, coverage, diversity and memorisation figures of the accepted set."""
     generator = torch.Generator().manual_seed(settings.seed)
     accepted_labels = torch.as_tensor(everything.rows["label"].to_numpy()[chosen], dtype=torch.int64)
@@ -339,7 +368,11 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
                                    resamples=settings.resamples, seed=settings.seed))  # fmt: skip
     per_class: dict[str, dict[str, Any]] = {}
     labels_all = everything.rows["label_name"].to_numpy()
-    near = (everything.pixel_distance < thresholds["pixel"]) | (everything.feature_distance < thresholds["feature"])
+    derived = everything.derived
+    # Memorisation is asked of images made from noise; a derived image is judged against its own source.
+    near = ~derived & ((everything.pixel_distance < thresholds["pixel"]) | (everything.feature_distance < thresholds["feature"]))
+    duplicate = derived & ((everything.source_pixel_distance < thresholds["pixel"]) | (everything.source_feature_distance < thresholds["feature"]))
+    chosen_sources = [source_lists(everything.rows.iloc[[p]])[0] for p in chosen]
     for label, name in enumerate(classes):
         if name not in quota:
             continue
@@ -351,10 +384,19 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
             "accepted": int(len(mine)),
             "fill": len(mine) / quota[name],
             "generated": int(made.sum()),
-            "near_copy_fraction": float(near[made].mean()) if made.any() else float("nan"),
+            "near_copy_fraction": float(near[made & ~derived].mean()) if (made & ~derived).any() else float("nan"),
             "diversity_ratio": diversity(mine) / diversity(real) if len(mine) >= 2 and len(real) >= 2 else float("nan"),
             "real_heldout": int(len(real)),
         }
+        if (made & derived).any():
+            own = accepted_labels.numpy() == label
+            entry.update({
+                "duplicate_of_source_fraction": float(duplicate[made & derived].mean()),
+                "source_pixel_distance": float(np.median(everything.source_pixel_distance[made & derived])),
+                "source_feature_distance": float(np.median(everything.source_feature_distance[made & derived])),
+                "sources_used": len({s for p, ids in zip(chosen, chosen_sources, strict=True) if labels_all[p] == name for s in ids}),
+                "within_source_diversity_ratio": within_source_diversity(mine, [ids for ids, o in zip(chosen_sources, own, strict=True) if o], real),
+            })  # fmt: skip
         if len(mine) >= 3 and len(real) >= 6:
             figures = measure(mine, real, standard_metrics("domain", k=min(settings.neighbours, 3)), resamples=settings.resamples, seed=settings.seed)
             entry.update({k: v.as_dict() for k, v in figures.items()})
@@ -383,8 +425,17 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
         "clusters": clusters,
         "memorisation": {
             "thresholds": thresholds,
+            "checked": int((~derived).sum()),
             "near_copies": int(near.sum()),
-            "near_copy_fraction": float(near.mean()) if len(near) else 0.0,
+            "near_copy_fraction": float(near.sum() / max(int((~derived).sum()), 1)),
+        },
+        "lineage": {
+            "derived": int(derived.sum()),
+            "duplicates_of_source": int(duplicate.sum()),
+            "distance_to_source": {"pixel": quantiles(everything.source_pixel_distance[derived]),
+                                   "feature": quantiles(everything.source_feature_distance[derived])},
+            "real_nearest_neighbour": {space: quantiles(d.numpy()) for space, d in real_nearest.items()},
+            "thresholds": thresholds,
         },
     }
 
@@ -440,7 +491,7 @@ def _publish(writer: DatasetWriter, synthetic: Path, accepted: pd.DataFrame, car
 
 
 def _report(folder: Path, recipe: Recipe, classes: list[str], train: Real, heldout: Real, everything: Judged,
-            chosen: list[int], figures: dict[str, Any], quota: dict[str, int]) -> list[Path]:  # fmt: skip
+            chosen: list[int], figures: dict[str, Any], quota: dict[str, int], real_nearest: dict[str, torch.Tensor]) -> list[Path]:  # fmt: skip
     folder = Path(folder)
     page = HtmlReport(f"{recipe.name}: validation of the synthetic set")
     verdict = "all gates passed" if figures["passed"] else "GATES FAILED"
@@ -448,6 +499,13 @@ def _report(folder: Path, recipe: Recipe, classes: list[str], train: Real, heldo
               f"{figures['filter']['regenerated']} regenerated after filtering; {verdict}. Held-out real images: "
               f"{len(heldout.images)} (validation split and train images the fine-tune never saw; never the test split).")  # fmt: skip
     paths = []
+    derived = bool(figures["lineage"]["derived"])
+    page.heading("Real beside synthetic")
+    grid = _real_vs_synthetic(folder / "real_vs_synthetic.png", classes, train, everything, chosen, quota)
+    what = ("a row of the real train images the synthetic images below were made from (their sources)" if derived
+            else "a row of real train images")  # fmt: skip
+    page.image(grid, f"For each class: {what}, then a row of accepted synthetic images.")
+    paths.append(grid)
     page.heading("Gates")
     gate_rows = [[g["gate"], g["metric"], g["scope"], g["value"], g["threshold"], "pass" if g["passed"] else "FAIL"] for g in figures["gates"]]
     page.table(["gate", "metric", "scope", "value", "threshold", ""], gate_rows,
@@ -478,17 +536,16 @@ def _report(folder: Path, recipe: Recipe, classes: list[str], train: Real, heldo
                 "precision", "coverage", "classifier val acc."], rows)  # fmt: skip
     page.heading("Dropped by the filter")
     dropped = figures["filter"]["dropped"]
-    page.table(["class", "near-copy", "off-class", "low-confidence"],
-               [[c, d.get("near-copy", 0), d.get("off-class", 0), d.get("low-confidence", 0)] for c, d in dropped.items() if c in quota])  # fmt: skip
-    page.heading("Real beside synthetic")
-    grid = _real_vs_synthetic(folder / "real_vs_synthetic.png", classes, train, everything, chosen, quota)
-    page.image(grid, "For each class: a row of real train images, then a row of accepted synthetic images.")
-    paths.append(grid)
+    reasons = ["duplicate-of-source", "near-copy", "off-class", "low-confidence"]
+    page.table(["class", *reasons], [[c, *[d.get(r, 0) for r in reasons]] for c, d in dropped.items() if c in quota])
+    if derived:
+        paths += _lineage_section(page, folder, figures, everything, quota, real_nearest)
     page.heading("Nearest fine-tuning neighbours (memorisation)")
     pairs = _worst_pairs(folder / "nearest_pairs.png", train, everything)
     page.text(f"Near-copy thresholds (1% of held-out real distances): pixel RMS {figures['memorisation']['thresholds']['pixel']:.4g}, "
               f"domain features {figures['memorisation']['thresholds']['feature']:.4g}; "
-              f"{figures['memorisation']['near_copies']} of {len(everything.rows)} generated images under a threshold.")  # fmt: skip
+              f"{figures['memorisation']['near_copies']} of {figures['memorisation']['checked']} images made from noise under a "
+              "threshold (images made from a real source are judged against that source above).")  # fmt: skip
     page.image(pairs, "Top: the generated images closest to a fine-tuning image (pixel space); bottom: that image.")
     paths.append(pairs)
     page.heading("Attribute coverage")
@@ -512,19 +569,56 @@ def _report(folder: Path, recipe: Recipe, classes: list[str], train: Real, heldo
 
 
 def _real_vs_synthetic(path: Path, classes: list[str], train: Real, everything: Judged, chosen: list[int], quota: dict[str, int]) -> Path:
+    """Two rows per class: real train images, then accepted synthetic ones. A derived image's
+    real tile is its own source, straight above it."""
     tiles, labels = [], []
     chosen_rows = everything.rows.iloc[chosen]
     for label, name in enumerate(classes):
         if name not in quota:
             continue
-        real = train.images[train.labels == label][:8]
         positions = [chosen[i] for i in np.flatnonzero(chosen_rows["label_name"].to_numpy() == name)[:8]]
         synth = _load_subset(everything, positions, train.images.shape[-1]) if positions else torch.empty(0, *train.images.shape[1:], dtype=torch.uint8)
-        for row, title in ((real, f"{name} real"), (synth, f"{name} synth")):
+        sources = [ids[0] for ids in source_lists(everything.rows.iloc[positions]) if ids]
+        if positions and len(sources) == len(positions):
+            real, title = _source_images(everything, positions, train), f"{name} source"
+        else:
+            real, title = train.images[train.labels == label][:8], f"{name} real"
+        for row, title in ((real, title), (synth, f"{name} synth")):
             pad = torch.full((8 - len(row), *train.images.shape[1:]), 255, dtype=torch.uint8)
             tiles.append(torch.cat([row, pad]))
             labels.append(title)
     return save_grid(torch.cat(tiles), len(labels), path, labels=labels)
+
+
+def _source_images(everything: Judged, positions: list[int], train: Real) -> torch.Tensor:
+    """The first source of each judged row, from the train images (ids in load_split's order)."""
+    index = {identifier: i for i, identifier in enumerate(train.ids)}
+    return train.images[[index[source_lists(everything.rows.iloc[[p]])[0][0]] for p in positions]]
+
+
+def _lineage_section(page: HtmlReport, folder: Path, figures: dict[str, Any], everything: Judged, quota: dict[str, int],
+                     real_nearest: dict[str, torch.Tensor]) -> list[Path]:  # fmt: skip
+    """Distance of each derived image to its own source against real nearest-neighbour distances,
+    duplicates dropped, diversity within a source's variants."""
+    lineage = figures["lineage"]
+    page.heading("Distance to the source image")
+    page.text(f"Mode {lineage['mode']}: {lineage['derived']} images made from real train images. Each is compared with its "
+              "own source(s); one closer than the calibrated threshold (the near-copy quantile of held-out real images' "
+              f"nearest-neighbour distances) adds nothing a copy would not and is dropped: {lineage['duplicates_of_source']} were.")  # fmt: skip
+    plot = source_distance_plot(everything.source_pixel_distance[everything.derived], everything.source_feature_distance[everything.derived],
+                                {k: v.numpy() for k, v in real_nearest.items()}, lineage["thresholds"], folder / "source_distance.png")  # fmt: skip
+    page.image(plot, "Distance of each derived image to its source (orange) and of held-out real images to their nearest train "
+               "image (blue); the dashed line is the duplicate threshold.")  # fmt: skip
+    rows = [[name, e.get("source_pixel_distance", float("nan")), e.get("source_feature_distance", float("nan")),
+             e.get("duplicate_of_source_fraction", float("nan")), e.get("sources_used", 0),
+             e.get("within_source_diversity_ratio", float("nan")), e["diversity_ratio"]]
+            for name, e in figures["classes"].items() if name in quota]  # fmt: skip
+    real = lineage["real_nearest_neighbour"]
+    page.text(f"Held-out real images to their nearest train image: median pixel RMS {real['pixel']['median']:.4g}, "
+              f"domain features {real['feature']['median']:.4g}.")  # fmt: skip
+    page.table(["class", "median pixel distance to source", "median feature distance to source", "duplicate share",
+                "sources used", "diversity within a source (vs real)", "diversity (vs real)"], rows)  # fmt: skip
+    return [plot]
 
 
 def _worst_pairs(path: Path, train: Real, everything: Judged, count: int = 12) -> Path:

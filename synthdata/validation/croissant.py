@@ -14,7 +14,7 @@ from typing import Any
 
 from synthdata.atomic import write_text
 from synthdata.data.card import DatasetCard
-from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, MANIFEST_FILE, PROVENANCE_COLUMNS
+from synthdata.data.manifest import MANIFEST_FILE, PROVENANCE_COLUMNS, source_type
 
 CROISSANT_FILE = "croissant.json"
 
@@ -152,7 +152,7 @@ def croissant(card: DatasetCard, source: DatasetCard, *, manifest_file_sha256: s
         "rai:dataUseCases": ["Augmenting the rare classes of the source's train split, at equal training budget."],
         "rai:personalSensitiveInformation": "Inherits whatever the source dataset holds; images are checked for near-copies of training images.",
         "rai:hasSyntheticData": True,
-        "sc:digitalSourceType": DIGITAL_SOURCE_TYPE,
+        "sc:digitalSourceType": source_type(str((derived.get("sample") or {}).get("mode", "noise"))),
     }
 
 
