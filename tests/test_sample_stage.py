@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tarfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from synthdata.data.sources import get_source
 from synthdata.errors import DataError
 from synthdata.locking import FolderLock, LockedError, lock_path
 from synthdata.sampling.output import to_dataset_format
-from synthdata.stages import sample as sample_stage
+from synthdata.sampling import writer
 from synthdata.stages.sample import run_sample
 
 @pytest.fixture(scope="module")
@@ -73,9 +74,12 @@ def test_two_runs_give_the_same_bytes(setup, tmp_path):
     assert [k for k in one if k.endswith(".png")] and one == two
 
 
-def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tmp_path, monkeypatch):
-    _sample(setup, tmp_path / "whole")
-    real_write = sample_stage.write_bytes
+@pytest.mark.parametrize("anchoring", [{}, {"mode": "img2img", "strength": [0.2, 0.8]}], ids=["noise", "img2img"])
+def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tmp_path, monkeypatch, anchoring):
+    recipe = load_recipe(setup / "tiny.yaml")
+    settings = replace(recipe.sample, **anchoring)
+    _sample(setup, tmp_path / "whole", settings=settings)
+    real_write = writer.write_bytes
     calls = []
 
     def dies_on_the_sixth_image(path, data):
@@ -86,17 +90,17 @@ def test_a_kill_mid_batch_resumes_without_duplicates_to_the_same_bytes(setup, tm
             raise KeyboardInterrupt
         real_write(path, data)
 
-    monkeypatch.setattr(sample_stage, "write_bytes", dies_on_the_sixth_image)
+    monkeypatch.setattr(writer, "write_bytes", dies_on_the_sixth_image)
     with pytest.raises(KeyboardInterrupt):
-        _sample(setup, tmp_path / "killed")
-    monkeypatch.setattr(sample_stage, "write_bytes", real_write)
+        _sample(setup, tmp_path / "killed", settings=settings)
+    monkeypatch.setattr(writer, "write_bytes", real_write)
     assert not (tmp_path / "killed").exists()
     staged = [p for p in (tmp_path / ".staging-killed").rglob("*.png")]
     assert len(staged) == 5
     assert not lock_path(tmp_path / "killed").exists()
     assert list(stage_runs()["status"]).count("FAILED") == 1
 
-    resumed = _sample(setup, tmp_path / "killed")
+    resumed = _sample(setup, tmp_path / "killed", settings=settings)
     # The five finished images were kept; the half-written batch was generated again, whole.
     assert resumed.generated == resumed.images - 5
     whole, again = _files(tmp_path / "whole"), _files(tmp_path / "killed")

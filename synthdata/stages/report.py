@@ -55,6 +55,11 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
               f"({utility['leak_check']['test_images']} images; no training image shares its pixels). "
               f"Rare classes: {', '.join(utility['rare_classes'])}. Intervals: 95% Student-t over seeds.")  # fmt: skip
     page.text("Budget: " + utility["budget"]["text"])
+    mode = validate.get("lineage", {}).get("mode", "noise")
+    page.heading("Real beside synthetic")
+    _image(page, reports / "validate" / "real_vs_synthetic.png",
+           "per class, a row of real train images above a row of accepted synthetic images"
+           + ("" if mode == "noise" else f" (generation mode {mode}: each real image is the source of the synthetic one below it)"))  # fmt: skip
     page.heading("Headline")
     page.table(["arm", "balanced accuracy", "rare-third recall", "macro-F1"], headline_rows(utility),
                row_classes=["synth" if "synth" in row[0] else "" for row in headline_rows(utility)])  # fmt: skip
@@ -77,9 +82,9 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
     quota = sum(c["quota"] for c in validate["classes"].values())
     page.text(f"Accepted {accepted} of a quota of {quota} synthetic images "
               f"({validate['filter']['regenerated']} regenerated after the filter); gates {'passed' if validate['passed'] else 'failed'}; "
-              f"near-copies {validate['memorisation']['near_copies']}.")  # fmt: skip
+              f"generation mode {mode}; near-copies {validate['memorisation']['near_copies']}, "
+              f"duplicates of their source {validate.get('lineage', {}).get('duplicates_of_source', 0)}.")  # fmt: skip
     _image(page, reports / "validate" / "class_balance.png", "class histogram before and after augmentation")
-    _image(page, reports / "validate" / "real_vs_synthetic.png", "real (left) beside accepted synthetic (right), per class")
     _image(page, reports / "sample" / "samples.png", "samples per class, as generated")
     page.heading("Stage reports")
     links = [(stage, reports / stage / "report.html") for stage in ("validate", "utility")]

@@ -53,7 +53,7 @@ from synthdata.validation.croissant import croissant, write_croissant
 from synthdata.validation.domain import DomainClassifier, train_domain_classifier
 from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.gates import GateResult, enforce, evaluate_gates
-from synthdata.validation.lineage import check_lineage, quantiles, source_distances, source_lists, within_source_diversity
+from synthdata.validation.lineage import check_lineage, is_duplicate, quantiles, source_distances, source_lists, within_source_diversity
 from synthdata.validation.memorisation import nearest, pixel_vectors
 from synthdata.validation.provenance_check import check_provenance
 from synthdata.validation.realism import Figure, measure, standard_metrics
@@ -181,7 +181,7 @@ def _reasons(judged: Judged, settings: ValidateSettings, thresholds: dict[str, f
     derived = judged.derived
     for i in range(len(labels)):
         near = judged.pixel_distance[i] < thresholds["pixel"] or judged.feature_distance[i] < thresholds["feature"]
-        copy = judged.source_pixel_distance[i] < thresholds["pixel"] or judged.source_feature_distance[i] < thresholds["feature"]
+        copy = is_duplicate(judged.source_pixel_distance[i], judged.source_feature_distance[i], thresholds)
         if not rule.enabled:
             out.append("")
         elif rule.drop_near_copies and derived[i] and copy:
@@ -371,7 +371,7 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
     derived = everything.derived
     # Memorisation is asked of images made from noise; a derived image is judged against its own source.
     near = ~derived & ((everything.pixel_distance < thresholds["pixel"]) | (everything.feature_distance < thresholds["feature"]))
-    duplicate = derived & ((everything.source_pixel_distance < thresholds["pixel"]) | (everything.source_feature_distance < thresholds["feature"]))
+    duplicate = derived & is_duplicate(everything.source_pixel_distance, everything.source_feature_distance, thresholds)
     chosen_sources = [source_lists(everything.rows.iloc[[p]])[0] for p in chosen]
     for label, name in enumerate(classes):
         if name not in quota:
@@ -603,8 +603,9 @@ def _lineage_section(page: HtmlReport, folder: Path, figures: dict[str, Any], ev
     lineage = figures["lineage"]
     page.heading("Distance to the source image")
     page.text(f"Mode {lineage['mode']}: {lineage['derived']} images made from real train images. Each is compared with its "
-              "own source(s); one closer than the calibrated threshold (the near-copy quantile of held-out real images' "
-              f"nearest-neighbour distances) adds nothing a copy would not and is dropped: {lineage['duplicates_of_source']} were.")  # fmt: skip
+              "own source(s); one closer to it than the calibrated thresholds in both pixel and domain-feature space (the "
+              "near-copy quantile of held-out real images' nearest-neighbour distances) adds nothing a copy would not and is "
+              f"dropped: {lineage['duplicates_of_source']} were.")  # fmt: skip
     plot = source_distance_plot(everything.source_pixel_distance[everything.derived], everything.source_feature_distance[everything.derived],
                                 {k: v.numpy() for k, v in real_nearest.items()}, lineage["thresholds"], folder / "source_distance.png")  # fmt: skip
     page.image(plot, "Distance of each derived image to its source (orange) and of held-out real images to their nearest train "

@@ -5,8 +5,11 @@ of any fine-tuning image?) would flag every good low-strength variant. Instead e
 image is compared with its own source(s): its distance to the nearest of them, in pixel space
 (RMS on [0, 1] pixels) and in domain-feature space, is set against the distribution of real
 images' nearest-neighbour distances (held-out real images to the fine-tuning set). A variant
-closer to its source than the calibrated threshold (the same quantile the memorisation test
-uses) adds nothing a copy would not and is dropped as ``duplicate-of-source``. Diversity is
+closer to its source than the calibrated thresholds (the quantile the memorisation test uses)
+in *both* spaces adds nothing a copy would not and is dropped as ``duplicate-of-source``. Both,
+not either: a variant that keeps its source's layout and stain (close in pixels) but that the
+domain classifier sees as a different cell (far in features) is what real-anchored generation
+is for, and a low-strength variant lies closer in pixels than real neighbours ever do. Diversity is
 reported *within* the variants of each source, against the real class's diversity: variants
 that all collapse onto one image are as useless as copies.
 
@@ -14,6 +17,8 @@ Sources must be train images of the dataset the set was made for; any other id i
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -62,6 +67,11 @@ def within_source_diversity(features: torch.Tensor, sources: list[list[str]], re
     if not values or not real == real or real == 0:
         return float("nan")
     return float(np.mean(values) / real)
+
+
+def is_duplicate(pixel: Any, feature: Any, thresholds: dict[str, float]) -> Any:
+    """Closer to its own source than the thresholds in pixel *and* feature space (NaN: no source)."""
+    return (pixel < thresholds["pixel"]) & (feature < thresholds["feature"])
 
 
 def quantiles(values: np.ndarray) -> dict[str, float]:

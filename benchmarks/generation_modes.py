@@ -1,0 +1,212 @@
+"""Generation modes side by side: noise, img2img and interpolate at several strengths.
+
+For each recipe and each mode (``noise``, ``img2img-<strength>``, ``interpolate-<strength>``,
+optionally ``...@g<guidance>``) the pipeline's own stages run on the pipeline's adapter and
+long-tailed dataset (``dvc repro`` first): ``sample`` with the recipe's plan, ``validate``
+(filter and refill as the recipe says, gates reported against the recipe's gates with
+``min_fill`` at least 0.8, not enforced, so every mode's accepted set can be scored), then the
+utility arm ``real+synth-oversampled-augmented`` at the pipeline's budget and seeds beside the
+recipe's classical arms (the pipeline's cached runs, the doubled arm included). Real test
+split, mean [95% interval]. Work folders live under ``benchmarks/work/`` (kept: a killed run
+resumes, a finished mode is not redone).
+
+    python benchmarks/generation_modes.py --recipes pbc --modes noise,img2img-0.3,img2img-0.5,interpolate-0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from common import machine, write_result
+
+from synthdata.config.recipe import GateSettings, load_recipe
+from synthdata.data.manifest import verify_dataset
+from synthdata.stages.sample import run_sample
+from synthdata.stages.validate import run_validate
+from synthdata.training.tensors import load_split
+from synthdata.utility.arms import DOUBLED, is_classical
+from synthdata.utility.augment import Augmentation
+from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
+from synthdata.utility.runner import ArmRunner, Pool
+from synthdata.validation.gates import evaluate_gates
+
+ARM = "real+synth-oversampled-augmented"
+WORK = Path(__file__).resolve().parent / "work"
+
+
+def parse_mode(spec: str) -> dict:
+    """``img2img-0.5@g3`` -> {mode: img2img, strength: 0.5, guidance: 3.0}."""
+    name, _, guidance = spec.partition("@g")
+    mode, _, strength = name.partition("-")
+    settings: dict = {"mode": mode}
+    if strength:
+        settings["strength"] = float(strength)
+    if guidance:
+        settings["guidance"] = float(guidance)
+    return settings
+
+
+def _train_once() -> None:
+    """Every mode is judged by the same domain classifier (same real train split, settings and
+    seed): train it once per process instead of once per mode."""
+    import hashlib
+
+    from synthdata.stages import validate as validate_stage
+
+    trained: dict[str, object] = {}
+    train = validate_stage.train_domain_classifier
+
+    def cached(images, labels, classes, settings):
+        key = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes() + repr((classes, settings)).encode()).hexdigest()
+        if key not in trained:
+            trained[key] = train(images, labels, classes, settings)
+        return trained[key]
+
+    validate_stage.train_domain_classifier = cached
+
+
+def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) -> dict:
+    """Sample and validate one mode; the figures of its accepted set."""
+    folder = WORK / recipe.name / spec
+    record = folder / "figures.json"
+    if record.is_file():
+        return json.loads(record.read_text())
+    settings = replace(recipe.sample, **parse_mode(spec))
+    started = time.perf_counter()
+    sampled = run_sample(recipe, adapter, dataset, folder / "synthetic", settings=settings)
+    sample_seconds = time.perf_counter() - started
+    gates = recipe.validate.gates
+    wanted = replace(gates, min_fill=max(gates.min_fill or 0.0, 0.8))
+    off = GateSettings(max_near_copy_fraction=None, min_fill=None, min_diversity_ratio=None)
+    validated = run_validate(recipe, dataset, folder / "synthetic", adapter, folder / "validated", pool=parent,
+                             metrics_path=folder / "validate.json", report=folder / "report",
+                             settings=replace(recipe.validate, gates=off))  # fmt: skip
+    figures = validated.metrics
+    overall = figures["overall"]
+    results = evaluate_gates(wanted, figures)
+    quota = sum(validated.quota.values())
+    out = {
+        "settings": parse_mode(spec),
+        "planned": quota,
+        "accepted": validated.accepted,
+        "accepted_fraction": validated.accepted / quota if quota else 0.0,
+        "generated": sampled.generated + validated.regenerated,
+        "dropped": figures["filter"]["dropped"],
+        "fd_domain": overall.get("FD-domain", {}).get("value"),
+        "fd_domain_floor": overall.get("FD-domain", {}).get("floor"),
+        "fd_effnet": overall.get("FD-EffNet", {}).get("value"),
+        "fd_effnet_floor": overall.get("FD-EffNet", {}).get("floor"),
+        "images_per_second": sampled.generated / sample_seconds if sampled.generated else None,
+        "sample_seconds": sample_seconds,
+        "distance_to_source": figures["lineage"]["distance_to_source"],
+        "real_nearest_neighbour": figures["lineage"]["real_nearest_neighbour"],
+        "within_source_diversity": {c: e.get("within_source_diversity_ratio") for c, e in figures["classes"].items()},
+        "diversity_ratio": {c: e.get("diversity_ratio") for c, e in figures["classes"].items()},
+        "gates_failed": [f"{g.gate}({g.scope})" for g in results if not g.passed],
+        "validated": str(folder / "validated"),
+    }
+    record.write_text(json.dumps(out, indent=2, default=float) + "\n")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", default="pbc")
+    parser.add_argument("--modes", default="noise,img2img-0.3,img2img-0.5,interpolate-0.5")
+    parser.add_argument("--no-utility", action="store_true", help="sample and validate only")
+    args = parser.parse_args()
+    _train_once()
+    result: dict = {}
+    lines = []
+    started = time.perf_counter()
+    for name in args.recipes.split(","):
+        recipe = load_recipe(Path("recipes") / f"{name}.yaml")
+        parent = Path("datasets") / recipe.name
+        dataset = Path("datasets") / f"{recipe.name}-lt" if recipe.longtail.enabled else parent
+        adapter = Path("models") / recipe.name / "adapter"
+        modes = {spec: measure_mode(recipe, spec, dataset, parent if dataset != parent else None, adapter) for spec in args.modes.split(",")}
+        if not args.no_utility:
+            _utility(recipe, dataset, modes)
+        result[recipe.name] = modes
+        lines += _table(recipe.name, modes)
+    payload = {"recipes": result, "machine": machine(), "seconds": time.perf_counter() - started}
+    path = write_result("generation_modes", payload, "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {path}")
+
+
+def _utility(recipe, dataset: Path, modes: dict) -> None:
+    """The synthetic arm per mode beside the classical arms, at the pipeline's budget."""
+    settings = recipe.utility
+    verified = verify_dataset(dataset)
+    card = verified.card
+    size = settings.image_size or card.width
+    classes = list(card.classes)
+
+    def pool(folder: Path, split: str, digest: str) -> Pool:
+        images, labels, _ = load_split(folder, split, size=size, channels=card.channels)
+        return Pool(images, labels, digest)
+
+    real, val, test = (pool(dataset, s, verified.manifest_sha256) for s in ("train", "val", "test"))
+    pipeline = json.loads((Path("metrics") / recipe.name / "utility.json").read_text())
+    steps = int(pipeline["steps"])
+    rare = rare_classes(class_counts(real.labels, classes), settings.rare_fraction)
+    work = Path("models") / recipe.name / "utility.work"
+    work.mkdir(parents=True, exist_ok=True)
+    domain = Augmentation(settings.augmentation)
+    base = ArmRunner(settings, classes, real, val, test, {}, rare, work, size, domain)
+    classical = [a for a in settings.arms if is_classical(a)]
+    runs = {a: [base.run(a, s, steps) for s in settings.seeds] for a in classical}
+    doubled = max(classical, key=lambda a: sum(r["val"]["balanced_accuracy"] or 0 for r in runs[a]))
+    runs[doubled + DOUBLED] = [base.run(doubled + DOUBLED, s, 2 * steps) for s in settings.seeds]
+    figures = {a: {k: interval([r[k] for r in rs]) for k in ("balanced_accuracy", "rare_third_recall")} for a, rs in runs.items()}
+    best = {k: max(figures, key=lambda a: figures[a][k]["mean"]) for k in ("balanced_accuracy", "rare_third_recall")}
+    for spec, entry in modes.items():
+        fake_folder = Path(entry["validated"])
+        fake = pool(fake_folder, "train", verify_dataset(fake_folder).manifest_sha256)
+        runner = ArmRunner(settings, classes, real, val, test, {"adapted": fake}, rare, work, size, domain)
+        arm_runs = [runner.run(ARM, s, steps) for s in settings.seeds]
+        for key in ("balanced_accuracy", "rare_third_recall"):
+            entry[key] = interval([r[key] for r in arm_runs])
+            entry[f"{key}_gain"] = entry[key]["mean"] - figures[best[key]][key]["mean"]
+        entry["best_classical"] = {k: {"arm": best[k], **figures[best[k]][k]} for k in best}
+        entry["steps"] = steps
+        entry["seeds"] = list(settings.seeds)
+
+
+def _table(recipe: str, modes: dict) -> list[str]:
+    lines = [f"## {recipe}", "",
+             "Accepted fraction of the plan after filter and refill; FD against held-out real images beside its floor "
+             "(real vs real); distance to source: median RMS pixel distance of a derived image to its own source, beside "
+             "held-out real images' median distance to their nearest train image; images/s of the sample stage (2 CPU threads); "
+             "downstream: real+synth-oversampled-augmented on the real test split, mean [95% interval], against the best "
+             "classical arm at the same budget (the doubled arm included).", "",
+             "| mode | accepted | FD-domain (floor) | FD-EffNet (floor) | distance to source (real NN) | images/s | "
+             "balanced accuracy | gain | rare-third recall | gain | gates (min_fill 0.8) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    for spec, e in modes.items():
+        source = e["distance_to_source"]["pixel"]["median"]
+        real = e["real_nearest_neighbour"]["pixel"]["median"]
+        distance = "–" if source != source or source is None else f"{source:.3f} ({real:.3f})"
+        utility = ["–"] * 4
+        if "balanced_accuracy" in e:
+            utility = [figure_text(e["balanced_accuracy"]), f"{e['balanced_accuracy_gain']:+.3f}",
+                       figure_text(e["rare_third_recall"]), f"{e['rare_third_recall_gain']:+.3f}"]  # fmt: skip
+        fd = f"{e['fd_domain']:.3g} ({e['fd_domain_floor']:.3g})" if e["fd_domain"] is not None else "–"
+        fe = f"{e['fd_effnet']:.3g} ({e['fd_effnet_floor']:.3g})" if e["fd_effnet"] is not None else "–"
+        gates = "pass" if not e["gates_failed"] else "fail: " + ", ".join(e["gates_failed"])
+        lines.append(f"| {spec} | {e['accepted_fraction']:.2f} ({e['accepted']}/{e['planned']}) | {fd} | {fe} | {distance} | "
+                     f"{e['images_per_second'] or 0:.1f} | {' | '.join(utility[:2])} | {' | '.join(utility[2:])} | {gates} |")  # fmt: skip
+    first = next(iter(modes.values()))
+    if "best_classical" in first:
+        for key, best in first["best_classical"].items():
+            lines.append(f"\nBest classical arm by {key.replace('_', ' ')}: {best['arm']} {figure_text(best)}.")
+    return lines + [""]
+
+
+if __name__ == "__main__":
+    main()
