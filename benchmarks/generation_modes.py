@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import machine, write_result
+from common import RESULTS, machine, write_result
 
 from synthdata.config.recipe import GateSettings, load_recipe
 from synthdata.data.manifest import verify_dataset
@@ -35,6 +35,8 @@ from synthdata.utility.runner import ArmRunner, Pool
 from synthdata.validation.gates import evaluate_gates
 
 ARM = "real+synth-oversampled-augmented"
+HEADER = ("# Generation modes\n\n`python benchmarks/generation_modes.py --recipes <recipe> --modes <modes>` on the pipeline's "
+          "adapter and long-tailed dataset of each recipe (`dvc repro` first); 2 CPU threads.")
 WORK = Path(__file__).resolve().parent / "work"
 
 
@@ -107,6 +109,7 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
         "within_source_diversity": {c: e.get("within_source_diversity_ratio") for c, e in figures["classes"].items()},
         "diversity_ratio": {c: e.get("diversity_ratio") for c, e in figures["classes"].items()},
         "gates_failed": [f"{g.gate}({g.scope})" for g in results if not g.passed],
+        "filter": {"max_rounds": recipe.validate.filter.max_rounds, "max_refill": recipe.validate.filter.max_refill},
         "validated": str(folder / "validated"),
     }
     record.write_text(json.dumps(out, indent=2, default=float) + "\n")
@@ -121,8 +124,6 @@ def main() -> None:
     args = parser.parse_args()
     _train_once()
     result: dict = {}
-    lines = []
-    started = time.perf_counter()
     for name in args.recipes.split(","):
         recipe = load_recipe(Path("recipes") / f"{name}.yaml")
         parent = Path("datasets") / recipe.name
@@ -132,9 +133,13 @@ def main() -> None:
         if not args.no_utility:
             _utility(recipe, dataset, modes)
         result[recipe.name] = modes
-        lines += _table(recipe.name, modes)
-    payload = {"recipes": result, "machine": machine(), "seconds": time.perf_counter() - started}
-    path = write_result("generation_modes", payload, "\n".join(lines) + "\n")
+    # Recipes measured before (another run of this script) stay in the result beside the new ones.
+    previous = RESULTS / "generation_modes.json"
+    earlier = json.loads(previous.read_text()) if previous.is_file() else {}
+    earlier = {k: v for k, v in earlier.get("recipes", earlier).items() if k not in ("machine", "seconds") and k not in result}
+    merged = {**earlier, **result}
+    lines = [HEADER, ""] + [line for name in merged for line in _table(name, merged[name])]
+    path = write_result("generation_modes", {**merged, "machine": machine()}, "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {path}")
 
@@ -180,14 +185,15 @@ def _utility(recipe, dataset: Path, modes: dict) -> None:
 
 def _table(recipe: str, modes: dict) -> list[str]:
     lines = [f"## {recipe}", "",
-             "Accepted fraction of the plan after filter and refill; FD against held-out real images beside its floor "
+             "Accepted fraction of the plan after filter and refill (the recipe's refill rounds at the time, in the JSON); "
+             "the share of all generated images (refills included) the filter passed; FD against held-out real images beside its floor "
              "(real vs real); distance to source: median RMS pixel distance of a derived image to its own source, beside "
              "held-out real images' median distance to their nearest train image; images/s of the sample stage (2 CPU threads); "
              "downstream: real+synth-oversampled-augmented on the real test split, mean [95% interval], against the best "
              "classical arm at the same budget (the doubled arm included).", "",
-             "| mode | accepted | FD-domain (floor) | FD-EffNet (floor) | distance to source (real NN) | images/s | "
+             "| mode | accepted of the plan | passed the filter | FD-domain (floor) | FD-EffNet (floor) | distance to source (real NN) | images/s | "
              "balanced accuracy | gain | rare-third recall | gain | gates (min_fill 0.8) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     for spec, e in modes.items():
         source = e["distance_to_source"]["pixel"]["median"]
         real = e["real_nearest_neighbour"]["pixel"]["median"]
@@ -199,7 +205,8 @@ def _table(recipe: str, modes: dict) -> list[str]:
         fd = f"{e['fd_domain']:.3g} ({e['fd_domain_floor']:.3g})" if e["fd_domain"] is not None else "–"
         fe = f"{e['fd_effnet']:.3g} ({e['fd_effnet_floor']:.3g})" if e["fd_effnet"] is not None else "–"
         gates = "pass" if not e["gates_failed"] else "fail: " + ", ".join(e["gates_failed"])
-        lines.append(f"| {spec} | {e['accepted_fraction']:.2f} ({e['accepted']}/{e['planned']}) | {fd} | {fe} | {distance} | "
+        passed = 1 - sum(n for reasons in e["dropped"].values() for n in reasons.values()) / max(e["generated"], 1)
+        lines.append(f"| {spec} | {e['accepted_fraction']:.2f} ({e['accepted']}/{e['planned']}) | {passed:.2f} of {e['generated']} | {fd} | {fe} | {distance} | "
                      f"{e['images_per_second'] or 0:.1f} | {' | '.join(utility[:2])} | {' | '.join(utility[2:])} | {gates} |")  # fmt: skip
     first = next(iter(modes.values()))
     if "best_classical" in first:

@@ -124,3 +124,33 @@ def test_finetune_stage_adapts_a_stable_diffusion_folder(sd_folder, tmp_path):
     unet.save_pretrained(other / "unet")
     with pytest.raises(WeightsError, match="adapter belongs to base sha256"):
         load_stable_diffusion_adapter(tmp_path / "adapter", other)
+
+
+def test_real_anchored_modes_work_in_latent_space(sd_folder, tmp_path):
+    from conftest import make_image_tree
+    from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe, SplitSettings
+    from synthdata.data.ingest import ingest
+    from synthdata.data.sources import get_source
+    from synthdata.sampling.model import load_sampling_model
+    from synthdata.stages.finetune import run_finetune
+
+    tree = make_image_tree(tmp_path / "tree", {"cell": 6, "blast": 6})
+    ingest(get_source("imagefolder", path=str(tree), dataset="d"), tmp_path / "d", split=SplitSettings())
+    settings = FinetuneSettings(base=str(sd_folder), adapter=AdapterSettings(rank=2, alpha=2),
+                                train=TrainSettings(steps=1, batch_size=4, checkpoint_every=1, log_every=1, warmup_steps=1))  # fmt: skip
+    recipe = Recipe(name="sd", domain="medical", data=DataSettings(source="imagefolder", path="x"), finetune=settings)
+    run_finetune(recipe, tmp_path / "d", tmp_path / "adapter", tmp_path / "work")
+    model = load_sampling_model(tmp_path / "adapter", sd_folder)
+    assert model.pixels == (3, 16, 16)  # sources are given at the VAE's pixel size, latents are 8 x 8
+    sources = torch.rand(2, 3, 16, 16) * 2 - 1
+    labels = torch.tensor([0, 1])
+
+    def run(**anchors):
+        generators = [torch.Generator().manual_seed(i) for i in range(2)]
+        return generate(model.backbone, model.scheduler, labels, shape=model.shape, steps=4, guidance=2.0, generator=generators, **anchors)
+
+    assert torch.equal(run(sources=sources, strengths=[1.0, 1.0]), run())
+    round_trip = model.backbone.decode(model.backbone.encode(sources)).clamp(-1, 1)
+    assert torch.allclose(run(sources=sources, strengths=[0.0, 0.0]), round_trip, atol=1e-5)  # the source, through the VAE
+    mixed = run(sources=sources, strengths=[0.5, 0.5], partners=sources.flip(0), weights=[0.3, 0.7])
+    assert mixed.shape == (2, 3, 16, 16) and torch.isfinite(mixed).all()

@@ -1,7 +1,9 @@
 """Stage: a class-balanced synthetic set for a dataset's train split, from its adapted model.
 
 The plan (``synthdata.sampling.quotas``) says how many images each class gets; every image has
-an id and a seed fixed by the run's inputs (``synthdata.sampling.jobs``). Images are written
+an id and a seed fixed by the run's inputs (``synthdata.sampling.jobs``) and, outside ``noise``
+mode, a real train image (or two) of its class to start from (``synthdata.sampling.anchors``);
+``synthdata.sampling.writer`` generates the batches and writes each image with its provenance. Images are written
 one by one (temporary name, then rename) into ``.staging-<out>``; a killed run resumes there,
 making only the batches that are not complete. When every image is there, the main process
 writes the manifest (checked by the Great Expectations suite), ``metadata.csv``, optional
