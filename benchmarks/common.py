@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,6 +21,25 @@ def machine() -> dict[str, str | int]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "torch": torch.__version__,
     }
+
+
+def real_pools(dataset: Path, size: int) -> tuple[Any, Any, Any, Any]:
+    """The verified dataset's card and its train, val and test splits as utility pools at ``size``."""
+    from synthdata.data.manifest import verify_dataset
+
+    verified = verify_dataset(dataset)
+    card = verified.card
+    train, val, test = (split_pool(dataset, split, size, card.channels, verified.manifest_sha256) for split in ("train", "val", "test"))
+    return card, train, val, test
+
+
+def split_pool(folder: Path, split: str, size: int, channels: int, digest: str) -> Any:
+    """One split of ``folder`` as a utility pool (images at ``size``, labels, manifest hash)."""
+    from synthdata.training.tensors import load_split
+    from synthdata.utility.runner import Pool
+
+    images, labels, _ = load_split(folder, split, size=size, channels=channels)
+    return Pool(images, labels, digest)
 
 
 def write_result(name: str, result: dict, table: str) -> Path:

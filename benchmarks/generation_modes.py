@@ -21,17 +21,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import RESULTS, machine, write_result
+from common import RESULTS, machine, real_pools, split_pool, write_result
 
 from synthdata.config.recipe import GateSettings, load_recipe
+from synthdata.data.card import read_card
 from synthdata.data.manifest import verify_dataset
 from synthdata.stages.sample import run_sample
 from synthdata.stages.validate import run_validate
-from synthdata.training.tensors import load_split
 from synthdata.utility.arms import DOUBLED, is_classical
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
-from synthdata.utility.runner import ArmRunner, Pool
+from synthdata.utility.runner import ArmRunner
 from synthdata.validation.gates import evaluate_gates
 
 ARM = "real+synth-oversampled-augmented"
@@ -147,16 +147,9 @@ def main() -> None:
 def _utility(recipe, dataset: Path, modes: dict) -> None:
     """The synthetic arm per mode beside the classical arms, at the pipeline's budget."""
     settings = recipe.utility
-    verified = verify_dataset(dataset)
-    card = verified.card
-    size = settings.image_size or card.width
+    size = settings.image_size or read_card(dataset).width
+    card, real, val, test = real_pools(dataset, size)
     classes = list(card.classes)
-
-    def pool(folder: Path, split: str, digest: str) -> Pool:
-        images, labels, _ = load_split(folder, split, size=size, channels=card.channels)
-        return Pool(images, labels, digest)
-
-    real, val, test = (pool(dataset, s, verified.manifest_sha256) for s in ("train", "val", "test"))
     pipeline = json.loads((Path("metrics") / recipe.name / "utility.json").read_text())
     steps = int(pipeline["steps"])
     rare = rare_classes(class_counts(real.labels, classes), settings.rare_fraction)
@@ -172,7 +165,7 @@ def _utility(recipe, dataset: Path, modes: dict) -> None:
     best = {k: max(figures, key=lambda a: figures[a][k]["mean"]) for k in ("balanced_accuracy", "rare_third_recall")}
     for spec, entry in modes.items():
         fake_folder = Path(entry["validated"])
-        fake = pool(fake_folder, "train", verify_dataset(fake_folder).manifest_sha256)
+        fake = split_pool(fake_folder, "train", size, card.channels, verify_dataset(fake_folder).manifest_sha256)
         runner = ArmRunner(settings, classes, real, val, test, {"adapted": fake}, rare, work, size, domain)
         arm_runs = [runner.run(ARM, s, steps) for s in settings.seeds]
         for key in ("balanced_accuracy", "rare_third_recall"):

@@ -18,16 +18,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from common import machine, write_result
+from common import machine, real_pools, split_pool, write_result
 
 from synthdata.config.recipe import load_recipe
+from synthdata.data.card import read_card
 from synthdata.data.manifest import verify_dataset
-from synthdata.training.tensors import load_split
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.batches import SyntheticMixing
 from synthdata.utility.budget import epochs_to_steps
 from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
-from synthdata.utility.runner import ArmRunner, Pool
+from synthdata.utility.runner import ArmRunner
 
 BASELINE, ARM = "real-oversampled-augmented", "real+synth-oversampled-augmented"
 
@@ -43,17 +43,11 @@ def main() -> None:
     dataset, synthetic = Path("datasets") / f"{recipe.name}-lt", Path("validated") / recipe.name
     if not recipe.longtail.enabled:
         dataset = Path("datasets") / recipe.name
-    verified = verify_dataset(dataset)
-    card, settings = verified.card, recipe.utility
-    size = settings.image_size or card.width
+    settings = recipe.utility
+    size = settings.image_size or read_card(dataset).width
+    card, real, val, test = real_pools(dataset, size)
     classes = list(card.classes)
-
-    def pool(folder: Path, split: str, digest: str) -> Pool:
-        images, labels, _ = load_split(folder, split, size=size, channels=card.channels)
-        return Pool(images, labels, digest)
-
-    real, val, test = (pool(dataset, s, verified.manifest_sha256) for s in ("train", "val", "test"))
-    fake = pool(synthetic, "train", verify_dataset(synthetic).manifest_sha256)
+    fake = split_pool(synthetic, "train", size, card.channels, verify_dataset(synthetic).manifest_sha256)
     if args.epochs is not None:
         steps = epochs_to_steps(args.epochs, len(real.images), settings.classifier.batch_size)
     else:

@@ -372,7 +372,7 @@ def _figures(settings: ValidateSettings, everything: Judged, chosen: list[int], 
     # Memorisation is asked of images made from noise; a derived image is judged against its own source.
     near = ~derived & ((everything.pixel_distance < thresholds["pixel"]) | (everything.feature_distance < thresholds["feature"]))
     duplicate = derived & is_duplicate(everything.source_pixel_distance, everything.source_feature_distance, thresholds)
-    chosen_sources = [source_lists(everything.rows.iloc[[p]])[0] for p in chosen]
+    chosen_sources = source_lists(everything.rows.iloc[chosen])
     for label, name in enumerate(classes):
         if name not in quota:
             continue
@@ -593,7 +593,7 @@ def _real_vs_synthetic(path: Path, classes: list[str], train: Real, everything: 
 def _source_images(everything: Judged, positions: list[int], train: Real) -> torch.Tensor:
     """The first source of each judged row, from the train images (ids in load_split's order)."""
     index = {identifier: i for i, identifier in enumerate(train.ids)}
-    return train.images[[index[source_lists(everything.rows.iloc[[p]])[0][0]] for p in positions]]
+    return train.images[[index[ids[0]] for ids in source_lists(everything.rows.iloc[positions])]]
 
 
 def _lineage_section(page: HtmlReport, folder: Path, figures: dict[str, Any], everything: Judged, quota: dict[str, int],
