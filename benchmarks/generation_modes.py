@@ -1,7 +1,7 @@
 """Generation modes side by side: noise, img2img and interpolate at several strengths.
 
 For each recipe and each mode (``noise``, ``img2img-<strength>``, ``interpolate-<strength>``,
-optionally ``...@g<guidance>``) the pipeline's own stages run on the pipeline's adapter and
+optionally ``...@g<guidance>`` and ``...@c<classifier guidance>``) the pipeline's own stages run on the pipeline's adapter and
 long-tailed dataset (``dvc repro`` first): ``sample`` with the recipe's plan, ``validate``
 (filter and refill as the recipe says, gates reported against the recipe's gates with
 ``min_fill`` at least 0.8, not enforced, so every mode's accepted set can be scored), then the
@@ -41,14 +41,18 @@ WORK = Path(__file__).resolve().parent / "work"
 
 
 def parse_mode(spec: str) -> dict:
-    """``img2img-0.5@g3`` -> {mode: img2img, strength: 0.5, guidance: 3.0}."""
-    name, _, guidance = spec.partition("@g")
+    """``img2img-0.5@g3@c0.05`` -> {mode: img2img, strength: 0.5, guidance: 3.0,
+    classifier_guidance: 0.05} (``@g``: classifier-free guidance, ``@c``: classifier guidance)."""
+    name, *suffixes = spec.split("@")
     mode, _, strength = name.partition("-")
     settings: dict = {"mode": mode}
     if strength:
         settings["strength"] = float(strength)
-    if guidance:
-        settings["guidance"] = float(guidance)
+    keys = {"g": "guidance", "c": "classifier_guidance"}
+    for suffix in suffixes:
+        if suffix[:1] not in keys:
+            raise SystemExit(f"error: mode {spec!r}: unknown suffix @{suffix} (@g<scale> or @c<scale>)")
+        settings[keys[suffix[0]]] = float(suffix[1:])
     return settings
 
 

@@ -247,6 +247,7 @@ def sample(
     scheduler: Annotated[str | None, typer.Option(help="Override sample.scheduler: dpm-solver++, ddim or ddpm.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override sample.steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Override sample.guidance.")] = None,
+    classifier_guidance: Annotated[float | None, typer.Option(help="Override sample.classifier_guidance (0: off).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override sample.batch_size.")] = None,
     shard_size: Annotated[int | None, typer.Option(help="Override sample.shard_size (0: no WebDataset shards).")] = None,
 ) -> None:
@@ -260,7 +261,7 @@ def sample(
     spec = load_recipe(recipe)
     overrides = {"policy": policy, "target": target, "share": share, "max_ratio": max_ratio, "max_images": max_images, "scheduler": scheduler,
                  "steps": steps, "guidance": guidance, "batch_size": batch_size, "shard_size": shard_size, "mode": mode,
-                 "strength": strength}  # fmt: skip
+                 "strength": strength, "classifier_guidance": classifier_guidance}  # fmt: skip
     choices = {"policy": ("to-max", "to-target", "share"), "scheduler": ("dpm-solver++", "ddim", "ddpm"),
                "mode": ("noise", "img2img", "interpolate")}  # fmt: skip
     for key, allowed in choices.items():

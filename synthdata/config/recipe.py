@@ -169,6 +169,13 @@ class SampleSettings:
     """Sampling steps (DDPM always takes every training step)."""
     guidance: float = field(default=2.0, metadata={"range": "[0, 50]"})
     """Classifier-free guidance scale (1 = no guidance)."""
+    classifier_guidance: float = field(default=0.0, metadata={"range": "[0, 10]"})
+    """Classifier guidance: how far (RMS, pixels in [-1, 1]) each step's clean-image estimate moves
+    along a guide classifier's normalised gradient towards its class; 0 = off
+    (``synthdata.sampling.guide``; pixel-space bases only)."""
+    guide: ClassifierSettings = field(default_factory=lambda: ClassifierSettings(steps=800, balanced=True, seed=1))
+    """The guide classifier, trained on the real train split with its own seed (the validation
+    filter's classifier uses another)."""
     batch_size: int = field(default=32, metadata={"range": "[1, 4096]"})
     """Images per generation batch (on CPU, 32 is faster than 64 or more)."""
     seed: int = field(default=0, metadata={"range": "seed"})

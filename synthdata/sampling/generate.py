@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 
 from synthdata.errors import SynthdataError
+from synthdata.sampling.guide import ClassifierGuide
 
 SchedulerName = Literal["dpm-solver++", "ddim", "ddpm"]
 
@@ -50,6 +51,7 @@ def generate(
     strengths: Sequence[float] | None = None,
     partners: torch.Tensor | None = None,
     weights: Sequence[float] | None = None,
+    guide: ClassifierGuide | None = None,
 ) -> torch.Tensor:
     """Samples in [-1, 1] for ``labels`` (training-space ``shape`` per sample, decoded to pixels).
 
@@ -67,6 +69,10 @@ def generate(
     and denoised. The noise is drawn exactly as without sources, so a sample's bytes depend on
     its seed, source(s), strength and weight only.
 
+    With ``guide`` (pixel-space backbones only), each step's clean-image estimate is nudged
+    along the guide classifier's normalised gradient of ``log p(class | x0)``
+    (:mod:`synthdata.sampling.guide`).
+
     A batch that comes out non-finite, or with every pixel the same (what an overflowing guidance
     or a diverged model gives), raises :class:`SynthdataError`: it is never returned to be written.
     """
@@ -74,6 +80,8 @@ def generate(
         raise ValueError("sources come with strengths, partners with weights")
     if partners is not None and sources is None:
         raise ValueError("partners need sources")
+    if guide is not None and getattr(backbone, "vae", None) is not None:
+        raise SynthdataError("classifier guidance works on pixel-space bases only, not through a VAE")
     probe = make_sampler(scheduler, training_scheduler)
     probe.set_timesteps(_sampling_steps(scheduler, steps, training_scheduler))
     total = len(probe.timesteps)
@@ -120,7 +128,7 @@ def generate(
             a = ddim_invert(backbone, training_scheduler, clean[index], labels[index], ends)
             b = ddim_invert(backbone, training_scheduler, other[index], labels[index], ends)
             x = slerp(a, b, torch.tensor([float(weights[i]) for i in rows], device=device))
-        latents[index] = _denoise(backbone, part, x, labels[index], guidance, gens, part.timesteps[start:])
+        latents[index] = _denoise(backbone, part, x, labels[index], guidance, gens, part.timesteps[start:], guide)
     module.train(was_training)
     samples = backbone.decode(latents)
     settings = f"scheduler {scheduler}, {total} steps, guidance {guidance:g}"
@@ -145,8 +153,9 @@ def start_index(total: int, strength: float) -> int:
 
 
 def _denoise(backbone: Any, sampler: Any, latents: torch.Tensor, labels: torch.Tensor, guidance: float,
-             generator: Any, timesteps: torch.Tensor) -> torch.Tensor:  # fmt: skip
+             generator: Any, timesteps: torch.Tensor, guide: ClassifierGuide | None = None) -> torch.Tensor:  # fmt: skip
     null = torch.full_like(labels, backbone.null_class)
+    prediction = sampler.config.prediction_type
     for t in timesteps:
         model_input = sampler.scale_model_input(latents, t)
         timestep = torch.full((len(labels),), int(t), dtype=torch.int64, device=latents.device)
@@ -156,8 +165,35 @@ def _denoise(backbone: Any, sampler: Any, latents: torch.Tensor, labels: torch.T
             both = backbone.predict(torch.cat([model_input, model_input]), torch.cat([timestep, timestep]), torch.cat([labels, null]))
             conditional, unconditional = both.chunk(2)
             eps = unconditional + guidance * (conditional - unconditional)
+        if guide is not None:
+            alpha = sampler.alphas_cumprod.to(latents.device)[int(t)]
+            clean = to_clean(eps, latents, alpha, prediction)
+            clean = clean + guide.scale * guide.direction(clean.clamp(-1, 1), labels)
+            eps = from_clean(clean, latents, alpha, prediction)
         latents = sampler.step(eps, t, latents, generator=generator).prev_sample
     return latents
+
+
+def to_clean(output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, prediction: str) -> torch.Tensor:
+    """The clean-image estimate of a model ``output`` at noisy ``x`` (cumulative alpha ``alpha``)."""
+    if prediction == "epsilon":
+        return (x - (1 - alpha).sqrt() * output) / alpha.sqrt()
+    if prediction == "v_prediction":
+        return alpha.sqrt() * x - (1 - alpha).sqrt() * output
+    if prediction == "sample":
+        return output
+    raise ValueError(f"unknown prediction type {prediction!r}")
+
+
+def from_clean(clean: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, prediction: str) -> torch.Tensor:
+    """The model output that :func:`to_clean` maps to ``clean`` at ``x`` (its inverse)."""
+    if prediction == "epsilon":
+        return (x - alpha.sqrt() * clean) / (1 - alpha).sqrt()
+    if prediction == "v_prediction":
+        return (alpha.sqrt() * x - clean) / (1 - alpha).sqrt()
+    if prediction == "sample":
+        return clean
+    raise ValueError(f"unknown prediction type {prediction!r}")
 
 
 def ddim_invert(backbone: Any, training_scheduler: Any, clean: torch.Tensor, labels: torch.Tensor,

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthdata.config.recipe import SampleSettings
 from synthdata.models.adapter import load_adapted, load_stable_diffusion_adapter, read_adapter_record
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE
 from synthdata.models.stable_diffusion import stable_diffusion_backbone
+from synthdata.sampling.guide import ClassifierGuide, train_guide
 
 
 @dataclass
@@ -25,6 +27,8 @@ class SamplingModel:
     base_sha256: str
     """Empty for a model trained from scratch."""
     adapter_sha256: str
+    guide: ClassifierGuide | None = None
+    """Classifier guidance at sampling time (:func:`attach_guide`); None: off."""
 
     @property
     def pixels(self) -> tuple[int, int, int]:
@@ -35,6 +39,12 @@ class SamplingModel:
             return self.shape
         factor = 2 ** (len(vae.config.block_out_channels) - 1)
         return (int(vae.config.in_channels), self.shape[1] * factor, self.shape[2] * factor)
+
+
+def attach_guide(model: SamplingModel, settings: SampleSettings, dataset: Path) -> SamplingModel:
+    """Train and attach the guide classifier when ``settings`` ask for classifier guidance."""
+    model.guide = train_guide(dataset, len(model.classes), model.pixels, settings.classifier_guidance, settings.guide)
+    return model
 
 
 def base_id(folder: Path | None) -> str:

@@ -97,7 +97,8 @@ def make_batch(model: SamplingModel, batch: list[Item], settings: SampleSettings
     labels = torch.tensor([item.label for item in batch], dtype=torch.int64)
     generators = [torch.Generator().manual_seed(item.seed) for item in batch]
     samples = generate(model.backbone, model.scheduler, labels, shape=model.shape, scheduler=settings.scheduler,
-                       steps=settings.steps, guidance=settings.guidance, generator=generators, **_anchors(batch, images))  # fmt: skip
+                       steps=settings.steps, guidance=settings.guidance, generator=generators, guide=model.guide,
+                       **_anchors(batch, images))  # fmt: skip
     pixels = to_uint8(samples).numpy()
     wanted = {item.id for item in missing}
     for item, image in zip(batch, pixels, strict=True):

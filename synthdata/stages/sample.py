@@ -37,7 +37,7 @@ from synthdata.reporting.grid import save_grid
 from synthdata.reporting.plots import class_balance
 from synthdata.sampling.anchors import anchor_pool, anchored
 from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
-from synthdata.sampling.model import SamplingModel, load_sampling_model
+from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_model
 from synthdata.sampling.output import METADATA_FILE, RECORD_FILE, write_metadata_csv, write_shards
 from synthdata.sampling.writer import common_provenance, manifest_row, write_batches
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
@@ -108,6 +108,8 @@ def run_identity(model: SamplingModel, settings: SampleSettings, card: DatasetCa
         identity.update(mode=settings.mode, strength=settings.strength)
     if settings.mode == "interpolate":
         identity["weight"] = settings.weight
+    if settings.classifier_guidance:
+        identity.update(classifier_guidance=settings.classifier_guidance, guide=asdict(settings.guide))
     return identity
 
 
@@ -132,6 +134,7 @@ def run_sample(
         raise DataError(f"{adapter} was trained on classes {model.classes}, but {dataset} has {list(card.classes)}")
     identity = run_identity(model, settings, card)
     run_id = sample_run_id(identity)
+    attach_guide(model, settings, dataset)
     pool = anchor_pool(settings.mode, model, dataset, list(card.classes))
     items = anchored(plan_items(plan, list(card.classes), run_id), settings, pool, run_id)
     all_batches = batches(items, settings.batch_size)

@@ -307,10 +307,11 @@ def _refill(recipe: Recipe, adapter: Path, dataset: Path, card: DatasetCard, siz
             staging: Path, sample_record: dict[str, Any], all_judged: list[Judged], all_reasons: list[str]) -> int:  # fmt: skip
     """Generate replacements for dropped images, round by round, into ``staging``."""
     from synthdata.config.recipe import SampleSettings
-    from synthdata.sampling.model import load_sampling_model
+    from synthdata.config.strict import build
+    from synthdata.sampling.model import attach_guide, load_sampling_model
 
-    sample_settings = SampleSettings(**sample_record["settings"])
-    model = load_sampling_model(adapter, recipe.finetune.base)
+    sample_settings = build(SampleSettings, sample_record["settings"], source=RECORD_FILE)
+    model = attach_guide(load_sampling_model(adapter, recipe.finetune.base), sample_settings, dataset)
     run_id = sample_record["sample_run_id"]
     common = common_provenance(model, sample_settings, card, run_id)
     pool = anchor_pool(sample_settings.mode, model, dataset, classes)
