@@ -137,11 +137,12 @@ def main() -> None:
         if not args.no_utility:
             _utility(recipe, dataset, modes)
         result[recipe.name] = modes
-    # Recipes measured before (another run of this script) stay in the result beside the new ones.
+    # Recipes and modes measured before (another run of this script) stay in the result beside
+    # the new ones; a mode measured again replaces its earlier figures.
     previous = RESULTS / "generation_modes.json"
     earlier = json.loads(previous.read_text()) if previous.is_file() else {}
-    earlier = {k: v for k, v in earlier.get("recipes", earlier).items() if k not in ("machine", "seconds") and k not in result}
-    merged = {**earlier, **result}
+    earlier = {k: v for k, v in earlier.get("recipes", earlier).items() if k not in ("machine", "seconds")}
+    merged = {**earlier, **{name: {**earlier.get(name, {}), **modes} for name, modes in result.items()}}
     lines = [HEADER, ""] + [line for name in merged for line in _table(name, merged[name])]
     path = write_result("generation_modes", {**merged, "machine": machine()}, "\n".join(lines) + "\n")
     print("\n".join(lines))
