@@ -92,7 +92,7 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
                              metrics_path=folder / "validate.json", report=folder / "report",
                              settings=replace(recipe.validate, gates=off))  # fmt: skip
     figures = validated.metrics
-    overall = figures["overall"]
+    overall = figures.overall
     results = evaluate_gates(wanted, figures)
     quota = sum(validated.quota.values())
     out = {
@@ -101,17 +101,17 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
         "accepted": validated.accepted,
         "accepted_fraction": validated.accepted / quota if quota else 0.0,
         "generated": sampled.generated + validated.regenerated,
-        "dropped": figures["filter"]["dropped"],
+        "dropped": figures.filter["dropped"],
         "fd_domain": overall.get("FD-domain", {}).get("value"),
         "fd_domain_floor": overall.get("FD-domain", {}).get("floor"),
         "fd_effnet": overall.get("FD-EffNet", {}).get("value"),
         "fd_effnet_floor": overall.get("FD-EffNet", {}).get("floor"),
         "images_per_second": sampled.generated / sample_seconds if sampled.generated else None,
         "sample_seconds": sample_seconds,
-        "distance_to_source": figures["lineage"]["distance_to_source"],
-        "real_nearest_neighbour": figures["lineage"]["real_nearest_neighbour"],
-        "within_source_diversity": {c: e.get("within_source_diversity_ratio") for c, e in figures["classes"].items()},
-        "diversity_ratio": {c: e.get("diversity_ratio") for c, e in figures["classes"].items()},
+        "distance_to_source": figures.lineage["distance_to_source"],
+        "real_nearest_neighbour": figures.lineage["real_nearest_neighbour"],
+        "within_source_diversity": {c: e.get("within_source_diversity_ratio") for c, e in figures.classes.items()},
+        "diversity_ratio": {c: e.get("diversity_ratio") for c, e in figures.classes.items()},
         "gates_failed": [f"{g.gate}({g.scope})" for g in results if not g.passed],
         "filter": {"max_rounds": recipe.validate.filter.max_rounds, "max_refill": recipe.validate.filter.max_refill},
         "validated": str(folder / "validated"),

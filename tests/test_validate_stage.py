@@ -55,7 +55,7 @@ def test_validated_set_has_figures_floors_report_and_croissant(setup, tmp_path):
         figure = metrics["overall"][name]
         assert set(figure) == {"value", "ci95", "floor", "n"} and figure["n"] >= 3
     assert set(metrics["classes"]) == set(result.quota)
-    assert metrics["histogram"]["after"]["c"] == metrics["histogram"]["before"]["c"] + result.metrics["classes"]["c"]["accepted"]
+    assert metrics["histogram"]["after"]["c"] == metrics["histogram"]["before"]["c"] + result.metrics.classes["c"]["accepted"]
     frame = read_manifest(tmp_path / "accepted")
     assert len(frame) == result.accepted and all(file_sha256(tmp_path / "accepted" / p) == s for p, s in zip(frame["relpath"], frame["sha256"]))
     croissant = json.loads((tmp_path / "accepted" / "croissant.json").read_text())
@@ -99,7 +99,7 @@ def test_planted_off_class_images_are_dropped_and_the_rest_kept(setup, tmp_path)
     accepted = read_manifest(tmp_path / "accepted")
     assert set(frame["id"]) - set(accepted["id"]) == set(frame.loc[planted, "id"])
     assert result.dropped["c"] == {"off-class": 3} and result.regenerated == 0
-    assert result.metrics["classes"]["c"]["fill"] == pytest.approx(1 - 3 / result.quota["c"])
+    assert result.metrics.classes["c"]["fill"] == pytest.approx(1 - 3 / result.quota["c"])
 
 
 def test_dropped_images_are_replaced_by_new_indices_of_the_same_run(setup, tmp_path):
@@ -145,7 +145,7 @@ def test_a_failed_gate_exits_naming_metric_and_threshold_and_publishes_nothing(s
 
 
 def test_held_out_real_images_never_include_the_test_split(setup, tmp_path):
-    from synthdata.stages.validate import heldout_real
+    from synthdata.validation.filter import heldout_real
     from synthdata.training.tensors import load_files
 
     frame = read_manifest(setup / "d")

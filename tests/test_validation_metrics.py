@@ -8,6 +8,7 @@ import torch
 
 from synthdata.validation.coverage import attributes, cluster_coverage, diversity
 from synthdata.validation.frechet import frechet_distance
+from synthdata.validation.figures import ValidationFigures
 from synthdata.validation.gates import GateError, enforce, evaluate_gates
 from synthdata.config.recipe import GateSettings
 from synthdata.validation.memorisation import memorisation, pixel_vectors
@@ -98,10 +99,11 @@ def test_attributes_and_clusters():
 
 
 def test_gates_name_metric_class_value_and_threshold():
-    figures = {
-        "overall": {"FD-domain": {"value": 30.0, "floor": 10.0}, "precision-domain": {"value": 0.9, "floor": 0.95}},
-        "classes": {"rare": {"fill": 0.5, "near_copy_fraction": 0.0, "diversity_ratio": float("nan")}},
-    }
+    figures = ValidationFigures(
+        overall={"FD-domain": {"value": 30.0, "floor": 10.0}, "precision-domain": {"value": 0.9, "floor": 0.95}},
+        classes={"rare": {"fill": 0.5, "near_copy_fraction": 0.0, "diversity_ratio": float("nan")}},
+        histogram={}, attributes={}, clusters={}, memorisation={}, lineage={},
+    )
     results = evaluate_gates(GateSettings(max_fd_ratio=2.0, min_precision=0.8, min_fill=0.9, min_diversity_ratio=0.5), figures)
     failed = {(r.gate, r.scope) for r in results if not r.passed}
     assert failed == {("max_fd_ratio", "overall"), ("min_fill", "rare")}

@@ -23,6 +23,8 @@ from synthdata.utility.arms import ARMS, DEFAULT_ARMS
 from synthdata.utility.augment import TransformSpec
 from synthdata.utility.batches import SyntheticMixing
 from synthdata.utility.budget import BudgetSettings
+from synthdata.validation.filter import FilterSettings
+from synthdata.validation.gates import GateSettings
 
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 """A submodule name as peft matches it (``to_out.0``): a plain name, never a pattern."""
@@ -193,50 +195,6 @@ class SampleSettings:
             value = getattr(self, name)
             if isinstance(value, list) and (len(value) != 2 or value[0] > value[1]):
                 raise SettingError(name, f"must be a number or [low, high] with low <= high, got {value!r}")
-
-
-@dataclass(frozen=True)
-class FilterSettings:
-    """Which synthetic images are dropped before a set is accepted; the planner then makes
-    replacements (new indices, new seeds) until every class has its quota or rounds run out."""
-
-    enabled: bool = True
-    min_confidence: float = field(default=0.5, metadata={"range": "[0, 1]"})
-    """Drop an image whose own class gets a lower probability from the domain classifier."""
-    drop_off_class: bool = True
-    """Drop an image the domain classifier assigns to another class."""
-    drop_near_copies: bool = True
-    """Drop an image flagged as a near-copy of a fine-tuning image (pixel or feature space)."""
-    max_rounds: int = field(default=3, metadata={"range": "[0, 100]"})
-    """Regeneration rounds to refill the quota after dropping."""
-    max_refill: float = field(default=3.0, metadata={"range": "(0, 1000]"})
-    """Images generated per round, at most this multiple of the class's deficit (a class the
-    filter almost always rejects cannot make a round run away)."""
-
-    def __post_init__(self) -> None:
-        check_numbers(self)
-
-
-@dataclass(frozen=True)
-class GateSettings:
-    """Thresholds a validated set must meet; a failure exits non-zero naming metric, class,
-    value and threshold. None switches a gate off."""
-
-    max_fd_ratio: float | None = field(default=None, metadata={"range": "[0, 1_000_000]"})
-    """FD-domain of the accepted set over its real-vs-real floor, overall."""
-    min_precision: float | None = field(default=None, metadata={"range": "[0, 1]"})
-    """precision-domain, overall."""
-    min_coverage: float | None = field(default=None, metadata={"range": "[0, 1]"})
-    """coverage-domain, overall."""
-    max_near_copy_fraction: float | None = field(default=0.05, metadata={"range": "[0, 1]"})
-    """Near-copies among the generated images, per class (before filtering)."""
-    min_fill: float | None = field(default=0.8, metadata={"range": "[0, 1]"})
-    """Accepted images over the quota, per class."""
-    min_diversity_ratio: float | None = field(default=0.5, metadata={"range": "[0, 100]"})
-    """Intra-class diversity (domain features) of synthetic over real, per class."""
-
-    def __post_init__(self) -> None:
-        check_numbers(self)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,36 @@ stage writes its metrics and report first, then exits non-zero with every failur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from synthdata.config.recipe import GateSettings
+from synthdata.config.strict import check_numbers
 from synthdata.errors import SynthdataError
+
+if TYPE_CHECKING:
+    from synthdata.validation.figures import ValidationFigures
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Thresholds a validated set must meet; a failure exits non-zero naming metric, class,
+    value and threshold. None switches a gate off."""
+
+    max_fd_ratio: float | None = field(default=None, metadata={"range": "[0, 1_000_000]"})
+    """FD-domain of the accepted set over its real-vs-real floor, overall."""
+    min_precision: float | None = field(default=None, metadata={"range": "[0, 1]"})
+    """precision-domain, overall."""
+    min_coverage: float | None = field(default=None, metadata={"range": "[0, 1]"})
+    """coverage-domain, overall."""
+    max_near_copy_fraction: float | None = field(default=0.05, metadata={"range": "[0, 1]"})
+    """Near-copies among the generated images, per class (before filtering)."""
+    min_fill: float | None = field(default=0.8, metadata={"range": "[0, 1]"})
+    """Accepted images over the quota, per class."""
+    min_diversity_ratio: float | None = field(default=0.5, metadata={"range": "[0, 100]"})
+    """Intra-class diversity (domain features) of synthetic over real, per class."""
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
 
 
 class GateError(SynthdataError):
@@ -41,11 +66,12 @@ def _check(gate: str, metric: str, scope: str, value: float, threshold: float) -
     return GateResult(gate, metric, scope, float(value), float(threshold), bool(passed))
 
 
-def evaluate_gates(gates: GateSettings, figures: dict[str, Any]) -> list[GateResult]:
-    """``figures``: ``overall`` realism (name -> {value, floor}), and per class ``near_copy_fraction``,
-    ``fill`` and ``diversity_ratio``. NaN figures (a class too small to measure) are skipped."""
+def evaluate_gates(gates: GateSettings, figures: ValidationFigures) -> list[GateResult]:
+    """Checks ``figures.overall`` realism (name -> {value, floor}) and, per class of
+    ``figures.classes``, ``near_copy_fraction``, ``fill`` and ``diversity_ratio``. NaN figures (a
+    class too small to measure) are skipped."""
     results = []
-    overall = figures.get("overall", {})
+    overall = figures.overall
     if gates.max_fd_ratio is not None and "FD-domain" in overall:
         fd = overall["FD-domain"]
         ratio = fd["value"] / fd["floor"] if fd["floor"] > 0 else float("inf")
@@ -54,7 +80,7 @@ def evaluate_gates(gates: GateSettings, figures: dict[str, Any]) -> list[GateRes
         threshold = getattr(gates, gate)
         if threshold is not None and metric in overall:
             results.append(_check(gate, metric, "overall", overall[metric]["value"], threshold))
-    per_class = figures.get("classes", {})
+    per_class = figures.classes
     for gate, metric in (("max_near_copy_fraction", "near_copy_fraction"), ("min_fill", "fill"), ("min_diversity_ratio", "diversity_ratio")):
         threshold = getattr(gates, gate)
         if threshold is None:
