@@ -14,37 +14,29 @@ the main process merges them. A lock beside the output refuses a second writer.
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from synthdata.atomic import build_folder, write_text
+from synthdata.atomic import build_folder
 from synthdata.config.recipe import Recipe, SampleSettings
 from synthdata.data.card import DatasetCard, read_card
-from synthdata.data.manifest import SYNTHETIC_SOURCE, class_counts, manifest_hash, read_manifest, to_frame, verify_dataset
+from synthdata.data.manifest import class_counts, verify_dataset
 from synthdata.data.writer import DatasetWriter, staging_path
 from synthdata.errors import DataError, SynthdataError
 from synthdata.locking import FolderLock
-from synthdata.progress import progress_bar
-from synthdata.provenance import created_by
-from synthdata.reporting.grid import save_grid
-from synthdata.reporting.plots import class_balance
+from synthdata.reporting.synthetic_set import synthetic_set_report
 from synthdata.sampling.anchors import anchor_pool, anchored
-from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
+from synthdata.sampling.jobs import batches, plan_items, sample_run_id, shard
 from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_model
-from synthdata.sampling.output import METADATA_FILE, RECORD_FILE, write_metadata_csv, write_shards
-from synthdata.sampling.writer import common_provenance, manifest_row, write_batches
+from synthdata.sampling.writer import common_provenance, write_batches
+from synthdata.sampling.publish import publish_set
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
-
-GRID_IMAGES = 16
-
 
 @dataclass
 class SampleResult:
@@ -176,100 +168,12 @@ def run_sample(
         seconds = time.monotonic() - started
         log_metrics({"images": len(items), "generated": generated, "seconds": seconds,
                      "images_per_second": generated / max(seconds, 1e-9), **{f"synthetic.{q.name}": q.synthetic for q in plan.classes}})  # fmt: skip
-        _publish(writer, items, card, common, run_id, plan, settings, identity, recipe, mlflow_run_id)
+        publish_set(writer, items, card, common, run_id, plan, settings, identity, recipe, mlflow_run_id)
         result.seconds = time.monotonic() - started
-        result.report = build_folder(report, lambda folder: _report(out, folder, plan, recipe.name, dataset)) if report else []
+        result.report = build_folder(report, lambda folder: synthetic_set_report(out, folder, plan, recipe.name, dataset)) if report else []
         import mlflow
 
         set_tags({"synthetic_manifest_sha256": read_card(out).manifest_sha256})
         for path in result.report:
             mlflow.log_artifact(str(path), artifact_path="grids" if path.parent.name == "grids" else None)
     return result
-
-
-def _publish(writer: DatasetWriter, items: list[Item], card: DatasetCard, common: dict[str, Any], run_id: str,
-             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe: Recipe, mlflow_run_id: str | None) -> None:  # fmt: skip
-    staging = writer.staging
-    rows = []
-    with progress_bar(f"manifest {writer.target.name}", total=len(items)) as bar:
-        for item in items:
-            path = staging / item.relpath
-            if not path.is_file():
-                raise SynthdataError(f"{path}: missing after every process finished (was a process killed?); run again to resume")
-            rows.append(manifest_row(item, card, common, run_id, staging))
-            bar.advance()
-    frame = to_frame(rows, synthetic=True)
-    keep = [METADATA_FILE]
-    write_metadata_csv(frame, staging)
-    if settings.shard_size:
-        shards = write_shards(frame, staging, settings.shard_size, prefix="synthetic")
-        keep += [p.relative_to(staging).as_posix() for p in shards]
-    counts = {q.name: q.synthetic for q in plan.classes if q.synthetic}
-    synthetic_card = DatasetCard(
-        name=writer.target.name,
-        source=SYNTHETIC_SOURCE,
-        description=(
-            f"Synthetic images for the train split of {card.name}: {len(items)} images from {common['base_id']} "
-            f"adapted to {card.name}, {settings.scheduler} {common['steps']} steps, guidance {settings.guidance}. "
-            "Every image is machine-generated (IPTC digital source type trainedAlgorithmicMedia); use them for "
-            "training only, never for evaluation."
-        ),
-        licence=card.licence,
-        citation=card.citation,
-        homepage=card.homepage,
-        classes=list(card.classes),
-        channels=card.channels,
-        width=card.width,
-        height=card.height,
-        counts={"train": counts},
-        manifest_sha256=manifest_hash(frame),
-        split_protocol="synthetic: every image is in 'train'",
-        derived_from={
-            "dataset": card.name, "manifest_sha256": card.manifest_sha256, "recipe": recipe.name,
-            "base_id": common["base_id"], "base_sha256": common["base_sha256"], "adapter_sha256": common["adapter_sha256"],
-            "sample_run_id": run_id, "sample": asdict(settings),
-        },  # fmt: skip
-        created_by=created_by(),
-    )
-    record = {"sample_run_id": run_id, "identity": identity, "plan": plan.rows(), "settings": asdict(settings),
-              "mlflow_run_id": mlflow_run_id, "images": len(items)}  # fmt: skip
-    writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
-
-
-def _tile(path: Path, width: int, height: int) -> torch.Tensor:
-    """A PNG as a uint8 C x H x W tensor at ``width`` x ``height`` (RGB or grey, as stored)."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        array = np.array(image.resize((width, height)) if image.size != (width, height) else image, dtype=np.uint8)
-    return torch.from_numpy(array[:, :, None] if array.ndim == 2 else array).permute(2, 0, 1)
-
-
-def _report(out: Path, report: Path, plan: QuotaPlan, recipe: str, dataset: Path) -> list[Path]:
-    """The plan as JSON and Markdown, the class histogram before and after, a grid per class
-    and one overview grid (one row per class; for images made from real ones, each class's row
-    of sources above its row of synthetic images), read back from the published images."""
-    frame = read_manifest(out).sort_values(["label", "sample_index"])
-    real = read_manifest(dataset).set_index("id")
-    paths = [write_text(report / "plan.json", json.dumps(plan.rows(), indent=2) + "\n")]
-    lines = ["| class | real | wanted | cap | synthetic | total |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {q.name} | {q.real} | {q.wanted} | {q.cap} | {q.synthetic} | {q.total} |" for q in plan.classes]
-    paths.append(write_text(report / "plan.md", "\n".join(lines) + "\n"))
-    paths.append(class_balance([q.name for q in plan.classes], [q.real for q in plan.classes],
-                               [q.synthetic for q in plan.classes], report / "class_balance.png",
-                               title=f"{recipe}: real + synthetic train images"))  # fmt: skip
-    overview, names = [], []
-    pad = lambda stack: torch.cat([stack[:8], torch.full((8 - len(stack[:8]), *stack.shape[1:]), 255, dtype=torch.uint8)])  # noqa: E731
-    for name, rows in frame.groupby("label_name", sort=False):
-        first = rows.iloc[0]
-        width, height = int(first["width"]), int(first["height"])
-        stack = torch.stack([_tile(out / relpath, width, height) for relpath in rows["relpath"][:GRID_IMAGES]])
-        paths.append(save_grid(stack, 2 if len(stack) > 8 else 1, report / "grids" / f"{name}.png", labels=None))
-        sources = [str(ids).split(";")[0] for ids in rows["source_ids"][:8]] if "source_ids" in rows else []
-        if sources and all(sources):
-            overview.append(pad(torch.stack([_tile(dataset / real.loc[s, "relpath"], width, height) for s in sources])))
-            names.append(f"{name} source")
-        overview.append(pad(stack))
-        names.append(str(name))
-    paths.append(save_grid(torch.cat(overview), len(names), report / "samples.png", labels=names))
-    return paths
