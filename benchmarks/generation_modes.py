@@ -42,17 +42,19 @@ WORK = Path(__file__).resolve().parent / "work"
 
 def parse_mode(spec: str) -> dict:
     """``img2img-0.5@g3@c0.05`` -> {mode: img2img, strength: 0.5, guidance: 3.0,
-    classifier_guidance: 0.05} (``@g``: classifier-free guidance, ``@c``: classifier guidance)."""
+    classifier_guidance: 0.05} (``@g``: classifier-free guidance, ``@c``: classifier guidance; ``@r<n>``: at most n refill
+    rounds instead of the recipe's, for a mode whose pass rate is too low to refill in time)."""
     name, *suffixes = spec.split("@")
     mode, _, strength = name.partition("-")
     settings: dict = {"mode": mode}
     if strength:
         settings["strength"] = float(strength)
-    keys = {"g": "guidance", "c": "classifier_guidance"}
+    keys = {"g": "guidance", "c": "classifier_guidance", "r": "max_rounds"}
     for suffix in suffixes:
         if suffix[:1] not in keys:
-            raise SystemExit(f"error: mode {spec!r}: unknown suffix @{suffix} (@g<scale> or @c<scale>)")
-        settings[keys[suffix[0]]] = float(suffix[1:])
+            raise SystemExit(f"error: mode {spec!r}: unknown suffix @{suffix} (@g<scale>, @c<scale> or @r<rounds>)")
+        value = float(suffix[1:])
+        settings[keys[suffix[0]]] = int(value) if suffix[0] == "r" else value
     return settings
 
 
@@ -81,7 +83,9 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
     record = folder / "figures.json"
     if record.is_file():
         return json.loads(record.read_text())
-    settings = replace(recipe.sample, **parse_mode(spec))
+    settings = parse_mode(spec)
+    rule = replace(recipe.validate.filter, max_rounds=settings.pop("max_rounds", recipe.validate.filter.max_rounds))
+    settings = replace(recipe.sample, **settings)
     started = time.perf_counter()
     sampled = run_sample(recipe, adapter, dataset, folder / "synthetic", settings=settings)
     sample_seconds = time.perf_counter() - started
@@ -90,7 +94,7 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
     off = GateSettings(max_near_copy_fraction=None, min_fill=None, min_diversity_ratio=None)
     validated = run_validate(recipe, dataset, folder / "synthetic", adapter, folder / "validated", pool=parent,
                              metrics_path=folder / "validate.json", report=folder / "report",
-                             settings=replace(recipe.validate, gates=off))  # fmt: skip
+                             settings=replace(recipe.validate, gates=off, filter=rule))  # fmt: skip
     figures = validated.metrics
     overall = figures.overall
     results = evaluate_gates(wanted, figures)
@@ -113,7 +117,7 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
         "within_source_diversity": {c: e.get("within_source_diversity_ratio") for c, e in figures.classes.items()},
         "diversity_ratio": {c: e.get("diversity_ratio") for c, e in figures.classes.items()},
         "gates_failed": [f"{g.gate}({g.scope})" for g in results if not g.passed],
-        "filter": {"max_rounds": recipe.validate.filter.max_rounds, "max_refill": recipe.validate.filter.max_refill},
+        "filter": {"max_rounds": rule.max_rounds, "max_refill": rule.max_refill},
         "validated": str(folder / "validated"),
     }
     record.write_text(json.dumps(out, indent=2, default=float) + "\n")
