@@ -337,7 +337,8 @@ def utility(
     from dataclasses import replace
 
     from synthdata.config.recipe import load_recipe
-    from synthdata.stages.utility import headline_rows, run_utility
+    from synthdata.stages.utility import run_utility
+    from synthdata.utility.verdict import headline_rows
 
     spec = load_recipe(recipe)
     settings = spec.utility
@@ -395,7 +396,7 @@ def benchmark(
     repo: Annotated[Path, typer.Option(help="Repository root (dvc.yaml, recipes/, benchmarks/).")] = Path("."),
 ) -> None:
     """Run every domain recipe end to end and write benchmarks/RESULTS.md and benchmarks/results.json."""
-    from synthdata.stages.benchmark import run_benchmark
+    from synthdata.benchmark import run_benchmark
 
     names = [recipe_name(n, "--recipes") for n in recipes.split(",") if n]
     ablated = {"all": True, "none": False}.get(ablation, [n for n in ablation.split(",") if n])

@@ -31,6 +31,16 @@ def created_by() -> dict[str, str]:
     return {"synthdata": __version__, "git_commit": git_commit()}
 
 
+def hardware() -> str:
+    """What a training ran on, as its record states it: the GPU and how many, else the CPU and
+    torch's thread count."""
+    import torch  # here, not at the top: reading versions and commits needs no torch
+
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
 PACKAGES = ("torch", "diffusers", "peft", "accelerate", "safetensors", "monai", "albumentations", "torchmetrics",
             "mlflow", "dvc", "great-expectations", "numpy", "scipy", "pillow")  # fmt: skip
 

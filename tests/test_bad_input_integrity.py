@@ -245,8 +245,8 @@ def test_one_seed_has_no_interval():
 
 def _metrics(seeds: list[int], rare: list[str]) -> dict:
     """Utility figures of two arms on a test split where class c has no image."""
-    from synthdata.stages.utility import goal, verdict
     from synthdata.utility.metrics import score, summarise
+    from synthdata.utility.verdict import goal, verdict
 
     labels, classes = torch.tensor([0, 0, 1, 1]), ["a", "b", "c"]
     runs = {arm: [score(torch.tensor(p), labels, classes, rare) for _ in seeds]
@@ -262,8 +262,9 @@ def _metrics(seeds: list[int], rare: list[str]) -> dict:
 
 def test_the_printed_table_and_the_report_say_n_a_and_why(tmp_path):
     from synthdata.config.recipe import DataSettings, Recipe
-    from synthdata.stages.utility import _report, headline_rows
+    from synthdata.stages.utility import _report
     from synthdata.utility.metrics import NO_TEST_IMAGES, ONE_SEED
+    from synthdata.utility.verdict import headline_rows
 
     one = _metrics([0], ["c"])
     rows = headline_rows(one)

@@ -82,7 +82,7 @@ def test_a_failing_stage_and_an_unknown_stage_are_one_clear_error(project):
 
 
 def test_benchmark_refuses_an_ablation_for_a_recipe_it_does_not_run(tmp_path):
-    from synthdata.stages.benchmark import run_benchmark
+    from synthdata.benchmark import run_benchmark
 
     with pytest.raises(SynthdataError, match="ablation asked for recipes not benchmarked: gtsrb"):
         run_benchmark(tmp_path, ["pbc"], ablation=["pbc", "gtsrb"], anchor=False)

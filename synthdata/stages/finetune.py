@@ -19,11 +19,11 @@ from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE, UNetSettings, load_base
 from synthdata.models.stable_diffusion import class_prompts, is_stable_diffusion, load_stable_diffusion, stable_diffusion_backbone
-from synthdata.provenance import created_by
+from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
-from synthdata.stages.pretrain import hardware, recorded_run_id, sample_grid
+from synthdata.reporting.samples import sample_grid
 from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
-from synthdata.training.checkpoint import discard_if_stale
+from synthdata.training.checkpoint import discard_if_stale, recorded_run_id
 from synthdata.training.loop import TrainResult, train_denoiser
 from synthdata.training.tensors import load_split
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,29 +12,13 @@ from synthdata.config.recipe import PretrainSettings, Recipe
 from synthdata.data.manifest import verify_dataset
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import build_scheduler, build_unet, write_base
-from synthdata.provenance import created_by
+from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
-from synthdata.reporting.grid import save_grid
-from synthdata.sampling.generate import generate
+from synthdata.reporting.samples import sample_grid
 from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
-from synthdata.training.checkpoint import LATEST
+from synthdata.training.checkpoint import recorded_run_id
 from synthdata.training.loop import TrainResult, train_denoiser
-from synthdata.training.tensors import load_split, to_uint8
-
-
-def hardware() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def sample_grid(backbone, scheduler, classes: list[str], path: Path, *, shape: tuple[int, int, int],
-                per_class: int = 8, guidance: float = 2.0) -> Path:  # fmt: skip
-    """A per-class grid of DPM-Solver++ samples with a fixed seed (comparable across runs);
-    ``shape`` is one sample in the backbone's training space (pixels or latents)."""
-    labels = torch.arange(len(classes)).repeat_interleave(per_class)
-    samples = generate(backbone, scheduler, labels, shape=shape, guidance=guidance, generator=torch.Generator().manual_seed(0))
-    return save_grid(to_uint8(samples), len(classes), path, labels=classes)
+from synthdata.training.tensors import load_split
 
 
 def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None) -> TrainResult:
@@ -92,10 +75,3 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
         build_folder(out, build)
     return result
 
-
-def recorded_run_id(workdir: Path) -> str | None:
-    """The MLflow run a killed training left in its checkpoint, to be resumed."""
-    import json
-
-    meta = workdir / LATEST / "checkpoint.json"
-    return json.loads(meta.read_text())["record"].get("mlflow_run_id") if meta.is_file() else None

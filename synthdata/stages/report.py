@@ -19,9 +19,9 @@ from typing import Any
 from synthdata.errors import DataError
 from synthdata.provenance import versions
 from synthdata.reporting.html import HtmlReport
-from synthdata.stages.utility import GOAL, headline_rows
 from synthdata.tracking.mlflow_run import finish_pipeline
 from synthdata.utility.metrics import HEADLINE
+from synthdata.utility.verdict import GOAL, headline_rows
 
 REALISM = ("FD-EffNet", "FD-domain", "precision-domain", "recall-domain", "coverage-domain")
 

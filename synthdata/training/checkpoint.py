@@ -79,3 +79,9 @@ def discard_if_stale(folder: Path, fingerprint: str) -> bool:
         shutil.rmtree(folder)
         return True
     return False
+
+
+def recorded_run_id(folder: Path) -> str | None:
+    """The MLflow run a killed training left in its checkpoint, to be resumed."""
+    meta = Path(folder) / LATEST / "checkpoint.json"
+    return json.loads(meta.read_text())["record"].get("mlflow_run_id") if meta.is_file() else None
