@@ -312,7 +312,7 @@ def validate_synthetic(
     guard_outputs(inputs, folders={"--out": out, "--report": report}, files={"--metrics": metrics})
     result = run_validate(spec, dataset, synthetic, adapter, out, pool=pool, report=report, metrics_path=metrics)
     table = Table("class", "quota", "accepted", "dropped", "fill", title=f"{spec.name}: validated synthetic set")
-    for name, entry in result.metrics["classes"].items():
+    for name, entry in result.metrics.classes.items():
         table.add_row(name, str(entry["quota"]), str(entry["accepted"]), str(sum(result.dropped[name].values())), f"{entry['fill']:.2f}")
     Console().print(table)
     typer.echo(f"{out}: {result.accepted} images accepted, {result.regenerated} regenerated, {result.seconds:.0f} s"
