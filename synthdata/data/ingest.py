@@ -10,18 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
-from synthdata.config.recipe import SplitSettings
+from synthdata.config.strict import check_numbers
 from synthdata.data.card import DatasetCard
 from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize
 from synthdata.hashing import sha256_bytes
 from synthdata.data.manifest import SPLITS, manifest_hash
-from synthdata.data.sources import Source
-from synthdata.data.splits import stratified_holdout
+from synthdata.data.sources import USER_FORMATS, Source
+from synthdata.data.splits import SplitSettings, stratified_holdout
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.paths import path_component
@@ -32,6 +33,35 @@ _SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, None: 3}
 # The smallest side a source image may have: the floor data.image_size has too. Smaller images
 # (1x1 thumbnails, icons) are not domain images, resized or not.
 MIN_SIDE = 8
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """Where the real data comes from and what shape it is declared to have."""
+
+    source: str
+    """A registered source (pbc, pneumoniamnist, breastmnist, eurosat, gtsrb, cifar10) or a
+    user format: ``imagefolder`` (folder or zip of class folders) or ``npz`` (MedMNIST style)."""
+    path: str | None = None
+    """For ``imagefolder``/``npz``: the folder, zip or npz file (relative to the working dir)."""
+    classes: list[str] | None = None
+    """Declared label set, in label order. Built-in sources declare their own; an image or a
+    label outside the declared set is an error."""
+    channels: Literal[1, 3] | None = field(default=None, metadata={"range": "[1, 3]"})
+    """Declared channels; built-in sources declare their own, user data defaults to the first image."""
+    image_size: int | None = field(default=None, metadata={"range": "[8, 1024]"})
+    """Resize every image to this square size on ingest; None keeps the native size, which
+    must then be the same for every image."""
+    licence: str | None = None
+    """Licence recorded on every manifest row (user data); built-in sources declare their own."""
+    split: SplitSettings = field(default_factory=SplitSettings)
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
+        if self.source in USER_FORMATS and not self.path:
+            raise ValueError(f"data.path is required for source '{self.source}'")
+        if self.classes is not None and len(set(self.classes)) != len(self.classes):
+            raise ValueError("data.classes has duplicate names")
 
 
 @dataclass

@@ -10,19 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from synthdata.config.recipe import LongtailSettings
+from synthdata.config.strict import check_numbers
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import SPLITS, class_counts, manifest_hash, read_manifest
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
+
+
+@dataclass(frozen=True)
+class LongtailSettings:
+    """The CIFAR-10-LT protocol: n_i = n_max * imbalance^(-i/(C-1)) on the train split."""
+
+    enabled: bool = True
+    imbalance: float = field(default=100.0, metadata={"range": "[1, 10_000]"})
+    """rho: the ratio between the largest and the smallest class."""
+    max_per_class: int | None = field(default=None, metadata={"range": "[1, 10_000_000]"})
+    """n_max; None takes the largest value every class can supply."""
+    seed: int = field(default=0, metadata={"range": "seed"})
+    """Seeds the permutation that picks which class is rare, and the subsampling."""
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -47,6 +48,11 @@ DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlg
 """The IPTC digital source type of an image made by a model trained on sampled content (C2PA)."""
 DERIVED_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 """The IPTC digital source type of an image a model made from real ones (``img2img``, ``interpolate``)."""
+
+
+GenerationMode = Literal["noise", "img2img", "interpolate"]
+"""How a synthetic image was made (its ``mode`` column, ``sample.mode`` in a recipe): from pure
+noise, or from one or two real train images (``synthdata.sampling.anchors``)."""
 
 
 def source_type(mode: str) -> str:

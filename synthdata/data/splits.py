@@ -9,8 +9,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from synthdata.config.strict import check_numbers
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How train/val/test are made when the source has no official split (or no val split)."""
+
+    val_fraction: float = field(default=0.1, metadata={"range": "[0, 1)"})
+    """Share of each class (or of each class's tracks) held out for validation."""
+    test_fraction: float = field(default=0.2, metadata={"range": "[0, 1)"})
+    """Share of each class held out for test; used only when the source has no test split."""
+    seed: int = field(default=0, metadata={"range": "seed"})
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("split.val_fraction + split.test_fraction must be below 1")
 
 
 def stratified_holdout(

@@ -19,14 +19,15 @@ is refused at load, as is loading onto a base whose sha256 differs.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from synthdata.atomic import build_folder
-from synthdata.config.recipe import AdapterSettings
+from synthdata.config.strict import SettingError, check_numbers
 from synthdata.hashing import file_sha256
 from synthdata.models.base import BaseModel, UNetSettings, build_unet, load_base
 from synthdata.models.weights import WeightsError, read_metadata, read_tensors, refuse_pickle, write_tensors
@@ -40,6 +41,33 @@ BOUND_FIELDS = ("mode", "classes", "null_class", "base_sha256", "base_kind", "pr
 (timings, hardware and run ids are left out: they differ between two runs of the same job)."""
 BOUND_METADATA = "synthdata.adapter"
 """The safetensors metadata key holding the bound fields (and the LoRA config) as JSON."""
+AdapterMode = Literal["lora", "full", "scratch"]
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+"""A submodule name as peft matches it (``to_out.0``): a plain name, never a pattern."""
+
+
+@dataclass(frozen=True)
+class AdapterSettings:
+    """How the base is adapted. ``lora``: base frozen, LoRA on attention projections and
+    convolutions plus a new class table; ``full``: every base weight trained; ``scratch``: the
+    same architecture from random initialisation (no base), for comparison."""
+
+    mode: AdapterMode = "lora"
+    rank: int = field(default=8, metadata={"range": "[1, 512]"})
+    """LoRA rank; more than a layer's channels adds nothing."""
+    alpha: float = field(default=8.0, metadata={"range": "(0, 4096]"})
+    """LoRA scale: the update is (alpha / rank) B A."""
+    dropout: float = field(default=0.0, metadata={"range": "[0, 1)"})
+    target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0", "conv1", "conv2"])
+    """Submodule names (peft matches them as name suffixes), never patterns."""
+
+    def __post_init__(self) -> None:
+        check_numbers(self)
+        if not self.target_modules:
+            raise ValueError("finetune.adapter.target_modules must name at least one module")
+        odd = [name for name in self.target_modules if not _MODULE_NAME.fullmatch(name)]
+        if odd:
+            raise SettingError("target_modules", f"must be module names like to_q or to_out.0, got {odd[0]!r}")
 
 
 @dataclass

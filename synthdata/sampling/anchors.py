@@ -21,22 +21,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 
-from synthdata.config.recipe import SampleSettings
 from synthdata.data.leaks import pixel_hashes
-from synthdata.data.manifest import read_manifest
+from synthdata.data.manifest import GenerationMode, read_manifest
 from synthdata.errors import DataError
 from synthdata.sampling.jobs import Item
 from synthdata.sampling.model import SamplingModel
+from synthdata.sampling.settings import SampleSettings
 from synthdata.training.tensors import load_files
 
-Mode = Literal["noise", "img2img", "interpolate"]
-MODES: tuple[str, ...] = ("noise", "img2img", "interpolate")
 _STREAM = 0x5EED_A7C4  # the draws of an anchor, apart from anything else seeded by the image's seed
 
 
@@ -56,7 +53,7 @@ def source_order(run_id: str, name: str, ids: list[str]) -> list[str]:
     return [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
 
 
-def anchor(item: Item, order: list[str], mode: Mode, strength: float | list[float], weight: float | list[float]) -> Item:
+def anchor(item: Item, order: list[str], mode: GenerationMode, strength: float | list[float], weight: float | list[float]) -> Item:
     """``item`` with its sources, strength and interpolation weight (unchanged in ``noise`` mode)."""
     if mode == "noise":
         return item

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdata.config.recipe import SampleSettings
 from synthdata.models.adapter import load_adapted, load_stable_diffusion_adapter, read_adapter_record
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE
 from synthdata.models.stable_diffusion import stable_diffusion_backbone
 from synthdata.sampling.guide import ClassifierGuide, train_guide
+from synthdata.sampling.settings import SampleSettings
 
 
 @dataclass

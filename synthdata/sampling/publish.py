@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from synthdata.config.recipe import Recipe, SampleSettings
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import SYNTHETIC_SOURCE, manifest_hash, to_frame
 from synthdata.data.writer import DatasetWriter
@@ -16,11 +15,12 @@ from synthdata.provenance import created_by
 from synthdata.sampling.jobs import Item
 from synthdata.sampling.output import METADATA_FILE, RECORD_FILE, write_metadata_csv, write_shards
 from synthdata.sampling.quotas import QuotaPlan
+from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import manifest_row
 
 
 def publish_set(writer: DatasetWriter, items: list[Item], card: DatasetCard, common: dict[str, Any], run_id: str,
-             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe: Recipe, mlflow_run_id: str | None) -> None:  # fmt: skip
+             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe_name: str, mlflow_run_id: str | None) -> None:  # fmt: skip
     staging = writer.staging
     rows = []
     with progress_bar(f"manifest {writer.target.name}", total=len(items)) as bar:
@@ -57,7 +57,7 @@ def publish_set(writer: DatasetWriter, items: list[Item], card: DatasetCard, com
         manifest_sha256=manifest_hash(frame),
         split_protocol="synthetic: every image is in 'train'",
         derived_from={
-            "dataset": card.name, "manifest_sha256": card.manifest_sha256, "recipe": recipe.name,
+            "dataset": card.name, "manifest_sha256": card.manifest_sha256, "recipe": recipe_name,
             "base_id": common["base_id"], "base_sha256": common["base_sha256"], "adapter_sha256": common["adapter_sha256"],
             "sample_run_id": run_id, "sample": asdict(settings),
         },  # fmt: skip

@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from synthdata.config.recipe import SampleSettings
 from synthdata.config.strict import build
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import to_frame
@@ -21,6 +20,7 @@ from synthdata.sampling.anchors import SourcePool, anchor_pool, anchored
 from synthdata.sampling.jobs import batches, more_items
 from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_model
 from synthdata.sampling.output import RECORD_FILE
+from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import common_provenance, manifest_row, write_batches
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 
 from synthdata.atomic import write_bytes
-from synthdata.config.recipe import SampleSettings
 from synthdata.data.card import DatasetCard
 from synthdata.data.images import encode_png
 from synthdata.data.manifest import SYNTHETIC_SOURCE, source_type
@@ -27,6 +26,7 @@ from synthdata.sampling.generate import generate
 from synthdata.sampling.jobs import Item
 from synthdata.sampling.model import SamplingModel
 from synthdata.sampling.output import png_text, to_dataset_format, xmp_packet
+from synthdata.sampling.settings import SampleSettings
 from synthdata.training.tensors import to_uint8, to_unit_range
 
 

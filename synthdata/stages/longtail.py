@@ -6,9 +6,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from synthdata.config.recipe import LongtailSettings, Recipe
+from synthdata.config.recipe import Recipe
 from synthdata.data.card import read_card
-from synthdata.data.longtail import LongtailPlan, build_longtail
+from synthdata.data.longtail import LongtailPlan, LongtailSettings, build_longtail
 from synthdata.data.manifest import verify_dataset
 from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
 

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from synthdata.atomic import build_folder
-from synthdata.config.recipe import Recipe, SampleSettings
+from synthdata.config.recipe import Recipe
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import class_counts, verify_dataset
 from synthdata.data.writer import DatasetWriter, staging_path
@@ -36,6 +36,7 @@ from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_
 from synthdata.sampling.writer import common_provenance, write_batches
 from synthdata.sampling.publish import publish_set
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
+from synthdata.sampling.settings import SampleSettings
 from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
 
 @dataclass
@@ -168,7 +169,7 @@ def run_sample(
         seconds = time.monotonic() - started
         log_metrics({"images": len(items), "generated": generated, "seconds": seconds,
                      "images_per_second": generated / max(seconds, 1e-9), **{f"synthetic.{q.name}": q.synthetic for q in plan.classes}})  # fmt: skip
-        publish_set(writer, items, card, common, run_id, plan, settings, identity, recipe, mlflow_run_id)
+        publish_set(writer, items, card, common, run_id, plan, settings, identity, recipe.name, mlflow_run_id)
         result.seconds = time.monotonic() - started
         result.report = build_folder(report, lambda folder: synthetic_set_report(out, folder, plan, recipe.name, dataset)) if report else []
         import mlflow

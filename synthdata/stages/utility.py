@@ -21,7 +21,7 @@ from typing import Any
 
 
 from synthdata.atomic import build_folder, write_text
-from synthdata.config.recipe import Recipe, UtilitySettings
+from synthdata.config.recipe import Recipe
 from synthdata.data.card import read_card
 from synthdata.data.leaks import check_disjoint
 from synthdata.data.manifest import manifest_hash, read_manifest, verify_dataset
@@ -32,6 +32,7 @@ from synthdata.utility.arms import ARMS, DOUBLED, arm_of
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.metrics import HEADLINE, class_counts, figure_text, rare_classes, summarise
 from synthdata.utility.runner import ArmRunner, Pool, run_arms
+from synthdata.utility.settings import UtilitySettings
 from synthdata.utility.verdict import GOAL, goal, verdict
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from synthdata.atomic import build_folder, write_text
-from synthdata.config.recipe import Recipe, ValidateSettings
+from synthdata.config.recipe import Recipe
 from synthdata.data.manifest import manifest_hash, verify_dataset
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
@@ -44,6 +44,7 @@ from synthdata.validation.lineage import check_lineage
 from synthdata.validation.memorisation import nearest, pixel_vectors
 from synthdata.validation.provenance_check import check_provenance
 from synthdata.validation.publish import publish_accepted
+from synthdata.validation.settings import ValidateSettings
 
 __all__ = ["ValidateResult", "heldout_real", "run_validate"]
 

@@ -23,13 +23,13 @@ import torch
 from synthdata.atomic import write_text
 from synthdata.classify.network import build_network
 from synthdata.classify.train import Objective, logit_adjustment, predict, random_shift, train_classifier
-from synthdata.config.recipe import UtilitySettings
 from synthdata.hashing import sha256_bytes
 from synthdata.utility.arms import DOUBLED, arm_of, is_classical
 from synthdata.utility.augment import Augmentation
 from synthdata.utility.batches import mixed_draw, synthetic_weights, training_prior
 from synthdata.utility.budget import BudgetOutcome, balanced_accuracy_error, choose_budget
 from synthdata.utility.metrics import class_counts, score
+from synthdata.utility.settings import UtilitySettings
 
 
 RECORD_FORMAT = 2

@@ -22,7 +22,7 @@ from synthdata.validation.lineage import is_duplicate, quantiles, source_lists, 
 from synthdata.validation.realism import Figure, measure, standard_metrics
 
 if TYPE_CHECKING:
-    from synthdata.config.recipe import ValidateSettings
+    from synthdata.validation.settings import ValidateSettings
 
 MAX_METRIC_SAMPLES = 5000
 """Realism is measured on at most this many images per side (a seeded subset)."""
