@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -28,6 +28,8 @@ data_app = typer.Typer(help="Real data: fetch, ingest, long-tail, validate.", no
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
+T = TypeVar("T")
+
 RecipeOption = Annotated[Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (recipes/*.yaml).")]
 DatasetsOption = Annotated[Path, typer.Option("--datasets", help="Folder that holds dataset folders.")]
 
@@ -49,6 +51,36 @@ def _recipe_for(name: str | None, recipe: Path | None):
 def _recipe_inputs(spec, recipe: Path | None) -> dict[str, Path | str | None]:
     """What every command given a recipe reads: the recipe file and the data it points to."""
     return {"--recipe": recipe, "data.path": spec.data.path}
+
+
+def _options(**values: Any) -> dict[str, dict[str, Any] | None]:
+    """``max_ratio=2.0`` -> ``{"--max-ratio": {"max_ratio": 2.0}}``: options that each set the field
+    of their name (``None``: the option was not given)."""
+    return {"--" + name.replace("_", "-"): None if value is None else {name: value} for name, value in values.items()}
+
+
+def _overridden(settings: T, section: str, options: dict[str, dict[str, Any] | None]) -> T:
+    """The recipe's ``section`` with what the command line gave: ``{"--option": {"dotted.field":
+    value, ...}}``, ``None`` for an option not given. Built by the recipe's own strict builder
+    from the fields the recipe gave and the options, so a bad value is the one-line error a
+    recipe gets for it, naming the options and the key (and, for a choice, the allowed values
+    of its type)."""
+    from dataclasses import asdict
+
+    from synthdata.config.strict import build
+
+    given = {option: fields for option, fields in options.items() if fields is not None}
+    if not given:
+        return settings
+    data = asdict(settings)
+    for fields in given.values():
+        for dotted, value in fields.items():
+            *parents, name = dotted.split(".")
+            node = data
+            for parent in parents:
+                node = node[parent]
+            node[name] = value
+    return build(type(settings), data, source=", ".join(given), where=section)
 
 
 def _work_folder(out: Path) -> Path:
@@ -115,16 +147,10 @@ def longtail(
     datasets: DatasetsOption = Path("datasets"),
 ) -> None:
     """Build a long-tailed variant of a dataset's train split (test copied whole)."""
-    from dataclasses import replace
-
     from synthdata.stages.longtail import run_longtail
 
     spec = _recipe_for(name, recipe)
-    overrides = {k: v for k, v in {"imbalance": imbalance, "max_per_class": max_per_class, "seed": seed}.items() if v is not None}
-    try:
-        settings = replace(spec.longtail, **overrides)
-    except ValueError as exc:
-        raise SynthdataError(str(exc)) from None
+    settings = _overridden(spec.longtail, "longtail", _options(imbalance=imbalance, max_per_class=max_per_class, seed=seed))
     source, target = parent or datasets / spec.name, out or datasets / f"{spec.name}-lt"
     guard_outputs({**_recipe_inputs(spec, recipe), "--parent": source}, folders={"--out": target})
     plan = run_longtail(spec, settings, source, target)
@@ -168,9 +194,8 @@ def pretrain(
     from synthdata.stages.pretrain import run_pretrain
 
     spec = load_recipe(recipe)
-    settings = spec.pretrain or PretrainSettings()
-    if steps is not None:
-        settings = replace(settings, train=replace(settings.train, steps=steps))
+    overrides = {"--steps": None if steps is None else {"train.steps": steps}}
+    settings = _overridden(spec.pretrain or PretrainSettings(), "pretrain", overrides)
     spec = replace(spec, pretrain=settings)
     work = workdir or _work_folder(out)
     guard_outputs({**_recipe_inputs(spec, recipe), "--dataset": dataset}, folders={"--out": out, "--workdir": work})
@@ -210,18 +235,12 @@ def finetune(
     from synthdata.stages.finetune import run_finetune
 
     spec = load_recipe(recipe)
-    settings = spec.finetune
-    try:
-        if mode is not None:
-            settings = replace(settings, adapter=replace(settings.adapter, mode=mode))
-        if steps is not None:
-            settings = replace(settings, train=replace(settings.train, steps=steps))
-    except ValueError as exc:
-        raise SynthdataError(str(exc)) from None
-    if mode is not None and mode not in ("lora", "full", "scratch"):
-        raise SynthdataError(f"--mode must be lora, full or scratch, got {mode!r}")
-    if base is not None:
-        settings = replace(settings, base=str(base))
+    overrides = {
+        "--mode": None if mode is None else {"adapter.mode": mode},
+        "--steps": None if steps is None else {"train.steps": steps},
+        "--base": None if base is None else {"base": str(base)},
+    }
+    settings = _overridden(spec.finetune, "finetune", overrides)
     work = workdir or _work_folder(out)
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--base" if base else "finetune.base": settings.base}
     guard_outputs(inputs, folders={"--out": out, "--workdir": work})
@@ -253,24 +272,16 @@ def sample(
 ) -> None:
     """Generate a class-balanced synthetic set with provenance on every image; resumes after a
     kill. Under ``accelerate launch`` the batches are shared between the processes."""
-    from dataclasses import replace
-
     from synthdata.config.recipe import load_recipe
     from synthdata.stages.sample import run_sample
 
     spec = load_recipe(recipe)
-    overrides = {"policy": policy, "target": target, "share": share, "max_ratio": max_ratio, "max_images": max_images, "scheduler": scheduler,
-                 "steps": steps, "guidance": guidance, "batch_size": batch_size, "shard_size": shard_size, "mode": mode,
-                 "strength": strength, "classifier_guidance": classifier_guidance}  # fmt: skip
-    choices = {"policy": ("to-max", "to-target", "share"), "scheduler": ("dpm-solver++", "ddim", "ddpm"),
-               "mode": ("noise", "img2img", "interpolate")}  # fmt: skip
-    for key, allowed in choices.items():
-        if overrides[key] is not None and overrides[key] not in allowed:
-            raise SynthdataError(f"--{key} must be one of {', '.join(allowed)}, got {overrides[key]!r}")
-    try:
-        settings = replace(spec.sample, **{k: v for k, v in overrides.items() if v is not None})
-    except ValueError as exc:
-        raise SynthdataError(str(exc)) from None
+    overrides = _options(
+        policy=policy, target=target, share=share, max_ratio=max_ratio, max_images=max_images, scheduler=scheduler, steps=steps,
+        guidance=guidance, batch_size=batch_size, shard_size=shard_size, mode=mode, strength=strength,
+        classifier_guidance=classifier_guidance,
+    )
+    settings = _overridden(spec.sample, "sample", overrides)
     if not dry_run and (adapter is None or out is None):
         raise SynthdataError("--adapter and --out are required (or give --dry-run)")
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--adapter": adapter, "finetune.base": spec.finetune.base}
@@ -334,24 +345,23 @@ def utility(
     arms: Annotated[str | None, typer.Option(help="Override utility.arms, comma-separated.")] = None,
 ) -> None:
     """Train a downstream classifier per arm and seed at equal steps (by the recipe's budget rule); score each on the real test split."""
-    from dataclasses import replace
-
     from synthdata.config.recipe import load_recipe
     from synthdata.stages.utility import run_utility
     from synthdata.utility.verdict import headline_rows
 
     spec = load_recipe(recipe)
-    settings = spec.utility
+    max_epochs = spec.utility.budget.max_epochs
     try:
-        if seeds is not None:
-            settings = replace(settings, seeds=[int(s) for s in seeds.split(",")])
-        if arms is not None:
-            settings = replace(settings, arms=arms.split(","))
-        if steps is not None:
-            settings = replace(settings, classifier=replace(settings.classifier, steps=steps), budget=replace(settings.budget, rule="steps"))
-        if epochs is not None:
-            settings = replace(settings, budget=replace(settings.budget, rule="epochs", epochs=epochs, max_epochs=max(epochs, settings.budget.max_epochs)))
-    except ValueError as exc:
+        overrides = {
+            "--seeds": None if seeds is None else {"seeds": [int(s) for s in seeds.split(",")]},
+            "--arms": None if arms is None else {"arms": arms.split(",")},
+            "--steps": None if steps is None else {"classifier.steps": steps, "budget.rule": "steps"},
+            "--epochs": None if epochs is None else {
+                "budget.rule": "epochs", "budget.epochs": epochs, "budget.max_epochs": max(epochs, max_epochs)
+            },
+        }
+        settings = _overridden(spec.utility, "utility", overrides)
+    except (ValueError, SynthdataError) as exc:
         raise SynthdataError(f"bad override: {exc}") from None
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--scratch": scratch}
     guard_outputs(inputs, folders={"--work": work, "--report": report}, files={"--metrics": metrics})

@@ -202,16 +202,19 @@ def test_every_number_in_a_recipe_is_finite_and_in_a_stated_range(path, kind, tm
 
 
 OVERRIDES = {
-    "sample-guidance-inf": (["sample", "--guidance", "inf"], "guidance", "finite"),
-    "sample-guidance-nan": (["sample", "--guidance", "nan"], "guidance", "finite"),
-    "sample-max-ratio-inf": (["sample", "--max-ratio", "inf"], "max_ratio", "finite"),
-    "sample-steps-zero": (["sample", "--steps", "0"], "steps", "got 0"),
-    "longtail-imbalance-nan": (["data", "longtail", "--imbalance", "nan"], "imbalance", "finite"),
-    "longtail-imbalance-inf": (["data", "longtail", "--imbalance", "inf"], "imbalance", "finite"),
-    "longtail-seed-negative": (["data", "longtail", "--seed", "-1"], "seed", "got -1"),
-    "utility-seed-negative": (["utility", "--seeds", "0,-1"], "seeds", "got -1"),
-    "finetune-steps-zero": (["finetune", "--steps", "0"], "steps", "got 0"),
-    "pretrain-steps-negative": (["pretrain", "--steps", "-5"], "steps", "got -5"),
+    "sample-guidance-inf": (["sample", "--guidance", "inf"], "sample.guidance", "finite"),
+    "sample-guidance-nan": (["sample", "--guidance", "nan"], "sample.guidance", "finite"),
+    "sample-max-ratio-inf": (["sample", "--max-ratio", "inf"], "sample.max_ratio", "finite"),
+    "sample-steps-zero": (["sample", "--steps", "0"], "sample.steps", "got 0"),
+    "sample-scheduler-unknown": (["sample", "--scheduler", "euler"], "sample.scheduler", "one of ['dpm-solver++', 'ddim', 'ddpm']"),
+    "sample-mode-unknown": (["sample", "--mode", "inpaint"], "sample.mode", "one of ['noise', 'img2img', 'interpolate']"),
+    "longtail-imbalance-nan": (["data", "longtail", "--imbalance", "nan"], "longtail.imbalance", "finite"),
+    "longtail-imbalance-inf": (["data", "longtail", "--imbalance", "inf"], "longtail.imbalance", "finite"),
+    "longtail-seed-negative": (["data", "longtail", "--seed", "-1"], "longtail.seed", "got -1"),
+    "utility-seed-negative": (["utility", "--seeds", "0,-1"], "utility.seeds", "got -1"),
+    "finetune-steps-zero": (["finetune", "--steps", "0"], "finetune.train.steps", "got 0"),
+    "finetune-mode-unknown": (["finetune", "--mode", "qlora"], "finetune.adapter.mode", "one of ['lora', 'full', 'scratch']"),
+    "pretrain-steps-negative": (["pretrain", "--steps", "-5"], "pretrain.train.steps", "got -5"),
 }
 
 
@@ -228,8 +231,22 @@ def test_a_bad_command_line_override_is_refused_before_any_work(case, tmp_path, 
               "pretrain": ["--dataset", str(tmp_path / "d"), "--out", str(out)]}  # fmt: skip
     command = argv[1] if argv[0] == "data" else argv[0]
     line = _one_error_line(*run_cli([*argv, "--recipe", str(recipe), *places[command]], monkeypatch, capsys)[::2])
-    assert f"'{name}'" in line and reason in line
+    assert f"{argv[-2]}: " in line and f"'{name}'" in line and reason in line  # the option, the key, the rule
     assert not out.exists() and not list(tmp_path.glob(".*out*"))
+
+
+def test_an_option_that_chooses_lists_the_values_its_setting_allows():
+    """The allowed values are spelled once, in the settings' types; the help of each option that
+    chooses one lists them, in order."""
+    from synthdata import cli
+    from synthdata.config.recipe import AdapterSettings, SampleSettings
+    from synthdata.config.strict import choices
+
+    cases = [(cli.sample, SampleSettings, name) for name in ("policy", "scheduler", "mode")] + [(cli.finetune, AdapterSettings, "mode")]
+    for command, settings, name in cases:
+        *first, last = choices(settings)[name]
+        option = typing.get_type_hints(command, include_extras=True)[name].__metadata__[0]
+        assert f"{', '.join(first)} or {last}." in option.help, (command.__name__, name, option.help)
 
 
 # --- runtime backstops: nothing non-finite or blank is published -----------------------------

@@ -185,7 +185,7 @@ def test_dry_run_prints_the_plan_without_loading_a_model(setup):
 def test_cli_refuses_bad_settings_with_one_line(setup, tmp_path):
     base = ["sample", "--recipe", str(setup / "tiny.yaml"), "--dataset", str(setup / "d")]
     for extra, message in (
-        (["--dry-run", "--policy", "balance"], "--policy must be one of"),
+        (["--dry-run", "--policy", "balance"], "--policy: 'sample.policy' must be one of ['to-max', 'to-target', 'share']"),
         (["--dry-run", "--policy", "to-target"], "sample.target"),
         (["--adapter", str(setup / "adapter")], "--out are required"),
     ):

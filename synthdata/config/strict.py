@@ -79,6 +79,29 @@ def check_numbers(settings: Any) -> None:
                 raise SettingError(field.name, f"must be in {written}, got {item!r}")
 
 
+@functools.cache
+def choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """The allowed values of each field of the dataclass ``cls`` whose type is a ``Literal``: the
+    one place they are spelled, for the recipe check, :func:`check_choices` and the CLI."""
+    hints = get_type_hints(cls)
+    return {f.name: get_args(hints[f.name]) for f in dataclasses.fields(cls) if get_origin(hints[f.name]) is Literal}
+
+
+def _one_of(value: Any, allowed: tuple[Any, ...]) -> bool:
+    # Compare types too: YAML's `true` == 1 and 3.0 == 3 in Python, but neither is a channel count.
+    return any(type(value) is type(a) and value == a for a in allowed)
+
+
+def check_choices(settings: Any) -> None:
+    """Raise :class:`SettingError` unless every ``Literal`` field of the dataclass ``settings``
+    holds one of its values, so settings made in code or by ``dataclasses.replace`` obey the rule
+    :func:`build` applies to a recipe (with the same words)."""
+    for name, allowed in choices(type(settings)).items():
+        value = getattr(settings, name)
+        if not _one_of(value, allowed):
+            raise SettingError(name, f"must be one of {list(allowed)}, got {value!r}")
+
+
 def build(cls: type[T], data: Any, *, source: Path | str, where: str = "") -> T:
     """Return ``cls(**data)`` after checking every key and value against the field types.
 
@@ -129,8 +152,7 @@ def _convert(tp: Any, value: Any, *, source: Path | str, where: str) -> Any:
         raise RecipeError(errors[0] if len(errors) == 1 else f"{source}: '{where}' has an invalid value {value!r}")
     if origin is Literal:
         allowed = get_args(tp)
-        # Compare types too: YAML's `true` == 1 and 3.0 == 3 in Python, but neither is a channel count.
-        if not any(type(value) is type(a) and value == a for a in allowed):
+        if not _one_of(value, allowed):
             raise RecipeError(f"{source}: '{where}' must be one of {list(allowed)}, got {value!r}")
         return value
     if origin in (list, tuple):

@@ -12,12 +12,14 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import (
-    COLUMNS, DERIVED_SOURCE_TYPE, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, check_files, first_rows,
+    COLUMNS, DERIVED_SOURCE_TYPE, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, GenerationMode, check_files,
+    first_rows, source_type,
 )  # fmt: skip
 from synthdata.errors import DataError
 
@@ -78,7 +80,7 @@ def manifest_expectations(card: DatasetCard) -> list:
             gxe.ExpectColumnValuesToBeInSet(column="digital_source_type", value_set=[DIGITAL_SOURCE_TYPE, DERIVED_SOURCE_TYPE]),
             gxe.ExpectColumnPairValuesToBeInSet(
                 column_A="mode", column_B="digital_source_type",
-                value_pairs_set=[("noise", DIGITAL_SOURCE_TYPE), ("img2img", DERIVED_SOURCE_TYPE), ("interpolate", DERIVED_SOURCE_TYPE)],
+                value_pairs_set=[(mode, source_type(mode)) for mode in get_args(GenerationMode)],
             ),
             gxe.ExpectColumnValuesToBeBetween(column="strength", min_value=0, max_value=1),
             gxe.ExpectColumnValuesToBeBetween(column="interpolation_weight", min_value=0, max_value=1),

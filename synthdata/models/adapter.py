@@ -27,7 +27,7 @@ from typing import Any, Literal
 import torch
 
 from synthdata.atomic import build_folder
-from synthdata.config.strict import SettingError, check_numbers
+from synthdata.config.strict import SettingError, check_choices, check_numbers
 from synthdata.hashing import file_sha256
 from synthdata.models.base import BaseModel, UNetSettings, build_unet, load_base
 from synthdata.models.weights import WeightsError, read_metadata, read_tensors, refuse_pickle, write_tensors
@@ -63,6 +63,7 @@ class AdapterSettings:
 
     def __post_init__(self) -> None:
         check_numbers(self)
+        check_choices(self)
         if not self.target_modules:
             raise ValueError("finetune.adapter.target_modules must name at least one module")
         odd = [name for name in self.target_modules if not _MODULE_NAME.fullmatch(name)]

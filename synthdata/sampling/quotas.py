@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from synthdata.errors import SynthdataError
 
+if TYPE_CHECKING:
+    from synthdata.sampling.settings import SampleSettings
+
 Policy = Literal["to-max", "to-target", "share"]
-POLICIES: tuple[str, ...] = ("to-max", "to-target", "share")
+"""The quota policies, spelled once (``sample.policy``, ``--policy``)."""
 
 
 @dataclass(frozen=True)
@@ -81,31 +84,13 @@ class QuotaPlan:
         ]
 
 
-def plan_quotas(
-    real_counts: dict[str, int],
-    policy: str = "to-max",
-    *,
-    target: int | None = None,
-    share: float | None = None,
-    max_ratio: float = 10.0,
-    classes: list[str] | None = None,
-    max_images: int | None = None,
-) -> QuotaPlan:
-    """The per-class plan for ``real_counts`` (class name -> real train images), in its key order."""
-    if policy not in POLICIES:
-        raise SynthdataError(f"unknown quota policy '{policy}'; choose one of {', '.join(POLICIES)}")
-    if policy == "to-target" and (target is None or target < 0):
-        raise SynthdataError("policy 'to-target' needs a target >= 0 (images per class)")
-    if policy == "share" and (share is None or share < 0 or not math.isfinite(share)):
-        raise SynthdataError("policy 'share' needs a share >= 0 (synthetic images per real image)")
-    if max_ratio < 0 or not math.isfinite(max_ratio):
-        raise SynthdataError(f"max_ratio must be a finite number >= 0, got {max_ratio}")
-    if max_images is not None and max_images < 0:
-        raise SynthdataError(f"max_images must be >= 0, got {max_images}")
+def plan_quotas(real_counts: dict[str, int], settings: SampleSettings) -> QuotaPlan:
+    """The per-class plan for ``real_counts`` (class name -> real train images), in its key order,
+    by the policy, cap, classes and budget of ``settings`` (checked when they were made)."""
     negative = [name for name, count in real_counts.items() if count < 0]
     if negative:
         raise SynthdataError(f"negative real count for class '{negative[0]}'")
-    chosen = set(real_counts) if classes is None else set(classes)
+    chosen = set(real_counts) if settings.classes is None else set(settings.classes)
     unknown = sorted(chosen - set(real_counts))
     if unknown:
         raise SynthdataError(f"unknown class '{unknown[0]}' in the sampling plan; the dataset has {', '.join(real_counts)}")
@@ -114,19 +99,20 @@ def plan_quotas(
     for name, real in real_counts.items():
         if name not in chosen:
             wanted = 0
-        elif policy == "to-max":
+        elif settings.policy == "to-max":
             wanted = largest - real
-        elif policy == "to-target":
-            wanted = max(int(target) - real, 0)
+        elif settings.policy == "to-target":
+            wanted = max(int(settings.target) - real, 0)
         else:
             # Half-up rounding, not Python's banker's rounding: 0.5 * 3 gives 2.
-            wanted = int(math.floor(float(share) * real + 0.5))
-        cap = int(math.floor(max_ratio * real + 1e-9))
+            wanted = int(math.floor(float(settings.share) * real + 0.5))
+        cap = int(math.floor(settings.max_ratio * real + 1e-9))
         quotas.append(ClassQuota(name, real, wanted, min(wanted, cap), cap))
-    if max_images is not None and sum(q.synthetic for q in quotas) > max_images:
-        budgeted = _within_budget([q.real for q in quotas], [q.synthetic for q in quotas], max_images)
+    budget = settings.max_images
+    if budget is not None and sum(q.synthetic for q in quotas) > budget:
+        budgeted = _within_budget([q.real for q in quotas], [q.synthetic for q in quotas], budget)
         quotas = [replace(q, synthetic=n, capped_count=q.synthetic) for q, n in zip(quotas, budgeted)]
-    return QuotaPlan(policy, float(max_ratio), quotas, max_images)
+    return QuotaPlan(settings.policy, float(settings.max_ratio), quotas, budget)
 
 
 def _within_budget(real: list[int], planned: list[int], budget: int) -> list[int]:

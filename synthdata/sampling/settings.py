@@ -1,12 +1,18 @@
 """The sampling settings (a recipe's ``sample`` section): how many images per class, and how they
-are sampled from the adapted model."""
+are sampled from the adapted model.
+
+Each allowed value is spelled once, in the type that names it beside the code that reads it
+(``Policy`` in ``quotas``, ``SchedulerName`` in ``generate``, ``GenerationMode`` in the manifest);
+the recipe loader, :func:`synthdata.config.strict.check_choices` and the command line read them
+from there.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from synthdata.classify.train import ClassifierSettings
-from synthdata.config.strict import SettingError, check_numbers
+from synthdata.config.strict import SettingError, check_choices, check_numbers
 from synthdata.data.manifest import GenerationMode
 from synthdata.sampling.generate import SchedulerName
 from synthdata.sampling.quotas import Policy
@@ -60,7 +66,9 @@ class SampleSettings:
     """Images per WebDataset ``.tar`` shard; 0 writes no shards."""
 
     def __post_init__(self) -> None:
+        """The one check of these settings: :func:`synthdata.sampling.quotas.plan_quotas` relies on it."""
         check_numbers(self)
+        check_choices(self)
         if self.policy == "to-target" and self.target is None:
             raise ValueError("sample.target is required for policy 'to-target'")
         if self.policy == "share" and self.share is None:

@@ -61,8 +61,7 @@ def plan_for(settings: SampleSettings, dataset: Path) -> tuple[QuotaPlan, Datase
     card = verified.card
     counts = class_counts(verified.frame, "train")
     real = {name: counts.get(name, 0) for name in card.classes}
-    plan = plan_quotas(real, settings.policy, target=settings.target, share=settings.share,
-                       max_ratio=settings.max_ratio, classes=settings.classes, max_images=settings.max_images)  # fmt: skip
+    plan = plan_quotas(real, settings)
     return plan, card
 
 
