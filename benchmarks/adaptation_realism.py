@@ -14,8 +14,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
-
 from common import machine, write_result
+
 from synthdata.config.recipe import load_recipe
 from synthdata.models.adapter import load_adapted
 from synthdata.models.backbone import PixelBackbone
@@ -27,13 +27,26 @@ from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.frechet import frechet_distance
 
 
-def sample(adapter: Path, base_folder: str | None, labels: torch.Tensor, size: int, channels: int, guidance: float) -> torch.Tensor:
+def sample(
+    adapter: Path, base_folder: str | None, labels: torch.Tensor, size: int, channels: int, guidance: float
+) -> torch.Tensor:
     model = load_adapted(adapter, base_folder)
     backbone = PixelBackbone(model.unet, model.null_class)
     scheduler = load_base(base_folder).scheduler
     generator = torch.Generator().manual_seed(0)
-    out = [to_uint8(generate(backbone, scheduler, labels[i : i + 250], shape=(channels, size, size), guidance=guidance, generator=generator))
-           for i in range(0, len(labels), 250)]  # fmt: skip
+    out = [
+        to_uint8(
+            generate(
+                backbone,
+                scheduler,
+                labels[i : i + 250],
+                shape=(channels, size, size),
+                guidance=guidance,
+                generator=generator,
+            )
+        )
+        for i in range(0, len(labels), 250)
+    ]
     return torch.cat(out)
 
 
@@ -55,21 +68,36 @@ def main() -> None:
     labels = torch.arange(args.samples) % len(classes)
     features = EffNetFeatures()
     f_a, f_b = features(real_a), features(real_b)
-    result = {"recipe": recipe.name, "steps": args.steps, "samples": args.samples, "guidance": args.guidance,
-              "floor_real_vs_real": frechet_distance(f_b, f_a), "modes": {}, "machine": machine()}  # fmt: skip
+    result = {
+        "recipe": recipe.name,
+        "steps": args.steps,
+        "samples": args.samples,
+        "guidance": args.guidance,
+        "floor_real_vs_real": frechet_distance(f_b, f_a),
+        "modes": {},
+        "machine": machine(),
+    }
     with TemporaryDirectory() as work:
         for mode in args.modes.split(","):
-            settings = replace(recipe.finetune, adapter=replace(recipe.finetune.adapter, mode=mode),
-                               train=replace(recipe.finetune.train, steps=args.steps))  # fmt: skip
+            settings = replace(
+                recipe.finetune,
+                adapter=replace(recipe.finetune.adapter, mode=mode),
+                train=replace(recipe.finetune.train, steps=args.steps),
+            )
             out = Path(work) / mode
             trained, _ = run_finetune(replace(recipe, finetune=settings), dataset, out, Path(work) / f"{mode}.work")
             fake = sample(out, recipe.finetune.base, labels, size, channels, args.guidance)
-            result["modes"][mode] = {"fd_effnet": frechet_distance(features(fake), f_a), "train_seconds": trained.seconds}
+            result["modes"][mode] = {
+                "fd_effnet": frechet_distance(features(fake), f_a),
+                "train_seconds": trained.seconds,
+            }
             print(mode, result["modes"][mode], flush=True)
     table = (
         f"FD-EffNet against {args.samples} real {recipe.name} test images, {args.steps} training steps each "
         f"(lower is better; floor = real vs real):\n\n| model | FD-EffNet | train time |\n|---|---:|---:|\n"
-        + "".join(f"| {m} | {r['fd_effnet']:.1f} | {r['train_seconds'] / 60:.1f} min |\n" for m, r in result["modes"].items())
+        + "".join(
+            f"| {m} | {r['fd_effnet']:.1f} | {r['train_seconds'] / 60:.1f} min |\n" for m, r in result["modes"].items()
+        )
         + f"| floor (real vs real) | {result['floor_real_vs_real']:.1f} | |\n"
     )
     print(table)

@@ -6,6 +6,7 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from common import machine, write_result
+
 from synthdata.config.recipe import load_recipe
 from synthdata.data.sources import BUILTIN
 from synthdata.models.adapter import adapt, save_adapter, weights_file
@@ -32,8 +33,18 @@ def main() -> None:
             with TemporaryDirectory() as work:
                 save_adapter(model, Path(work) / "a", {})
                 size = (Path(work) / "a" / weights_file(mode)).stat().st_size
-            rows.append({"recipe": recipe.name, "classes": len(classes), "mode": mode, "rank": recipe.finetune.adapter.rank,
-                         "trainable": trainable, "total": total, "fraction": trainable / total, "bytes": size})  # fmt: skip
+            rows.append(
+                {
+                    "recipe": recipe.name,
+                    "classes": len(classes),
+                    "mode": mode,
+                    "rank": recipe.finetune.adapter.rank,
+                    "trainable": trainable,
+                    "total": total,
+                    "fraction": trainable / total,
+                    "bytes": size,
+                }
+            )
     table = "| recipe | classes | mode | trainable params | of total | adapter size |\n|---|---:|---|---:|---:|---:|\n"
     table += "".join(
         f"| {r['recipe']} | {r['classes']} | {_mode(r)} | {r['trainable']:,} | {r['fraction']:.1%} | {r['bytes'] / 1e6:.2f} MB |\n"

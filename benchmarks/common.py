@@ -29,7 +29,9 @@ def real_pools(dataset: Path, size: int) -> tuple[Any, Any, Any, Any]:
 
     verified = verify_dataset(dataset)
     card = verified.card
-    train, val, test = (split_pool(dataset, split, size, card.channels, verified.manifest_sha256) for split in ("train", "val", "test"))
+    train, val, test = (
+        split_pool(dataset, split, size, card.channels, verified.manifest_sha256) for split in ("train", "val", "test")
+    )
     return card, train, val, test
 
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from common import machine, write_result
+
 from synthdata.errors import SynthdataError
 from synthdata.pipeline import run_stages
 
@@ -45,22 +46,35 @@ def summarise(recipe: str, metrics: dict, timings: dict[str, float], error: str 
 
 
 def table(rows: list[dict]) -> str:
-    head = "| recipe | accepted / quota | " + " | ".join(SHOWN) + " | gates |\n|---|---:|" + "---:|" * len(SHOWN) + "---|\n"
+    head = (
+        "| recipe | accepted / quota | "
+        + " | ".join(SHOWN)
+        + " | gates |\n|---|---:|"
+        + "---:|" * len(SHOWN)
+        + "---|\n"
+    )
     lines = []
     for row in rows:
         cells = []
         for name in SHOWN:
             fig = row["overall"].get(name)
-            cells.append("n/a" if fig is None else f"{fig['value']:.3g} [{fig['ci95'][0]:.3g}, {fig['ci95'][1]:.3g}] (floor {fig['floor']:.3g})")
+            cells.append(
+                "n/a"
+                if fig is None
+                else f"{fig['value']:.3g} [{fig['ci95'][0]:.3g}, {fig['ci95'][1]:.3g}] (floor {fig['floor']:.3g})"
+            )
         failed = [f"{g['gate']}({g['scope']})" for g in row["gates"] if not g["passed"]]
         gates = "pass" if row["passed"] else "fail: " + ", ".join(sorted(set(failed)) or ["nothing accepted"])
-        lines.append(f"| {row['recipe']} | {row['accepted']} / {row['quota']} | " + " | ".join(cells) + f" | {gates} |\n")
+        lines.append(
+            f"| {row['recipe']} | {row['accepted']} / {row['quota']} | " + " | ".join(cells) + f" | {gates} |\n"
+        )
     return (
         "Realism of each domain's validated synthetic set against held-out real images: value [95% interval] "
         "(floor = same metric between two disjoint real samples of the same size). FD/KID lower is better; "
         "precision/recall/coverage higher is better. Features: ImageNet EfficientNet-Lite0 (EffNet) and the "
         "domain classifier trained on the real train split (domain); not comparable to published Inception FID.\n\n"
-        + head + "".join(lines)
+        + head
+        + "".join(lines)
     )
 
 

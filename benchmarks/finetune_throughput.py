@@ -14,8 +14,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
-
 from common import machine, write_result
+
 from synthdata.config.recipe import load_recipe
 from synthdata.models.adapter import adapt
 from synthdata.models.backbone import PixelBackbone
@@ -49,7 +49,9 @@ def reference_loop(model, images, labels, scheduler, steps: int, batch_size: int
 
 
 def synthdata_loop(model, images, labels, scheduler, settings, workdir: Path) -> float:
-    result = train_denoiser(PixelBackbone(model.unet, model.null_class), model.trainable(), images, labels, scheduler, settings, workdir)
+    result = train_denoiser(
+        PixelBackbone(model.unet, model.null_class), model.trainable(), images, labels, scheduler, settings, workdir
+    )
     return result.images_per_second
 
 
@@ -65,7 +67,9 @@ def main() -> None:
 
     settings = replace(recipe.finetune.train, steps=args.steps, checkpoint_every=args.steps, log_every=args.steps)
     base = load_base(recipe.finetune.base)
-    images, labels, classes = load_split(args.dataset, "train", size=base.record["unet"]["sample_size"], channels=base.record["unet"]["channels"])
+    images, labels, classes = load_split(
+        args.dataset, "train", size=base.record["unet"]["sample_size"], channels=base.record["unet"]["channels"]
+    )
     rates: dict[str, list[float]] = {"synthdata": [], "reference": []}
     for round_index in range(args.rounds):
         for name in ("reference", "synthdata"):
@@ -74,7 +78,17 @@ def main() -> None:
                 if name == "synthdata":
                     rates[name].append(synthdata_loop(model, images, labels, base.scheduler, settings, Path(work)))
                 else:
-                    rates[name].append(reference_loop(model, images, labels, base.scheduler, args.steps, settings.batch_size, settings.learning_rate))
+                    rates[name].append(
+                        reference_loop(
+                            model,
+                            images,
+                            labels,
+                            base.scheduler,
+                            args.steps,
+                            settings.batch_size,
+                            settings.learning_rate,
+                        )
+                    )
             print(f"round {round_index}: {name} {rates[name][-1]:.1f} img/s", flush=True)
     best = {k: max(v) for k, v in rates.items()}
     result = {

@@ -35,8 +35,10 @@ from synthdata.utility.runner import ArmRunner
 from synthdata.validation.gates import evaluate_gates
 
 ARM = "real+synth-oversampled-augmented"
-HEADER = ("# Generation modes\n\n`python benchmarks/generation_modes.py --recipes <recipe> --modes <modes>` on the pipeline's "
-          "adapter and long-tailed dataset of each recipe (`dvc repro` first); 2 CPU threads.")
+HEADER = (
+    "# Generation modes\n\n`python benchmarks/generation_modes.py --recipes <recipe> --modes <modes>` on the pipeline's "
+    "adapter and long-tailed dataset of each recipe (`dvc repro` first); 2 CPU threads."
+)
 WORK = Path(__file__).resolve().parent / "work"
 
 
@@ -69,7 +71,9 @@ def _train_once() -> None:
     train = validate_stage.train_domain_classifier
 
     def cached(images, labels, classes, settings):
-        key = hashlib.sha256(images.numpy().tobytes() + labels.numpy().tobytes() + repr((classes, settings)).encode()).hexdigest()
+        key = hashlib.sha256(
+            images.numpy().tobytes() + labels.numpy().tobytes() + repr((classes, settings)).encode()
+        ).hexdigest()
         if key not in trained:
             trained[key] = train(images, labels, classes, settings)
         return trained[key]
@@ -92,9 +96,17 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
     gates = recipe.validate.gates
     wanted = replace(gates, min_fill=max(gates.min_fill or 0.0, 0.8))
     off = GateSettings(max_near_copy_fraction=None, min_fill=None, min_diversity_ratio=None)
-    validated = run_validate(recipe, dataset, folder / "synthetic", adapter, folder / "validated", pool=parent,
-                             metrics_path=folder / "validate.json", report=folder / "report",
-                             settings=replace(recipe.validate, gates=off, filter=rule))  # fmt: skip
+    validated = run_validate(
+        recipe,
+        dataset,
+        folder / "synthetic",
+        adapter,
+        folder / "validated",
+        pool=parent,
+        metrics_path=folder / "validate.json",
+        report=folder / "report",
+        settings=replace(recipe.validate, gates=off, filter=rule),
+    )
     figures = validated.metrics
     overall = figures.overall
     results = evaluate_gates(wanted, figures)
@@ -137,7 +149,10 @@ def main() -> None:
         parent = Path("datasets") / recipe.name
         dataset = Path("datasets") / f"{recipe.name}-lt" if recipe.longtail.enabled else parent
         adapter = Path("models") / recipe.name / "adapter"
-        modes = {spec: measure_mode(recipe, spec, dataset, parent if dataset != parent else None, adapter) for spec in args.modes.split(",")}
+        modes = {
+            spec: measure_mode(recipe, spec, dataset, parent if dataset != parent else None, adapter)
+            for spec in args.modes.split(",")
+        }
         if not args.no_utility:
             _utility(recipe, dataset, modes)
         result[recipe.name] = modes
@@ -170,9 +185,12 @@ def _utility(recipe, dataset: Path, modes: dict) -> None:
     runs = {a: [base.run(a, s, steps) for s in settings.seeds] for a in classical}
     doubled = max(classical, key=lambda a: sum(r["val"]["balanced_accuracy"] or 0 for r in runs[a]))
     runs[doubled + DOUBLED] = [base.run(doubled + DOUBLED, s, 2 * steps) for s in settings.seeds]
-    figures = {a: {k: interval([r[k] for r in rs]) for k in ("balanced_accuracy", "rare_third_recall")} for a, rs in runs.items()}
+    figures = {
+        a: {k: interval([r[k] for r in rs]) for k in ("balanced_accuracy", "rare_third_recall")}
+        for a, rs in runs.items()
+    }
     best = {k: max(figures, key=lambda a: figures[a][k]["mean"]) for k in ("balanced_accuracy", "rare_third_recall")}
-    for spec, entry in modes.items():
+    for entry in modes.values():
         fake_folder = Path(entry["validated"])
         fake = split_pool(fake_folder, "train", size, card.channels, verify_dataset(fake_folder).manifest_sha256)
         runner = ArmRunner(settings, classes, real, val, test, {"adapted": fake}, rare, work, size, domain)
@@ -186,30 +204,40 @@ def _utility(recipe, dataset: Path, modes: dict) -> None:
 
 
 def _table(recipe: str, modes: dict) -> list[str]:
-    lines = [f"## {recipe}", "",
-             "Accepted fraction of the plan after filter and refill (the recipe's refill rounds at the time, in the JSON); "
-             "the share of all generated images (refills included) the filter passed; FD against held-out real images beside its floor "
-             "(real vs real); distance to source: median RMS pixel distance of a derived image to its own source, beside "
-             "held-out real images' median distance to their nearest train image; images/s of the sample stage (2 CPU threads); "
-             "downstream: real+synth-oversampled-augmented on the real test split, mean [95% interval], against the best "
-             "classical arm at the same budget (the doubled arm included).", "",
-             "| mode | accepted of the plan | passed the filter | FD-domain (floor) | FD-EffNet (floor) | distance to source (real NN) | images/s | "
-             "balanced accuracy | gain | rare-third recall | gain | gates (min_fill 0.8) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    lines = [
+        f"## {recipe}",
+        "",
+        "Accepted fraction of the plan after filter and refill (the recipe's refill rounds at the time, in the JSON); "
+        "the share of all generated images (refills included) the filter passed; FD against held-out real images beside its floor "
+        "(real vs real); distance to source: median RMS pixel distance of a derived image to its own source, beside "
+        "held-out real images' median distance to their nearest train image; images/s of the sample stage (2 CPU threads); "
+        "downstream: real+synth-oversampled-augmented on the real test split, mean [95% interval], against the best "
+        "classical arm at the same budget (the doubled arm included).",
+        "",
+        "| mode | accepted of the plan | passed the filter | FD-domain (floor) | FD-EffNet (floor) | distance to source (real NN) | images/s | "
+        "balanced accuracy | gain | rare-third recall | gain | gates (min_fill 0.8) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for spec, e in modes.items():
         source = e["distance_to_source"]["pixel"]["median"]
         real = e["real_nearest_neighbour"]["pixel"]["median"]
         distance = "–" if source != source or source is None else f"{source:.3f} ({real:.3f})"
         utility = ["–"] * 4
         if "balanced_accuracy" in e:
-            utility = [figure_text(e["balanced_accuracy"]), f"{e['balanced_accuracy_gain']:+.3f}",
-                       figure_text(e["rare_third_recall"]), f"{e['rare_third_recall_gain']:+.3f}"]  # fmt: skip
+            utility = [
+                figure_text(e["balanced_accuracy"]),
+                f"{e['balanced_accuracy_gain']:+.3f}",
+                figure_text(e["rare_third_recall"]),
+                f"{e['rare_third_recall_gain']:+.3f}",
+            ]
         fd = f"{e['fd_domain']:.3g} ({e['fd_domain_floor']:.3g})" if e["fd_domain"] is not None else "–"
         fe = f"{e['fd_effnet']:.3g} ({e['fd_effnet_floor']:.3g})" if e["fd_effnet"] is not None else "–"
         gates = "pass" if not e["gates_failed"] else "fail: " + ", ".join(e["gates_failed"])
         passed = 1 - sum(n for reasons in e["dropped"].values() for n in reasons.values()) / max(e["generated"], 1)
-        lines.append(f"| {spec} | {e['accepted_fraction']:.2f} ({e['accepted']}/{e['planned']}) | {passed:.2f} of {e['generated']} | {fd} | {fe} | {distance} | "
-                     f"{e['images_per_second'] or 0:.1f} | {' | '.join(utility[:2])} | {' | '.join(utility[2:])} | {gates} |")  # fmt: skip
+        lines.append(
+            f"| {spec} | {e['accepted_fraction']:.2f} ({e['accepted']}/{e['planned']}) | {passed:.2f} of {e['generated']} | {fd} | {fe} | {distance} | "
+            f"{e['images_per_second'] or 0:.1f} | {' | '.join(utility[:2])} | {' | '.join(utility[2:])} | {gates} |"
+        )
     first = next(iter(modes.values()))
     if "best_classical" in first:
         for key, best in first["best_classical"].items():

@@ -33,8 +33,13 @@ def child(recipe_path: str, adapter: str, images: int, out: str, store: str) -> 
     dataset = Path("datasets") / f"{recipe.name}-lt"
     card = read_card(dataset)
     rarest = min(card.classes, key=lambda c: card.counts["train"].get(c, 0))
-    settings = replace(recipe.sample, policy="to-target", target=card.counts["train"][rarest] + images,
-                       max_ratio=1e9, classes=[rarest])  # fmt: skip
+    settings = replace(
+        recipe.sample,
+        policy="to-target",
+        target=card.counts["train"][rarest] + images,
+        max_ratio=1e9,
+        classes=[rarest],
+    )
     started = time.perf_counter()
     result = run_sample(recipe, Path(adapter), dataset, Path(out), settings=settings)
     seconds = time.perf_counter() - started
@@ -57,8 +62,18 @@ def main() -> None:
     rows = []
     with TemporaryDirectory() as work:
         for size in [int(s) for s in args.sizes.split(",")]:
-            command = [sys.executable, __file__, "--recipe", args.recipe, "--adapter", adapter,
-                       "--child", str(size), f"{work}/out{size}", f"{work}/mlruns{size}"]  # fmt: skip
+            command = [
+                sys.executable,
+                __file__,
+                "--recipe",
+                args.recipe,
+                "--adapter",
+                adapter,
+                "--child",
+                str(size),
+                f"{work}/out{size}",
+                f"{work}/mlruns{size}",
+            ]
             completed = subprocess.run(command, capture_output=True, text=True, check=True)
             line = next(x for x in completed.stdout.splitlines() if x.startswith("RESULT "))
             row = json.loads(line[len("RESULT ") :])

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import machine, write_result
+
 from synthdata.config.recipe import load_recipe
 from synthdata.sampling.generate import generate
 from synthdata.sampling.model import load_sampling_model
@@ -25,13 +25,23 @@ from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.frechet import frechet_distance
 
 
-def run(model, labels: torch.Tensor, scheduler: str, steps: int, guidance: float, batch: int) -> tuple[torch.Tensor, float]:
+def run(
+    model, labels: torch.Tensor, scheduler: str, steps: int, guidance: float, batch: int
+) -> tuple[torch.Tensor, float]:
     out, started = [], time.perf_counter()
     for start in range(0, len(labels), batch):
         chunk = labels[start : start + batch]
         generators = [torch.Generator().manual_seed(start + i) for i in range(len(chunk))]
-        samples = generate(model.backbone, model.scheduler, chunk, shape=model.shape, scheduler=scheduler,
-                           steps=steps, guidance=guidance, generator=generators)  # fmt: skip
+        samples = generate(
+            model.backbone,
+            model.scheduler,
+            chunk,
+            shape=model.shape,
+            scheduler=scheduler,
+            steps=steps,
+            guidance=guidance,
+            generator=generators,
+        )
         out.append(to_uint8(samples))
         print(f"{scheduler}: {start + len(chunk)}/{len(labels)}", flush=True)
     return torch.cat(out), time.perf_counter() - started
@@ -54,13 +64,24 @@ def main() -> None:
     labels = torch.arange(args.samples) % len(classes)
     features = EffNetFeatures()
     f_a = features(real_a)
-    result = {"recipe": recipe.name, "samples": args.samples, "batch": args.batch, "guidance": args.guidance,
-              "floor_real_vs_real": frechet_distance(features(real_b), f_a), "samplers": {}, "machine": machine()}  # fmt: skip
+    result = {
+        "recipe": recipe.name,
+        "samples": args.samples,
+        "batch": args.batch,
+        "guidance": args.guidance,
+        "floor_real_vs_real": frechet_distance(features(real_b), f_a),
+        "samplers": {},
+        "machine": machine(),
+    }
     train_steps = int(model.scheduler.config.num_train_timesteps)
     for name, steps in (("dpm-solver++", 20), ("ddpm", train_steps)):
         fake, seconds = run(model, labels, name, steps, args.guidance, args.batch)
-        result["samplers"][name] = {"steps": steps, "seconds": seconds, "images_per_second": args.samples / seconds,
-                                    "fd_effnet": frechet_distance(features(fake), f_a)}  # fmt: skip
+        result["samplers"][name] = {
+            "steps": steps,
+            "seconds": seconds,
+            "images_per_second": args.samples / seconds,
+            "fd_effnet": frechet_distance(features(fake), f_a),
+        }
         print(name, result["samplers"][name], flush=True)
     dpm, ddpm = result["samplers"]["dpm-solver++"], result["samplers"]["ddpm"]
     result["speedup"] = dpm["images_per_second"] / ddpm["images_per_second"]
@@ -68,7 +89,10 @@ def main() -> None:
         f"{recipe.name}: {args.samples} images per sampler, batch {args.batch}, guidance {args.guidance}; FD-EffNet "
         f"against {args.samples} real test images (lower is better)\n\n"
         "| sampler | steps | img/s | FD-EffNet |\n|---|---:|---:|---:|\n"
-        + "".join(f"| {n} | {r['steps']} | {r['images_per_second']:.2f} | {r['fd_effnet']:.1f} |\n" for n, r in result["samplers"].items())
+        + "".join(
+            f"| {n} | {r['steps']} | {r['images_per_second']:.2f} | {r['fd_effnet']:.1f} |\n"
+            for n, r in result["samplers"].items()
+        )
         + f"| floor (real vs real) | | | {result['floor_real_vs_real']:.1f} |\n\n"
         f"DPM-Solver++ is **{result['speedup']:.1f}x** faster than DDPM.\n"
     )

@@ -31,8 +31,17 @@ OLD_STEPS = 400
 """The CPU preset's hand-picked budget before the rule: 400 steps x batch 64."""
 
 
-def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | None = None, old_budget: bool = True,
-            max_epochs: float | None = None, double: bool = True) -> dict:
+def measure(
+    name: str,
+    root: Path,
+    seeds: list[int],
+    log,
+    *,
+    arms: list[str] | None = None,
+    old_budget: bool = True,
+    max_epochs: float | None = None,
+    double: bool = True,
+) -> dict:
     recipe = load_recipe(Path("recipes") / f"{name}.yaml")
     dataset = root / "datasets" / (f"{name}-lt" if recipe.longtail.enabled else name)
     verified = verify_dataset(dataset)
@@ -51,12 +60,21 @@ def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | N
     work.mkdir(parents=True, exist_ok=True)
     domain = Augmentation(settings.augmentation) if settings.augmentation else None
     started = time.perf_counter()
-    old = replace(settings, arms=classical, seeds=seeds, classifier=replace(settings.classifier, steps=OLD_STEPS, batch_size=64),
-                  budget=replace(settings.budget, rule="steps", double=False))  # fmt: skip
-    old_runs = run_arms(ArmRunner(old, classes, real, val, test, {}, rare, work, size, domain)).runs if old_budget else []
+    old = replace(
+        settings,
+        arms=classical,
+        seeds=seeds,
+        classifier=replace(settings.classifier, steps=OLD_STEPS, batch_size=64),
+        budget=replace(settings.budget, rule="steps", double=False),
+    )
+    old_runs = (
+        run_arms(ArmRunner(old, classes, real, val, test, {}, rare, work, size, domain)).runs if old_budget else []
+    )
     old_seconds = time.perf_counter() - started
     log(f"{name}: old budget done in {old_seconds:.0f} s")
-    budget = replace(settings.budget, double=double and settings.budget.double, max_epochs=max_epochs or settings.budget.max_epochs)
+    budget = replace(
+        settings.budget, double=double and settings.budget.double, max_epochs=max_epochs or settings.budget.max_epochs
+    )
     new = replace(settings, arms=classical, seeds=seeds, budget=budget)
     outcome = run_arms(ArmRunner(new, classes, real, val, test, {}, rare, work, size, domain))
     names = list(dict.fromkeys(r["arm"] for r in outcome.runs))
@@ -65,10 +83,24 @@ def measure(name: str, root: Path, seeds: list[int], log, *, arms: list[str] | N
         "new": {a: _figures([r for r in outcome.runs if r["arm"] == a]) for a in names},
     }
     best = max(names, key=lambda a: figures["new"][a]["balanced_accuracy"]["mean"])
-    return {"recipe": name, "train_images": len(real.images), "seeds": seeds, "old_steps": OLD_STEPS, "new_steps": outcome.budget.steps,
-            "budget": {"text": outcome.budget.describe(), "rungs": outcome.budget.rungs, "converged": outcome.budget.converged,
-                       "doubled": outcome.doubled}, "figures": figures, "best_classical": best,
-            "seconds": {"old": old_seconds, "total": time.perf_counter() - started}, "model": settings.model, "image_size": size}  # fmt: skip
+    return {
+        "recipe": name,
+        "train_images": len(real.images),
+        "seeds": seeds,
+        "old_steps": OLD_STEPS,
+        "new_steps": outcome.budget.steps,
+        "budget": {
+            "text": outcome.budget.describe(),
+            "rungs": outcome.budget.rungs,
+            "converged": outcome.budget.converged,
+            "doubled": outcome.doubled,
+        },
+        "figures": figures,
+        "best_classical": best,
+        "seconds": {"old": old_seconds, "total": time.perf_counter() - started},
+        "model": settings.model,
+        "image_size": size,
+    }
 
 
 def _figures(runs: list[dict]) -> dict:
@@ -76,15 +108,22 @@ def _figures(runs: list[dict]) -> dict:
 
 
 def render(results: list[dict]) -> str:
-    lines = ["Classical arms at the old hand-picked budget (400 steps x 64) and at the budget the rule picks (validation plateau of "
-             "real-oversampled; `@2x`: the best of them at twice it). Real test split, balanced accuracy / rare-third recall, "
-             "mean [95% interval over seeds].", ""]  # fmt: skip
+    lines = [
+        "Classical arms at the old hand-picked budget (400 steps x 64) and at the budget the rule picks (validation plateau of "
+        "real-oversampled; `@2x`: the best of them at twice it). Real test split, balanced accuracy / rare-third recall, "
+        "mean [95% interval over seeds].",
+        "",
+    ]
     for r in results:
-        lines += [f"### {r['recipe']}", "",
-                  f"{r['train_images']} real train images, {r['model']} at {r['image_size']} px, seeds {r['seeds']}; "
-                  f"{r['seconds']['total'] / 60:.0f} min. New budget: {r['budget']['text']}", "",
-                  f"| arm | old: {r['old_steps']} steps{'' if r['figures']['old'] else ' (not re-run here: see RESULTS.md)'} | new: {r['new_steps']} steps |",
-                  "|---|---|---|"]  # fmt: skip
+        lines += [
+            f"### {r['recipe']}",
+            "",
+            f"{r['train_images']} real train images, {r['model']} at {r['image_size']} px, seeds {r['seeds']}; "
+            f"{r['seconds']['total'] / 60:.0f} min. New budget: {r['budget']['text']}",
+            "",
+            f"| arm | old: {r['old_steps']} steps{'' if r['figures']['old'] else ' (not re-run here: see RESULTS.md)'} | new: {r['new_steps']} steps |",
+            "|---|---|---|",
+        ]
         for arm, new in r["figures"]["new"].items():
             old = r["figures"]["old"].get(arm)
             cell = lambda f: f"{figure_text(f['balanced_accuracy'])} / {figure_text(f['rare_third_recall'])}"  # noqa: E731
@@ -92,7 +131,10 @@ def render(results: list[dict]) -> str:
         lines += ["", f"The classical arm to beat: **{r['best_classical']}**.", ""]
         if r["budget"]["rungs"]:
             lines += ["| reference arm steps | validation balanced accuracy (s.e.) |", "|---|---|"]
-            lines += [f"| {g['steps']} ({g['epochs']:.1f} epochs) | {g['val_balanced_accuracy']:.3f} ({g['standard_error']:.3f}) |" for g in r["budget"]["rungs"]]
+            lines += [
+                f"| {g['steps']} ({g['epochs']:.1f} epochs) | {g['val_balanced_accuracy']:.3f} ({g['standard_error']:.3f}) |"
+                for g in r["budget"]["rungs"]
+            ]
             lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -101,7 +143,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", default="pbc,eurosat,gtsrb,pneumoniamnist,breastmnist")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--root", type=Path, default=Path("."), help="folder holding datasets/ (and models/ for finished runs)")
+    parser.add_argument(
+        "--root", type=Path, default=Path("."), help="folder holding datasets/ (and models/ for finished runs)"
+    )
     parser.add_argument("--name", default="utility_budget")
     parser.add_argument("--arms", default=None, help="classical arms to train (default: the recipe's)")
     parser.add_argument("--no-old", action="store_true", help="skip the old 400-step budget")
@@ -111,9 +155,21 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     results = []
     for name in args.recipes.split(","):
-        results.append(measure(name, args.root, seeds, print, arms=args.arms.split(",") if args.arms else None, old_budget=not args.no_old,
-                               max_epochs=args.max_epochs, double=not args.no_double))
-        write_result(args.name, {"results": results, "machine": machine()}, render(results))  # after each domain: a kill keeps what is done
+        results.append(
+            measure(
+                name,
+                args.root,
+                seeds,
+                print,
+                arms=args.arms.split(",") if args.arms else None,
+                old_budget=not args.no_old,
+                max_epochs=args.max_epochs,
+                double=not args.no_double,
+            )
+        )
+        write_result(
+            args.name, {"results": results, "machine": machine()}, render(results)
+        )  # after each domain: a kill keeps what is done
     print(render(results))
 
 

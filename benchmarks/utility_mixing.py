@@ -37,7 +37,9 @@ def main() -> None:
     parser.add_argument("--recipe", default="pbc")
     parser.add_argument("--shares", default="pooled,0.1,0.25,0.5")
     parser.add_argument("--weights", default="1,0.5")
-    parser.add_argument("--epochs", type=float, default=None, help="budget in epochs of the real train split (default: the pipeline's)")
+    parser.add_argument(
+        "--epochs", type=float, default=None, help="budget in epochs of the real train split (default: the pipeline's)"
+    )
     args = parser.parse_args()
     recipe = load_recipe(Path("recipes") / f"{args.recipe}.yaml")
     dataset, synthetic = Path("datasets") / f"{recipe.name}-lt", Path("validated") / recipe.name
@@ -65,21 +67,49 @@ def main() -> None:
     rows.append({"arm": BASELINE, "share": None, "loss_weight": None, **_figures(runs)})
     for share in shares:
         for weight in weights:
-            runner = ArmRunner(settings_for(SyntheticMixing(share, weight)), classes, real, val, test, {"adapted": fake}, rare, work, size, domain)
+            runner = ArmRunner(
+                settings_for(SyntheticMixing(share, weight)),
+                classes,
+                real,
+                val,
+                test,
+                {"adapted": fake},
+                rare,
+                work,
+                size,
+                domain,
+            )
             runs = [runner.run(ARM, seed, steps) for seed in settings.seeds]
             rows.append({"arm": ARM, "share": share, "loss_weight": weight, **_figures(runs)})
-    result = {"recipe": recipe.name, "steps": steps, "batch_size": settings.classifier.batch_size, "seeds": list(settings.seeds),
-              "synthetic_images": len(fake.images), "real_images": len(real.images), "rows": rows, "machine": machine(),
-              "seconds": time.perf_counter() - started}  # fmt: skip
-    lines = [f"{recipe.name}: {ARM} by synthetic share of each batch and loss weight, beside {BASELINE}; "
-             f"{steps} steps x {settings.classifier.batch_size}, seeds {list(settings.seeds)}, {len(fake.images)} synthetic and "
-             f"{len(real.images)} real train images; real test split, mean [95% interval].", "",
-             "| arm | synthetic share | loss weight | balanced accuracy | rare-third recall | validation balanced accuracy |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    result = {
+        "recipe": recipe.name,
+        "steps": steps,
+        "batch_size": settings.classifier.batch_size,
+        "seeds": list(settings.seeds),
+        "synthetic_images": len(fake.images),
+        "real_images": len(real.images),
+        "rows": rows,
+        "machine": machine(),
+        "seconds": time.perf_counter() - started,
+    }
+    lines = [
+        f"{recipe.name}: {ARM} by synthetic share of each batch and loss weight, beside {BASELINE}; "
+        f"{steps} steps x {settings.classifier.batch_size}, seeds {list(settings.seeds)}, {len(fake.images)} synthetic and "
+        f"{len(real.images)} real train images; real test split, mean [95% interval].",
+        "",
+        "| arm | synthetic share | loss weight | balanced accuracy | rare-third recall | validation balanced accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in rows:
-        share = "pooled" if row["share"] is None and row["arm"] == ARM else ("" if row["share"] is None else f"{row['share']:g}")
-        lines.append(f"| {row['arm']} | {share} | {'' if row['loss_weight'] is None else row['loss_weight']} | "
-                     f"{figure_text(row['balanced_accuracy'])} | {figure_text(row['rare_third_recall'])} | {figure_text(row['val_balanced_accuracy'])} |")  # fmt: skip
+        share = (
+            "pooled"
+            if row["share"] is None and row["arm"] == ARM
+            else ("" if row["share"] is None else f"{row['share']:g}")
+        )
+        lines.append(
+            f"| {row['arm']} | {share} | {'' if row['loss_weight'] is None else row['loss_weight']} | "
+            f"{figure_text(row['balanced_accuracy'])} | {figure_text(row['rare_third_recall'])} | {figure_text(row['val_balanced_accuracy'])} |"
+        )
     path = write_result(f"utility_mixing_{recipe.name}", result, "\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"wrote {path}")

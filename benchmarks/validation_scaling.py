@@ -25,9 +25,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import numpy as np
-from PIL import Image
-
 from common import machine, write_result
+from PIL import Image
 
 
 def build_set(source: Path, target: Path, size: int) -> None:
@@ -57,7 +56,16 @@ def build_set(source: Path, target: Path, size: int) -> None:
         data = buffer.getvalue()
         (target / template["label_name"]).mkdir(parents=True, exist_ok=True)
         (target / item.relpath).write_bytes(data)
-        rows.append({**template, "id": item.id, "relpath": item.relpath, "sha256": sha256_bytes(data), "sample_index": index, "seed": item.seed})
+        rows.append(
+            {
+                **template,
+                "id": item.id,
+                "relpath": item.relpath,
+                "sha256": sha256_bytes(data),
+                "sample_index": index,
+                "seed": item.seed,
+            }
+        )
     manifest = to_frame(rows, synthetic=True)
     write_manifest(manifest, target)
     card = read_card(source)
@@ -77,14 +85,28 @@ def child(recipe_path: str, size: int, work: Path) -> None:
     from synthdata.stages.validate import run_validate
 
     recipe = load_recipe(recipe_path)
-    settings = replace(recipe.validate, filter=replace(recipe.validate.filter, max_rounds=0),
-                       gates=replace(recipe.validate.gates, min_fill=None, max_near_copy_fraction=None, min_diversity_ratio=None))  # fmt: skip
+    settings = replace(
+        recipe.validate,
+        filter=replace(recipe.validate.filter, max_rounds=0),
+        gates=replace(recipe.validate.gates, min_fill=None, max_near_copy_fraction=None, min_diversity_ratio=None),
+    )
     started = time.perf_counter()
-    result = run_validate(recipe, Path("datasets") / f"{recipe.name}-lt", work / "synthetic", Path("models") / recipe.name / "adapter",
-                          work / "accepted", pool=Path("datasets") / recipe.name, report=work / "report", settings=settings)  # fmt: skip
+    result = run_validate(
+        recipe,
+        Path("datasets") / f"{recipe.name}-lt",
+        work / "synthetic",
+        Path("models") / recipe.name / "adapter",
+        work / "accepted",
+        pool=Path("datasets") / recipe.name,
+        report=work / "report",
+        settings=settings,
+    )
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("RESULT " + json.dumps({"images": size, "accepted": result.accepted, "seconds": seconds, "peak_rss_mb": peak}), flush=True)
+    print(
+        "RESULT " + json.dumps({"images": size, "accepted": result.accepted, "seconds": seconds, "peak_rss_mb": peak}),
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -102,8 +124,11 @@ def main() -> None:
         with TemporaryDirectory() as folder:
             work = Path(folder)
             build_set(Path("synthetic") / args.recipe, work / "synthetic", size)
-            completed = subprocess.run([sys.executable, __file__, "--recipe", args.recipe, "--child", str(size), str(work)],
-                                       capture_output=True, text=True)  # fmt: skip
+            completed = subprocess.run(
+                [sys.executable, __file__, "--recipe", args.recipe, "--child", str(size), str(work)],
+                capture_output=True,
+                text=True,
+            )
             if completed.returncode:
                 sys.exit(completed.stderr[-3000:])
             line = next(x for x in completed.stdout.splitlines() if x.startswith("RESULT "))
@@ -116,7 +141,10 @@ def main() -> None:
     table = (
         f"`synthdata validate` on {args.recipe}, whole stage per size in a fresh process (filter on, no refill)\n\n"
         "| images | seconds | img/s | peak RSS |\n|---:|---:|---:|---:|\n"
-        + "".join(f"| {r['images']} | {r['seconds']:.0f} | {r['images_per_second']:.0f} | {r['peak_rss_mb']:.0f} MB |\n" for r in rows)
+        + "".join(
+            f"| {r['images']} | {r['seconds']:.0f} | {r['images_per_second']:.0f} | {r['peak_rss_mb']:.0f} MB |\n"
+            for r in rows
+        )
     )
     print(table)
     write_result(f"validation_scaling_{args.recipe}", result, table)

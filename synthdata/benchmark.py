@@ -96,16 +96,32 @@ def run_ablation(bench: Benchmark, name: str) -> str | None:
     from synthdata.stages.validate import run_validate
 
     root, recipe = bench.root, load_recipe(bench.recipe_path(name))
-    scratch = replace(recipe, finetune=replace(recipe.finetune, adapter=replace(recipe.finetune.adapter, mode="scratch")))
+    scratch = replace(
+        recipe, finetune=replace(recipe.finetune, adapter=replace(recipe.finetune.adapter, mode="scratch"))
+    )
     dataset = root / "datasets" / f"{name}-lt"
-    model, synthetic, validated = root / "models" / name / "scratch", root / "synthetic" / f"{name}-scratch", root / "validated" / f"{name}-scratch"
+    model, synthetic, validated = (
+        root / "models" / name / "scratch",
+        root / "synthetic" / f"{name}-scratch",
+        root / "validated" / f"{name}-scratch",
+    )
     steps = [
         ("finetune-scratch", model, lambda: run_finetune(scratch, dataset, model, model.with_name("scratch.work"))),
         ("sample-scratch", synthetic, lambda: run_sample(scratch, model, dataset, synthetic)),
-        ("validate-scratch", root / "metrics" / name / "validate-scratch.json",
-         lambda: run_validate(scratch, dataset, synthetic, model, validated, pool=root / "datasets" / name,
-                              metrics_path=root / "metrics" / name / "validate-scratch.json")),
-    ]  # fmt: skip
+        (
+            "validate-scratch",
+            root / "metrics" / name / "validate-scratch.json",
+            lambda: run_validate(
+                scratch,
+                dataset,
+                synthetic,
+                model,
+                validated,
+                pool=root / "datasets" / name,
+                metrics_path=root / "metrics" / name / "validate-scratch.json",
+            ),
+        ),
+    ]
     try:
         for stage, output, call in steps:
             if output.exists():
@@ -121,9 +137,16 @@ def run_ablation(bench: Benchmark, name: str) -> str | None:
         return "the scratch model's synthetic set failed validation"
     arms = [*recipe.utility.arms, "real+synth-scratch"]
     started = time.perf_counter()
-    run_utility(recipe, dataset, synthetic=root / "validated" / name, scratch=validated, work=root / "models" / name / "utility.work",
-                metrics_path=root / "metrics" / name / "utility-ablation.json", report=root / "reports" / name / "utility-ablation",
-                settings=replace(recipe.utility, arms=arms))  # fmt: skip
+    run_utility(
+        recipe,
+        dataset,
+        synthetic=root / "validated" / name,
+        scratch=validated,
+        work=root / "models" / name / "utility.work",
+        metrics_path=root / "metrics" / name / "utility-ablation.json",
+        report=root / "reports" / name / "utility-ablation",
+        settings=replace(recipe.utility, arms=arms),
+    )
     bench.timed(name, "utility-ablation", time.perf_counter() - started)
     return None
 
@@ -135,121 +158,209 @@ def run_anchor(bench: Benchmark, name: str) -> dict[str, Any]:
     run_stages(name, bench.root, only=["ingest"], pipeline=bench.repo / "dvc.yaml", log=bench.log)
     recipe = load_recipe(bench.recipe_path(name))
     out = bench.root / "metrics" / name / "anchor.json"
-    result = run_utility(recipe, bench.root / "datasets" / name, work=bench.root / "models" / name / "anchor.work", metrics_path=out,
-                         settings=replace(recipe.utility, arms=["real"]))  # fmt: skip
+    result = run_utility(
+        recipe,
+        bench.root / "datasets" / name,
+        work=bench.root / "models" / name / "anchor.work",
+        metrics_path=out,
+        settings=replace(recipe.utility, arms=["real"]),
+    )
     accuracy = result.arms["real"]["accuracy"]
-    return {"accuracy": accuracy, "paper_resnet18_28": ANCHOR[name], "gap": accuracy["mean"] - ANCHOR[name],
-            "steps": result.metrics["steps"], "seeds": list(recipe.utility.seeds)}  # fmt: skip
+    return {
+        "accuracy": accuracy,
+        "paper_resnet18_28": ANCHOR[name],
+        "gap": accuracy["mean"] - ANCHOR[name],
+        "steps": result.metrics["steps"],
+        "seeds": list(recipe.utility.seeds),
+    }
 
 
 def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def collect(bench: Benchmark, names: list[str], errors: dict[str, dict[str, str | None]], anchor: dict[str, Any]) -> dict[str, Any]:
+def collect(
+    bench: Benchmark, names: list[str], errors: dict[str, dict[str, str | None]], anchor: dict[str, Any]
+) -> dict[str, Any]:
     root = bench.root
     stored = _read(root / "benchmarks" / "work" / "timings.json") or {}
-    results: dict[str, Any] = {"preset": bench.preset, "hardware": versions(), "utility": {}, "goal": {}, "budget": {},
-                               "realism": {}, "throughput": {}, "wall_seconds": {}, "errors": errors, "anchor": anchor}  # fmt: skip
+    results: dict[str, Any] = {
+        "preset": bench.preset,
+        "hardware": versions(),
+        "utility": {},
+        "goal": {},
+        "budget": {},
+        "realism": {},
+        "throughput": {},
+        "wall_seconds": {},
+        "errors": errors,
+        "anchor": anchor,
+    }
     for name in names:
-        utility = _read(root / "metrics" / name / "utility-ablation.json") or _read(root / "metrics" / name / "utility.json")
+        utility = _read(root / "metrics" / name / "utility-ablation.json") or _read(
+            root / "metrics" / name / "utility.json"
+        )
         if utility:
             shown = ("mean", "ci95", "reason")  # the reason only where a figure is n/a
-            results["utility"][name] = {arm: {m: {k: v for k, v in f[m].items() if k in shown} for m in HEADLINE}
-                                        for arm, f in utility["arms"].items()}  # fmt: skip
+            results["utility"][name] = {
+                arm: {m: {k: v for k, v in f[m].items() if k in shown} for m in HEADLINE}
+                for arm, f in utility["arms"].items()
+            }
             results["goal"][name] = utility["goal"]
-            results["budget"][name] = {"text": utility["budget"]["text"], "steps": utility["steps"], "epochs": utility["budget"]["epochs"],
-                                       "rule": utility["budget"]["rule"], "converged": utility["budget"]["converged"],
-                                       "doubled": utility["budget"]["doubled"], "model": utility["model"], "image_size": utility["image_size"],
-                                       "verdict": utility["verdict"]}  # fmt: skip
+            results["budget"][name] = {
+                "text": utility["budget"]["text"],
+                "steps": utility["steps"],
+                "epochs": utility["budget"]["epochs"],
+                "rule": utility["budget"]["rule"],
+                "converged": utility["budget"]["converged"],
+                "doubled": utility["budget"]["doubled"],
+                "model": utility["model"],
+                "image_size": utility["image_size"],
+                "verdict": utility["verdict"],
+            }
         validate = _read(root / "metrics" / name / "validate.json")
         if validate:
             scratch = _read(root / "metrics" / name / "validate-scratch.json")
             results["realism"][name] = {
                 "adapted": {m: validate["overall"][m] for m in REALISM if m in validate["overall"]},
                 "scratch": {m: scratch["overall"][m] for m in REALISM if m in scratch["overall"]} if scratch else None,
-                "accepted": validate["filter"]["accepted"], "quota": sum(c["quota"] for c in validate["classes"].values()),
+                "accepted": validate["filter"]["accepted"],
+                "quota": sum(c["quota"] for c in validate["classes"].values()),
                 "gates_passed": validate["passed"],
-            }  # fmt: skip
+            }
         adapter = _read(root / "models" / name / "adapter" / "adapter.json")
         sample = _read(root / "synthetic" / name / "sample.json")
         timing = stored.get(name, {})
         throughput = {}
         if adapter:
-            throughput["finetune_images_per_second"] = adapter["steps"] * adapter["train"]["batch_size"] / adapter["train_seconds"]
+            throughput["finetune_images_per_second"] = (
+                adapter["steps"] * adapter["train"]["batch_size"] / adapter["train_seconds"]
+            )
         if sample and "sample" in timing:
             throughput["sample_images_per_second"] = sample["images"] / timing["sample"]
         results["throughput"][name] = throughput
         results["wall_seconds"][name] = timing
     component = bench.repo / "benchmarks" / "results"
-    results["components"] = {p.stem: p.read_text() for p in sorted(component.glob("*.md"))} if component.is_dir() else {}
+    results["components"] = (
+        {p.stem: p.read_text() for p in sorted(component.glob("*.md"))} if component.is_dir() else {}
+    )
     return results
-
-
 
 
 def render(results: dict[str, Any]) -> str:
     hw = results["hardware"]
     lines = [
-        "# Benchmark results", "",
+        "# Benchmark results",
+        "",
         f"Made by `synthdata benchmark --preset {results['preset']}` on {hw['platform']}, Python {hw['python']}, "
-        f"torch {hw['torch']}, synthdata {hw['synthdata']} at {hw['git_commit']}. Every figure in the README comes from here.", "",
-        "## Downstream utility (real test split; mean [95% interval over seeds])", "",
+        f"torch {hw['torch']}, synthdata {hw['synthdata']} at {hw['git_commit']}. Every figure in the README comes from here.",
+        "",
+        "## Downstream utility (real test split; mean [95% interval over seeds])",
+        "",
         "Each arm trains the same network for the same optimizer steps, batch and seeds; the steps come from the recipe's "
         "budget rule (below each table), where the real reference arm's validation accuracy stopped rising, and the best "
-        "classical arm also trains at twice them (`@2x`). Arms whose name contains `synth` add validated synthetic images.", "",
-    ]  # fmt: skip
+        "classical arm also trains at twice them (`@2x`). Arms whose name contains `synth` add validated synthetic images.",
+        "",
+    ]
     for name, arms in results["utility"].items():
         lines += [f"### {name}", ""]
         budget = results.get("budget", {}).get(name)
         if budget:
             lines += [f"{budget['model']} at {budget['image_size']} px. Budget: {budget['text']}", ""]
         lines += ["| arm | balanced accuracy | rare-third recall | macro-F1 | accuracy |", "|---|---|---|---|---|"]
-        lines += [f"| {arm} | " + " | ".join(figure_text(f[m]) for m in ("balanced_accuracy", "rare_third_recall", "macro_f1", "accuracy")) + " |"
-                  for arm, f in arms.items()]  # fmt: skip
+        lines += [
+            f"| {arm} | "
+            + " | ".join(figure_text(f[m]) for m in ("balanced_accuracy", "rare_third_recall", "macro_f1", "accuracy"))
+            + " |"
+            for arm, f in arms.items()
+        ]
         goal = results["goal"].get(name, {})
         if goal.get("evaluated"):
-            lines += ["", "Goal (best synthetic arm over best classical: +0.03 balanced accuracy, +0.10 rare-third recall, intervals apart): "
-                      + "; ".join(f"{m} {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} "
-                                  f"({'met' if goal[m]['met'] else 'not met'})" for m in ("balanced_accuracy", "rare_third_recall"))]  # fmt: skip
+            lines += [
+                "",
+                "Goal (best synthetic arm over best classical: +0.03 balanced accuracy, +0.10 rare-third recall, intervals apart): "
+                + "; ".join(
+                    f"{m} {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} "
+                    f"({'met' if goal[m]['met'] else 'not met'})"
+                    for m in ("balanced_accuracy", "rare_third_recall")
+                ),
+            ]
         if budget:
             lines += [""] + [f"- {line}" for line in budget["verdict"]]
         lines.append("")
-    lines += ["## Realism against floors (held-out real; value [95% interval], floor = real vs real)", "",
-              "| recipe | set | accepted / quota | " + " | ".join(REALISM) + " |", "|---|---|---|" + "---|" * len(REALISM)]  # fmt: skip
+    lines += [
+        "## Realism against floors (held-out real; value [95% interval], floor = real vs real)",
+        "",
+        "| recipe | set | accepted / quota | " + " | ".join(REALISM) + " |",
+        "|---|---|---|" + "---|" * len(REALISM),
+    ]
     for name, r in results["realism"].items():
         for kind in ("adapted", "scratch"):
             figures = r.get(kind)
             if not figures:
                 continue
-            cells = [f"{figures[m]['value']:.3g} [{figures[m]['ci95'][0]:.3g}, {figures[m]['ci95'][1]:.3g}] (floor {figures[m]['floor']:.3g})"
-                     if m in figures else "n/a" for m in REALISM]  # fmt: skip
+            cells = [
+                f"{figures[m]['value']:.3g} [{figures[m]['ci95'][0]:.3g}, {figures[m]['ci95'][1]:.3g}] (floor {figures[m]['floor']:.3g})"
+                if m in figures
+                else "n/a"
+                for m in REALISM
+            ]
             count = f"{r['accepted']} / {r['quota']}" if kind == "adapted" else ""
             lines.append(f"| {name} | {kind} | {count} | " + " | ".join(cells) + " |")
-    lines += ["", "## Throughput and wall time", "", "| recipe | fine-tune img/s | sample img/s (stage) | stage wall times (s) |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Throughput and wall time",
+        "",
+        "| recipe | fine-tune img/s | sample img/s (stage) | stage wall times (s) |",
+        "|---|---|---|---|",
+    ]
     for name in results["throughput"]:
         t, w = results["throughput"][name], results["wall_seconds"][name]
         fine = f"{t['finetune_images_per_second']:.1f}" if "finetune_images_per_second" in t else "n/a"
-        sample = f"{t['sample_images_per_second']:.2f}" if "sample_images_per_second" in t else "n/a (stage not timed here)"
-        lines.append(f"| {name} | {fine} | {sample} | " + (", ".join(f"{k} {v:.0f}" for k, v in w.items()) or "n/a") + " |")
+        sample = (
+            f"{t['sample_images_per_second']:.2f}" if "sample_images_per_second" in t else "n/a (stage not timed here)"
+        )
+        lines.append(
+            f"| {name} | {fine} | {sample} | " + (", ".join(f"{k} {v:.0f}" for k, v in w.items()) or "n/a") + " |"
+        )
     if results["anchor"]:
-        lines += ["", "## Sanity anchor: real-only arm on the full MedMNIST sets", "",
-                  "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |", "|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "## Sanity anchor: real-only arm on the full MedMNIST sets",
+            "",
+            "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |",
+            "|---|---|---|---|",
+        ]
         for name, a in results["anchor"].items():
             lines.append(f"| {name} | {figure_text(a['accuracy'])} | {a['paper_resnet18_28']:.3f} | {a['gap']:+.3f} |")
     if results.get("components"):
-        lines += ["", "## Component benchmarks", "",
-                  "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "
-                  "copied from `benchmarks/results/` when this file was written.", ""]  # fmt: skip
+        lines += [
+            "",
+            "## Component benchmarks",
+            "",
+            "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "
+            "copied from `benchmarks/results/` when this file was written.",
+            "",
+        ]
         for name, text in results["components"].items():
             lines += [f"### {name}", "", text.strip(), ""]
     failures = {n: e for n, e in results["errors"].items() if any(e.values())}
     if failures:
-        lines += ["", "## What did not complete", ""] + [f"- {n}: " + "; ".join(f"{k}: {v}" for k, v in e.items() if v) for n, e in failures.items()]
+        lines += ["", "## What did not complete", ""] + [
+            f"- {n}: " + "; ".join(f"{k}: {v}" for k, v in e.items() if v) for n, e in failures.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
-def run_benchmark(repo: Path, names: list[str], *, preset: str = "cpu", ablation: bool | list[str] = True, anchor: bool = True, log=print) -> Path:
+def run_benchmark(
+    repo: Path,
+    names: list[str],
+    *,
+    preset: str = "cpu",
+    ablation: bool | list[str] = True,
+    anchor: bool = True,
+    log=print,
+) -> Path:
     """``ablation``: True (every recipe), False (none) or the recipes that get it (it costs a fine-tune per recipe)."""
     if preset not in PRESETS:
         raise SynthdataError(f"unknown preset '{preset}'; choose one of {', '.join(PRESETS)}")

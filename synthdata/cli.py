@@ -103,7 +103,12 @@ def sources() -> None:
 
     table = Table("source", "classes", "licence", "files")
     for name, source in BUILTIN.items():
-        table.add_row(name, str(len(source.info.classes or ())), source.info.licence, ", ".join(f.path for f in source.info.files))
+        table.add_row(
+            name,
+            str(len(source.info.classes or ())),
+            source.info.licence,
+            ", ".join(f.path for f in source.info.files),
+        )
     for name in USER_FORMATS:
         table.add_row(name, "from the data", "from the recipe", "data.path")
     Console().print(table)
@@ -137,7 +142,9 @@ def ingest(
 
 @data_app.command("longtail")
 def longtail(
-    name: Annotated[str | None, typer.Argument(help="Ingested dataset name under --datasets (or give --recipe).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Ingested dataset name under --datasets (or give --recipe).")
+    ] = None,
     recipe: RecipeOption = None,
     imbalance: Annotated[float | None, typer.Option(help="rho: largest / smallest class [recipe or 100].")] = None,
     max_per_class: Annotated[int | None, typer.Option(help="n_max [recipe, else the largest feasible].")] = None,
@@ -150,7 +157,9 @@ def longtail(
     from synthdata.stages.longtail import run_longtail
 
     spec = _recipe_for(name, recipe)
-    settings = _overridden(spec.longtail, "longtail", _options(imbalance=imbalance, max_per_class=max_per_class, seed=seed))
+    settings = _overridden(
+        spec.longtail, "longtail", _options(imbalance=imbalance, max_per_class=max_per_class, seed=seed)
+    )
     source, target = parent or datasets / spec.name, out or datasets / f"{spec.name}-lt"
     guard_outputs({**_recipe_inputs(spec, recipe), "--parent": source}, folders={"--out": target})
     plan = run_longtail(spec, settings, source, target)
@@ -167,9 +176,8 @@ def validate(
     metrics: Annotated[Path | None, typer.Option(help="Write a JSON summary here (DVC metrics).")] = None,
 ) -> None:
     """Run the Great Expectations manifest suite and the file check; non-zero exit on failure."""
-    from synthdata.stages.validate_data import run_validate_data
-
     from synthdata.config.recipe import load_recipe
+    from synthdata.stages.validate_data import run_validate_data
 
     spec = load_recipe(recipe) if recipe else None
     inputs = _recipe_inputs(spec, recipe) if spec else {}
@@ -181,7 +189,9 @@ def validate(
 
 @app.command("pretrain")
 def pretrain(
-    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Recipe with a pretrain section (recipes/cifar10.yaml).")],
+    recipe: Annotated[
+        Path, typer.Option("--recipe", "-r", help="Recipe with a pretrain section (recipes/cifar10.yaml).")
+    ],
     dataset: Annotated[Path, typer.Option(help="Ingested corpus folder (its train split is used).")],
     out: Annotated[Path, typer.Option(help="Base model folder to write.")],
     workdir: Annotated[Path | None, typer.Option(help="Checkpoints (resume from here) [<out>.work].")] = None,
@@ -206,7 +216,9 @@ def pretrain(
 @app.command("base-card")
 def base_card(
     base: Annotated[Path, typer.Option(help="Base model folder.")],
-    corpus: Annotated[Path, typer.Option(help="The corpus folder it was trained on (its test split is the reference).")],
+    corpus: Annotated[
+        Path, typer.Option(help="The corpus folder it was trained on (its test split is the reference).")
+    ],
     samples: Annotated[int, typer.Option(help="Generated images (and real images per side).")] = 2000,
     guidance: Annotated[float, typer.Option(help="Classifier-free guidance scale.")] = 2.0,
 ) -> None:
@@ -242,10 +254,16 @@ def finetune(
     }
     settings = _overridden(spec.finetune, "finetune", overrides)
     work = workdir or _work_folder(out)
-    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--base" if base else "finetune.base": settings.base}
+    inputs = {
+        **_recipe_inputs(spec, recipe),
+        "--dataset": dataset,
+        "--base" if base else "finetune.base": settings.base,
+    }
     guard_outputs(inputs, folders={"--out": out, "--workdir": work})
     result, model = run_finetune(replace(spec, finetune=settings), dataset, out, work)
-    typer.echo(f"{out}: {model.mode}, {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s")
+    typer.echo(
+        f"{out}: {model.mode}, {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s"
+    )
 
 
 @app.command("sample")
@@ -260,15 +278,25 @@ def sample(
     target: Annotated[int | None, typer.Option(help="Override sample.target (to-target).")] = None,
     share: Annotated[float | None, typer.Option(help="Override sample.share (share).")] = None,
     max_ratio: Annotated[float | None, typer.Option(help="Override sample.max_ratio (synthetic:real cap).")] = None,
-    max_images: Annotated[int | None, typer.Option(help="Override sample.max_images (budget on synthetic images in all).")] = None,
+    max_images: Annotated[
+        int | None, typer.Option(help="Override sample.max_images (budget on synthetic images in all).")
+    ] = None,
     mode: Annotated[str | None, typer.Option(help="Override sample.mode: noise, img2img or interpolate.")] = None,
-    strength: Annotated[float | None, typer.Option(help="Override sample.strength (0-1; img2img and interpolate).")] = None,
-    scheduler: Annotated[str | None, typer.Option(help="Override sample.scheduler: dpm-solver++, ddim or ddpm.")] = None,
+    strength: Annotated[
+        float | None, typer.Option(help="Override sample.strength (0-1; img2img and interpolate).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Override sample.scheduler: dpm-solver++, ddim or ddpm.")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Override sample.steps.")] = None,
     guidance: Annotated[float | None, typer.Option(help="Override sample.guidance.")] = None,
-    classifier_guidance: Annotated[float | None, typer.Option(help="Override sample.classifier_guidance (0: off).")] = None,
+    classifier_guidance: Annotated[
+        float | None, typer.Option(help="Override sample.classifier_guidance (0: off).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Override sample.batch_size.")] = None,
-    shard_size: Annotated[int | None, typer.Option(help="Override sample.shard_size (0: no WebDataset shards).")] = None,
+    shard_size: Annotated[
+        int | None, typer.Option(help="Override sample.shard_size (0: no WebDataset shards).")
+    ] = None,
 ) -> None:
     """Generate a class-balanced synthetic set with provenance on every image; resumes after a
     kill. Under ``accelerate launch`` the batches are shared between the processes."""
@@ -277,28 +305,60 @@ def sample(
 
     spec = load_recipe(recipe)
     overrides = _options(
-        policy=policy, target=target, share=share, max_ratio=max_ratio, max_images=max_images, scheduler=scheduler, steps=steps,
-        guidance=guidance, batch_size=batch_size, shard_size=shard_size, mode=mode, strength=strength,
+        policy=policy,
+        target=target,
+        share=share,
+        max_ratio=max_ratio,
+        max_images=max_images,
+        scheduler=scheduler,
+        steps=steps,
+        guidance=guidance,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        mode=mode,
+        strength=strength,
         classifier_guidance=classifier_guidance,
     )
     settings = _overridden(spec.sample, "sample", overrides)
     if not dry_run and (adapter is None or out is None):
         raise SynthdataError("--adapter and --out are required (or give --dry-run)")
-    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--adapter": adapter, "finetune.base": spec.finetune.base}
+    inputs = {
+        **_recipe_inputs(spec, recipe),
+        "--dataset": dataset,
+        "--adapter": adapter,
+        "finetune.base": spec.finetune.base,
+    }
     guard_outputs(inputs, folders={"--out": out, "--report": report})
     result = run_sample(spec, adapter, dataset, out, report=report, settings=settings, dry_run=dry_run)
     if not result.main:
         return
     if dry_run or result.out is not None:
         budget = "" if settings.max_images is None else f", budget {settings.max_images}"
-        table = Table("class", "real", "wanted", "cap", "synthetic", "total", title=f"{spec.name}: {settings.policy}, cap {settings.max_ratio:g}:1{budget}")
+        table = Table(
+            "class",
+            "real",
+            "wanted",
+            "cap",
+            "synthetic",
+            "total",
+            title=f"{spec.name}: {settings.policy}, cap {settings.max_ratio:g}:1{budget}",
+        )
         for row in result.plan.rows():
             mark = " (budget)" if row["budgeted"] else " (capped)" if row["capped"] else ""
-            table.add_row(str(row["class"]), str(row["real"]), str(row["wanted"]), str(row["cap"]), f"{row['synthetic']}{mark}", str(row["total"]))
+            table.add_row(
+                str(row["class"]),
+                str(row["real"]),
+                str(row["wanted"]),
+                str(row["cap"]),
+                f"{row['synthetic']}{mark}",
+                str(row["total"]),
+            )
         table.add_row("total", "", "", "", str(result.plan.synthetic), "")
         Console().print(table)
     if not dry_run and result.out is not None:
-        typer.echo(f"{out}: {result.images} images ({result.generated} made now), {result.seconds:.0f} s, run {result.run_id}")
+        typer.echo(
+            f"{out}: {result.images} images ({result.generated} made now), {result.seconds:.0f} s, run {result.run_id}"
+        )
 
 
 @app.command("validate")
@@ -308,7 +368,9 @@ def validate_synthetic(
     synthetic: Annotated[Path, typer.Option(help="Synthetic set folder (from synthdata sample).")],
     adapter: Annotated[Path, typer.Option(help="The adapter that made it (provenance check, replacements).")],
     out: Annotated[Path, typer.Option(help="Folder for the accepted set.")],
-    pool: Annotated[Path | None, typer.Option(help="Parent dataset whose unused train images serve as held-out real data.")] = None,
+    pool: Annotated[
+        Path | None, typer.Option(help="Parent dataset whose unused train images serve as held-out real data.")
+    ] = None,
     report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
 ) -> None:
@@ -318,30 +380,54 @@ def validate_synthetic(
     from synthdata.stages.validate import run_validate
 
     spec = load_recipe(recipe)
-    inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--adapter": adapter, "--pool": pool,
-              "finetune.base": spec.finetune.base}  # fmt: skip
+    inputs = {
+        **_recipe_inputs(spec, recipe),
+        "--dataset": dataset,
+        "--synthetic": synthetic,
+        "--adapter": adapter,
+        "--pool": pool,
+        "finetune.base": spec.finetune.base,
+    }
     guard_outputs(inputs, folders={"--out": out, "--report": report}, files={"--metrics": metrics})
     result = run_validate(spec, dataset, synthetic, adapter, out, pool=pool, report=report, metrics_path=metrics)
     table = Table("class", "quota", "accepted", "dropped", "fill", title=f"{spec.name}: validated synthetic set")
     for name, entry in result.metrics.classes.items():
-        table.add_row(name, str(entry["quota"]), str(entry["accepted"]), str(sum(result.dropped[name].values())), f"{entry['fill']:.2f}")
+        table.add_row(
+            name,
+            str(entry["quota"]),
+            str(entry["accepted"]),
+            str(sum(result.dropped[name].values())),
+            f"{entry['fill']:.2f}",
+        )
     Console().print(table)
-    typer.echo(f"{out}: {result.accepted} images accepted, {result.regenerated} regenerated, {result.seconds:.0f} s"
-               + (f"; report {report / 'report.html'}" if report else ""))
+    typer.echo(
+        f"{out}: {result.accepted} images accepted, {result.regenerated} regenerated, {result.seconds:.0f} s"
+        + (f"; report {report / 'report.html'}" if report else "")
+    )
 
 
 @app.command("utility")
 def utility(
     recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Domain recipe (its utility section).")],
-    dataset: Annotated[Path, typer.Option(help="The long-tailed real dataset: its train split trains, its test split scores.")],
-    synthetic: Annotated[Path | None, typer.Option(help="Validated synthetic set (from synthdata validate) for the synth arms.")] = None,
-    scratch: Annotated[Path | None, typer.Option(help="Validated set from a model trained from scratch (real+synth-scratch arm).")] = None,
+    dataset: Annotated[
+        Path, typer.Option(help="The long-tailed real dataset: its train split trains, its test split scores.")
+    ],
+    synthetic: Annotated[
+        Path | None, typer.Option(help="Validated synthetic set (from synthdata validate) for the synth arms.")
+    ] = None,
+    scratch: Annotated[
+        Path | None, typer.Option(help="Validated set from a model trained from scratch (real+synth-scratch arm).")
+    ] = None,
     work: Annotated[Path | None, typer.Option(help="Folder for finished runs (a rerun skips them).")] = None,
     report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
     seeds: Annotated[str | None, typer.Option(help="Override utility.seeds, e.g. 0,1,2.")] = None,
-    steps: Annotated[int | None, typer.Option(help="A hand-picked budget: utility.budget.rule steps with these steps.")] = None,
-    epochs: Annotated[float | None, typer.Option(help="utility.budget.rule epochs with these epochs of the real train split.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="A hand-picked budget: utility.budget.rule steps with these steps.")
+    ] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="utility.budget.rule epochs with these epochs of the real train split.")
+    ] = None,
     arms: Annotated[str | None, typer.Option(help="Override utility.arms, comma-separated.")] = None,
 ) -> None:
     """Train a downstream classifier per arm and seed at equal steps (by the recipe's budget rule); score each on the real test split."""
@@ -356,27 +442,46 @@ def utility(
             "--seeds": None if seeds is None else {"seeds": [int(s) for s in seeds.split(",")]},
             "--arms": None if arms is None else {"arms": arms.split(",")},
             "--steps": None if steps is None else {"classifier.steps": steps, "budget.rule": "steps"},
-            "--epochs": None if epochs is None else {
-                "budget.rule": "epochs", "budget.epochs": epochs, "budget.max_epochs": max(epochs, max_epochs)
-            },
+            "--epochs": None
+            if epochs is None
+            else {"budget.rule": "epochs", "budget.epochs": epochs, "budget.max_epochs": max(epochs, max_epochs)},
         }
         settings = _overridden(spec.utility, "utility", overrides)
     except (ValueError, SynthdataError) as exc:
         raise SynthdataError(f"bad override: {exc}") from None
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--scratch": scratch}
     guard_outputs(inputs, folders={"--work": work, "--report": report}, files={"--metrics": metrics})
-    result = run_utility(spec, dataset, synthetic=synthetic, scratch=scratch, work=work, metrics_path=metrics, report=report, settings=settings)
-    table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=f"{spec.name}: test split, mean [95% interval]")
+    result = run_utility(
+        spec,
+        dataset,
+        synthetic=synthetic,
+        scratch=scratch,
+        work=work,
+        metrics_path=metrics,
+        report=report,
+        settings=settings,
+    )
+    table = Table(
+        "arm",
+        "balanced accuracy",
+        "rare-third recall",
+        "macro-F1",
+        title=f"{spec.name}: test split, mean [95% interval]",
+    )
     for row in headline_rows(result.metrics):
         table.add_row(*row)
     Console().print(table)
-    typer.echo(f"{len(result.runs)} runs, {result.seconds:.0f} s" + (f"; report {report / 'report.html'}" if report else ""))
+    typer.echo(
+        f"{len(result.runs)} runs, {result.seconds:.0f} s" + (f"; report {report / 'report.html'}" if report else "")
+    )
 
 
 @app.command("report")
 def report(
     name: Annotated[str, typer.Argument(help="Recipe name (reads metrics/NAME and reports/NAME).")],
-    metrics: Annotated[Path | None, typer.Option(help="Folder of the stages' JSON figures (default metrics/NAME).")] = None,
+    metrics: Annotated[
+        Path | None, typer.Option(help="Folder of the stages' JSON figures (default metrics/NAME).")
+    ] = None,
     reports: Annotated[Path | None, typer.Option(help="Folder of the stages' reports (default reports/NAME).")] = None,
 ) -> None:
     """Write reports/NAME/index.html, close the MLflow pipeline run, print the headline table."""
@@ -386,22 +491,42 @@ def report(
     metrics, reports = metrics or Path("metrics") / name, reports or Path("reports") / name
     guard_outputs({"--metrics": metrics}, files={"--reports": reports / "index.html"})
     result = run_report(name, metrics, reports)
-    table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=f"{name}: real test split, mean [95% interval over seeds]")
+    table = Table(
+        "arm",
+        "balanced accuracy",
+        "rare-third recall",
+        "macro-F1",
+        title=f"{name}: real test split, mean [95% interval over seeds]",
+    )
     for row in result.headline:
         table.add_row(*row)
     Console().print(table)
     goal = result.goal
     if goal.get("evaluated"):
-        typer.echo("synthetic vs best classical arm: " + "; ".join(
-            f"{m} {goal[m]['gain']:+.3f} ({'met' if goal[m]['met'] else 'not met'})" for m in ("balanced_accuracy", "rare_third_recall")))
+        typer.echo(
+            "synthetic vs best classical arm: "
+            + "; ".join(
+                f"{m} {goal[m]['gain']:+.3f} ({'met' if goal[m]['met'] else 'not met'})"
+                for m in ("balanced_accuracy", "rare_third_recall")
+            )
+        )
     typer.echo(f"report: {result.path}")
 
 
 @app.command("benchmark")
 def benchmark(
-    recipes: Annotated[str, typer.Option(help="Comma-separated recipe names.")] = "pbc,eurosat,gtsrb,pneumoniamnist,breastmnist",
-    preset: Annotated[str, typer.Option(help="cpu (recipes as written) or gpu (benchmarks/presets/gpu.yaml merged in).")] = "cpu",
-    ablation: Annotated[str, typer.Option(help="Recipes that also train from scratch for the real+synth-scratch arm: all, none, or comma-separated names.")] = "all",
+    recipes: Annotated[
+        str, typer.Option(help="Comma-separated recipe names.")
+    ] = "pbc,eurosat,gtsrb,pneumoniamnist,breastmnist",
+    preset: Annotated[
+        str, typer.Option(help="cpu (recipes as written) or gpu (benchmarks/presets/gpu.yaml merged in).")
+    ] = "cpu",
+    ablation: Annotated[
+        str,
+        typer.Option(
+            help="Recipes that also train from scratch for the real+synth-scratch arm: all, none, or comma-separated names."
+        ),
+    ] = "all",
     anchor: Annotated[bool, typer.Option(help="Also run the MedMNIST sanity anchor.")] = True,
     repo: Annotated[Path, typer.Option(help="Repository root (dvc.yaml, recipes/, benchmarks/).")] = Path("."),
 ) -> None:
@@ -410,7 +535,9 @@ def benchmark(
 
     names = [recipe_name(n, "--recipes") for n in recipes.split(",") if n]
     ablated = {"all": True, "none": False}.get(ablation, [n for n in ablation.split(",") if n])
-    path = run_benchmark(repo, names, preset=preset, ablation=ablated, anchor=anchor, log=lambda line: console.print(line))
+    path = run_benchmark(
+        repo, names, preset=preset, ablation=ablated, anchor=anchor, log=lambda line: console.print(line)
+    )
     typer.echo(path.read_text())
     typer.echo(f"written: {path} and {path.with_name('results.json')}")
 

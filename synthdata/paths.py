@@ -75,7 +75,9 @@ def recipe_name(name: str, origin: str | Path = "recipe name") -> str:
     """``name`` when it is a valid recipe name (:data:`RECIPE_NAME`); otherwise a
     :class:`SynthdataError` naming it."""
     if not RECIPE_NAME.fullmatch(name):
-        raise SynthdataError(f"{shown(str(origin))}: {name!r} is not a recipe name (lower-case letters, digits, '-' or '_')")
+        raise SynthdataError(
+            f"{shown(str(origin))}: {name!r} is not a recipe name (lower-case letters, digits, '-' or '_')"
+        )
     return name
 
 
@@ -106,8 +108,12 @@ def guard_outputs(
     output holding it; an input that the output is, contains or lies inside; another output."""
     outputs = [(option, Path(path), True) for option, path in (folders or {}).items() if path is not None]
     outputs += [(option, Path(path), False) for option, path in (files or {}).items() if path is not None]
-    sources = [(option, Path(path)) for option, paths in inputs.items() if paths is not None
-               for path in (paths if isinstance(paths, (list, tuple)) else [paths])]  # fmt: skip
+    sources = [
+        (option, Path(path))
+        for option, paths in inputs.items()
+        if paths is not None
+        for path in (paths if isinstance(paths, (list, tuple)) else [paths])
+    ]
     cwd = Path.cwd().resolve()
     for index, (option, path, is_folder) in enumerate(outputs):
         real, named = path.resolve(), _named(option, path)
@@ -123,8 +129,10 @@ def guard_outputs(
         for name, source in sources:
             relation = _relation(real, source.resolve())
             if relation is not None:
-                raise SynthdataError(f"{named} {relation} {_named(name, source)}, an input of this command; "
-                                     "choose an output apart from its inputs")  # fmt: skip
+                raise SynthdataError(
+                    f"{named} {relation} {_named(name, source)}, an input of this command; "
+                    "choose an output apart from its inputs"
+                )
         for name, other, _ in outputs[index + 1 :]:
             relation = _relation(real, other.resolve())
             if relation is not None:

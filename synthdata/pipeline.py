@@ -73,17 +73,32 @@ def stages(recipe: str, pipeline: Path = Path("dvc.yaml")) -> list[Stage]:
         template = body.get("do", body)
         cmd = " ".join(str(template["cmd"]).split())
         outs = [*_paths(template.get("outs")), *_paths(template.get("metrics")), *_paths(template.get("plots"))]
-        params = [(file, key) for entry in template.get("params") or [] if isinstance(entry, dict)
-                  for file, keys in entry.items() for key in keys]  # fmt: skip
-        out.append(Stage(name, cmd.replace(ITEM, recipe), tuple(o.replace(ITEM, recipe) for o in outs),
-                         tuple(str(d).replace(ITEM, recipe) for d in template.get("deps") or []),
-                         tuple((f.replace(ITEM, recipe), k) for f, k in params)))  # fmt: skip
+        params = [
+            (file, key)
+            for entry in template.get("params") or []
+            if isinstance(entry, dict)
+            for file, keys in entry.items()
+            for key in keys
+        ]
+        out.append(
+            Stage(
+                name,
+                cmd.replace(ITEM, recipe),
+                tuple(o.replace(ITEM, recipe) for o in outs),
+                tuple(str(d).replace(ITEM, recipe) for d in template.get("deps") or []),
+                tuple((f.replace(ITEM, recipe), k) for f, k in params),
+            )
+        )
     return out
 
 
 def _code_hash(path: Path) -> str:
     files = sorted(p for p in path.rglob("*.py")) if path.is_dir() else [path]
-    return sha256_bytes(b"".join(p.relative_to(path.parent).as_posix().encode() + file_sha256(p).encode() for p in files if p.is_file()))
+    return sha256_bytes(
+        b"".join(
+            p.relative_to(path.parent).as_posix().encode() + file_sha256(p).encode() for p in files if p.is_file()
+        )
+    )
 
 
 def fingerprint(stage: Stage, root: Path, upstream: dict[str, str]) -> str:
@@ -102,8 +117,9 @@ def fingerprint(stage: Stage, root: Path, upstream: dict[str, str]) -> str:
     return sha256_bytes(json.dumps(parts, sort_keys=True, default=str).encode())
 
 
-def run_stages(recipe: str, root: Path = Path("."), *, only: list[str] | None = None, pipeline: Path | None = None,
-               log=print) -> dict[str, float]:  # fmt: skip
+def run_stages(
+    recipe: str, root: Path = Path("."), *, only: list[str] | None = None, pipeline: Path | None = None, log=print
+) -> dict[str, float]:
     """Run ``recipe``'s stages (or ``only`` these, in pipeline order) in the folder ``root``, the
     stage templates read from ``pipeline`` (default ``root/dvc.yaml``); seconds per stage run."""
     timings: dict[str, float] = {}

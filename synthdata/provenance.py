@@ -20,7 +20,11 @@ def git_commit() -> str:
             ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -41,8 +45,22 @@ def hardware() -> str:
     return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
 
 
-PACKAGES = ("torch", "diffusers", "peft", "accelerate", "safetensors", "monai", "albumentations", "torchmetrics",
-            "mlflow", "dvc", "great-expectations", "numpy", "scipy", "pillow")  # fmt: skip
+PACKAGES = (
+    "torch",
+    "diffusers",
+    "peft",
+    "accelerate",
+    "safetensors",
+    "monai",
+    "albumentations",
+    "torchmetrics",
+    "mlflow",
+    "dvc",
+    "great-expectations",
+    "numpy",
+    "scipy",
+    "pillow",
+)
 
 
 @lru_cache(maxsize=1)

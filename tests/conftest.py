@@ -15,9 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-os.environ.update(
-    HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1", GX_ANALYTICS_ENABLED="false"
-)
+os.environ.update(HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1", GX_ANALYTICS_ENABLED="false")
 
 SIZE = 8
 # Tests train models of a few thousand parameters: one thread beats two (no OpenMP hand-offs).
@@ -68,7 +66,9 @@ def png_bytes(seed: int, size: int = SIZE, mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
-def make_image_tree(root: Path, counts: dict[str, int], *, splits: tuple[str, ...] | None = None, seed: int = 0) -> Path:
+def make_image_tree(
+    root: Path, counts: dict[str, int], *, splits: tuple[str, ...] | None = None, seed: int = 0
+) -> Path:
     """``root/[split/]class/NNN.png`` with ``counts[class]`` images per class (and split)."""
     offset = seed * 100_000
     for split in splits or (None,):
@@ -110,7 +110,9 @@ def make_coloured_tree(root: Path, counts: dict[str, int], *, seed: int = 0) -> 
 
 
 def coloured_png(name: str, rng: np.random.Generator) -> bytes:
-    array = np.clip(np.array(COLOURS[name])[None, None, :] + rng.normal(0, 25, (SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    array = np.clip(np.array(COLOURS[name])[None, None, :] + rng.normal(0, 25, (SIZE, SIZE, 3)), 0, 255).astype(
+        np.uint8
+    )
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -142,8 +144,14 @@ def paint_synthetic(synthetic: Path, colour_of, rows=None):
     return frame
 
 
-def make_sampling_setup(root: Path, sample: str = "{steps: 4, batch_size: 4, shard_size: 5}", validate: str = "{}",
-                        *, coloured: bool = False, finetune_steps: int = 2) -> Path:  # fmt: skip
+def make_sampling_setup(
+    root: Path,
+    sample: str = "{steps: 4, batch_size: 4, shard_size: 5}",
+    validate: str = "{}",
+    *,
+    coloured: bool = False,
+    finetune_steps: int = 2,
+) -> Path:
     """A tiny base, a long-tailed 3-class dataset (8 px RGB, with a validation split), a recipe
     ``tiny.yaml`` and a LoRA adapter fine-tuned on it (2 steps): what sampling and validation need."""
     from synthdata.config.recipe import SplitSettings, load_recipe
@@ -156,7 +164,11 @@ def make_sampling_setup(root: Path, sample: str = "{steps: 4, batch_size: 4, sha
     torch.manual_seed(0)
     save_base(build_unet(tiny, 4), build_scheduler(100), {"classes": list("pqrs"), "unet": vars(tiny)}, root / "base")
     (make_coloured_tree if coloured else make_image_tree)(root / "tree", {"a": 30, "b": 12, "c": 8})
-    ingest(get_source("imagefolder", path=str(root / "tree"), dataset="d"), root / "d", split=SplitSettings(val_fraction=0.25, test_fraction=0.2))
+    ingest(
+        get_source("imagefolder", path=str(root / "tree"), dataset="d"),
+        root / "d",
+        split=SplitSettings(val_fraction=0.25, test_fraction=0.2),
+    )
     (root / "tiny.yaml").write_text(
         "name: tiny\ndomain: medical\n"
         f"data: {{source: imagefolder, path: {root / 'tree'}}}\n"
@@ -184,14 +196,65 @@ SYNTHDATA = str(Path(sys.executable).parent / "synthdata")
 STAGE_COMMANDS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "ingest": (["data", "ingest", "--recipe", "../tiny.yaml", "--out", "d"], ["d"], [".staging-d"]),
     "pretrain": (["pretrain", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "base"], ["base"], ["base.work"]),
-    "finetune": (["finetune", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "adapter"], ["adapter"], ["adapter.work"]),
-    "sample": (["sample", "--recipe", "../tiny.yaml", "--dataset", "d", "--adapter", "adapter", "--out", "synthetic",
-                "--report", "reports/sample"], ["synthetic", "reports/sample"], [".staging-synthetic"]),
-    "validate": (["validate", "--recipe", "../tiny.yaml", "--dataset", "d", "--synthetic", "synthetic", "--adapter", "adapter",
-                  "--out", "validated", "--metrics", "metrics/validate.json"], ["validated", "metrics/validate.json"], []),
-    "utility": (["utility", "--recipe", "../tiny.yaml", "--dataset", "d", "--synthetic", "validated", "--work", "utility.work",
-                 "--metrics", "metrics/utility.json"], ["metrics/utility.json"], ["utility.work"]),
-}  # fmt: skip
+    "finetune": (
+        ["finetune", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "adapter"],
+        ["adapter"],
+        ["adapter.work"],
+    ),
+    "sample": (
+        [
+            "sample",
+            "--recipe",
+            "../tiny.yaml",
+            "--dataset",
+            "d",
+            "--adapter",
+            "adapter",
+            "--out",
+            "synthetic",
+            "--report",
+            "reports/sample",
+        ],
+        ["synthetic", "reports/sample"],
+        [".staging-synthetic"],
+    ),
+    "validate": (
+        [
+            "validate",
+            "--recipe",
+            "../tiny.yaml",
+            "--dataset",
+            "d",
+            "--synthetic",
+            "synthetic",
+            "--adapter",
+            "adapter",
+            "--out",
+            "validated",
+            "--metrics",
+            "metrics/validate.json",
+        ],
+        ["validated", "metrics/validate.json"],
+        [],
+    ),
+    "utility": (
+        [
+            "utility",
+            "--recipe",
+            "../tiny.yaml",
+            "--dataset",
+            "d",
+            "--synthetic",
+            "validated",
+            "--work",
+            "utility.work",
+            "--metrics",
+            "metrics/utility.json",
+        ],
+        ["metrics/utility.json"],
+        ["utility.work"],
+    ),
+}
 
 
 def stage_env(root: Path, **extra: str) -> dict[str, str]:
@@ -199,7 +262,14 @@ def stage_env(root: Path, **extra: str) -> dict[str, str]:
 
 
 def run_stage(stage: str, root: Path, **extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([SYNTHDATA, *STAGE_COMMANDS[stage][0]], cwd=root, env=stage_env(root, **extra), capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [SYNTHDATA, *STAGE_COMMANDS[stage][0]],
+        cwd=root,
+        env=stage_env(root, **extra),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -212,7 +282,9 @@ def stage_files(root: Path, outputs: list[str]) -> dict[str, str]:
     found = {}
     for name in outputs:
         path = root / name
-        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []:
+        for file in (
+            [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.exists() else []
+        ):
             found[str(file.relative_to(root))] = _sha256(file)
     return found
 
@@ -227,7 +299,12 @@ def stage_project(tmp_path_factory):
     make_image_tree(root / "tree", {"a": 30, "b": 14, "c": 8})
     tiny = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
     torch.manual_seed(0)
-    save_base(build_unet(tiny, 3), build_scheduler(100), {"classes": ["u", "v", "w"], "unet": asdict(tiny)}, root / "fixed-base")
+    save_base(
+        build_unet(tiny, 3),
+        build_scheduler(100),
+        {"classes": ["u", "v", "w"], "unet": asdict(tiny)},
+        root / "fixed-base",
+    )
     unet = "{sample_size: 16, block_out_channels: [8, 16], norm_num_groups: 4, attention_head_dim: 8}"
     (root / "tiny.yaml").write_text(
         "name: tiny\ndomain: medical\n"

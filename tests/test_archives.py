@@ -6,8 +6,8 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-
 from conftest import make_image_tree, png_bytes, zip_tree
+
 from synthdata.data.archives import FileTree, safe_member_name
 from synthdata.errors import DataError
 
@@ -83,7 +83,12 @@ def test_safe_member_name_refuses(name, reason):
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("a/001.png", "a/001.png"), ("a\\001.png", "a/001.png"), ("x..y.png", "x..y.png"), ("a/..b/c.png", "a/..b/c.png")],
+    [
+        ("a/001.png", "a/001.png"),
+        ("a\\001.png", "a/001.png"),
+        ("x..y.png", "x..y.png"),
+        ("a/..b/c.png", "a/..b/c.png"),
+    ],
 )
 def test_safe_member_name_accepts(name, expected):
     assert safe_member_name(name, "data.zip") == PurePosixPath(expected)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image_tree, png_bytes, stage_runs, zip_tree
 from PIL import Image
 
-from conftest import make_image_tree, png_bytes, stage_runs, zip_tree
 from synthdata import cli
 
 SYNTHDATA = str(Path(sys.executable).parent / "synthdata")
@@ -110,7 +110,9 @@ def test_unsafe_archive_member(member, reason, tmp_path, monkeypatch, capsys):
 def test_label_outside_declared_set(tmp_path, monkeypatch, capsys):
     tree = make_image_tree(tmp_path / "tree", {"a": 2, "b": 2, "intruder": 1})
     recipe = write_recipe(tmp_path / "r.yaml", tree, "  classes: [a, b]\n")
-    code, _, err = run_cli(["data", "ingest", "--recipe", str(recipe), "--out", str(tmp_path / "o")], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["data", "ingest", "--recipe", str(recipe), "--out", str(tmp_path / "o")], monkeypatch, capsys
+    )
     assert code == 1 and "intruder/000.png: label 'intruder' is outside the declared set" in err
     assert not (tmp_path / "o").exists()
 
@@ -130,9 +132,15 @@ def test_checksum_mismatch_and_missing_mirror_file(tmp_path, monkeypatch, capsys
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("name: x\ndomain: medical\ndata: {source: pbc}\nlongtail: {imbalanse: 10}\n", "unknown key 'longtail.imbalanse' (did you mean 'imbalance'?)"),
+        (
+            "name: x\ndomain: medical\ndata: {source: pbc}\nlongtail: {imbalanse: 10}\n",
+            "unknown key 'longtail.imbalanse' (did you mean 'imbalance'?)",
+        ),
         ("name: x\ndomain: medical\ndata: {source: pbc\n", "malformed YAML"),
-        ("name: x\ndomain: medical\ndata: {source: pbc}\nlongtail: {imbalance: lots}\n", "'longtail.imbalance' must be a number"),
+        (
+            "name: x\ndomain: medical\ndata: {source: pbc}\nlongtail: {imbalance: lots}\n",
+            "'longtail.imbalance' must be a number",
+        ),
     ],
     ids=["misspelled", "malformed", "wrong-type"],
 )
@@ -167,7 +175,9 @@ def test_failed_stage_marks_its_mlflow_run_failed(tmp_path, monkeypatch, capsys)
     tree = make_image_tree(tmp_path / "tree", {"a": 2})
     (tree / "a" / "bad.png").write_bytes(b"")
     recipe = write_recipe(tmp_path / "r.yaml", tree)
-    assert run_cli(["data", "ingest", "--recipe", str(recipe), "--out", str(tmp_path / "o")], monkeypatch, capsys)[0] == 1
+    assert (
+        run_cli(["data", "ingest", "--recipe", str(recipe), "--out", str(tmp_path / "o")], monkeypatch, capsys)[0] == 1
+    )
     runs = stage_runs()
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.stage"]) == ["ingest"]
 
@@ -198,7 +208,11 @@ def test_decompression_bomb(tmp_path, monkeypatch, capsys):
     tree = make_image_tree(tmp_path / "tree", {"a": 3, "b": 3})
     (tree / "a" / "zz-bomb.png").write_bytes(_bomb_png())
     out = tmp_path / "o"
-    code, _, err = run_cli(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree)), "--out", str(out)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree)), "--out", str(out)],
+        monkeypatch,
+        capsys,
+    )
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "a/zz-bomb.png" in err and "decompression bomb" in err and not out.exists()
 
@@ -231,7 +245,11 @@ def _float_images(value: float) -> np.ndarray:
 )
 def test_bad_npz(images, labels, reason, tmp_path, monkeypatch, capsys):
     out = tmp_path / "o"
-    code, _, err = run_cli(["data", "ingest", "--recipe", str(_npz_recipe(tmp_path, images, labels)), "--out", str(out)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["data", "ingest", "--recipe", str(_npz_recipe(tmp_path, images, labels)), "--out", str(out)],
+        monkeypatch,
+        capsys,
+    )
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "scan.npz" in err and reason in err and not out.exists()
 
@@ -259,7 +277,10 @@ def test_empty_or_missing_data(build, reason, tmp_path, monkeypatch, capsys):
     ("text", "message"),
     [
         ("name: x\ndomain: medical\ndata: {source: pbc}\nname: y\n", "duplicate key 'name'"),
-        ("name: !!python/object/apply:os.system ['touch pwned']\ndomain: medical\ndata: {source: pbc}\n", "python/object"),
+        (
+            "name: !!python/object/apply:os.system ['touch pwned']\ndomain: medical\ndata: {source: pbc}\n",
+            "python/object",
+        ),
         ("name: x\ndomain: medical\ndata: {source: pbc}\nsampler: {steps: 4}\n", "unknown key 'sampler'"),
         ("", "empty"),
         ("name: x\ndomain: medical\n", "missing required key 'data'"),
@@ -292,7 +313,11 @@ def test_disk_full_while_writing(tmp_path, monkeypatch, capsys):
     real = writer.write_bytes
     monkeypatch.setattr(writer, "write_bytes", fills_up)
     out = tmp_path / "o"
-    code, _, err = run_cli(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree)), "--out", str(out)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree)), "--out", str(out)],
+        monkeypatch,
+        capsys,
+    )
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert "No space left on device" in err and not out.exists()
     assert not [p for p in tmp_path.rglob("*.part")]
@@ -342,7 +367,10 @@ def _garbage_weights(folder: Path, marker: Path) -> None:
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (lambda folder, marker: (folder / "extra.pt").write_bytes(b"\x80\x04 pickle"), "refusing pickle weights (.pt)"),
+        (
+            lambda folder, marker: (folder / "extra.pt").write_bytes(b"\x80\x04 pickle"),
+            "refusing pickle weights (.pt)",
+        ),
         (_pickle_adapter, "refusing pickle weights (.bin)"),
         (_tamper, "sha256 differs"),
         (_other_base, "adapter belongs to base sha256"),
@@ -358,7 +386,17 @@ def test_bad_adapter(damage, reason, adapted, tmp_path, monkeypatch, capsys):
     damage(adapter, marker)
     out = tmp_path / "synthetic"
     monkeypatch.setenv("SYNTHDATA_MLRUNS", str(tmp_path / "mlruns"))
-    argv = ["sample", "--recipe", str(adapted / "tiny.yaml"), "--dataset", str(adapted / "d"), "--adapter", str(adapter), "--out", str(out)]
+    argv = [
+        "sample",
+        "--recipe",
+        str(adapted / "tiny.yaml"),
+        "--dataset",
+        str(adapted / "d"),
+        "--adapter",
+        str(adapter),
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(argv, monkeypatch, capsys)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert reason in err and not out.exists()

@@ -18,11 +18,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_image_tree, make_sampling_setup, stage_runs
+from test_bad_input import run_cli
+
 from synthdata.data.card import read_card
 from synthdata.data.manifest import manifest_hash, read_manifest
-from test_bad_input import run_cli
 
 ODD_CLASSES = {"cd4+": 24, "cd8 (rare)": 10, "b": 8}
 
@@ -49,8 +49,23 @@ def test_tracking_keys_are_valid_unique_and_bounded():
 
     from synthdata.tracking.mlflow_run import tracking_keys
 
-    names = ["cd4+", "cd4_", "cd8 (rare)", "a/b", "../up", "/abs", "a//b", ".", "", "x" * 300, "x" * 300 + "+",
-             "ok.name-1/2 3", "naïve", "t\tab", "semi;colon"]  # fmt: skip
+    names = [
+        "cd4+",
+        "cd4_",
+        "cd8 (rare)",
+        "a/b",
+        "../up",
+        "/abs",
+        "a//b",
+        ".",
+        "",
+        "x" * 300,
+        "x" * 300 + "+",
+        "ok.name-1/2 3",
+        "naïve",
+        "t\tab",
+        "semi;colon",
+    ]
     keys = tracking_keys(names)
     assert list(keys) == names and len(set(keys.values())) == len(names)
     for key in keys.values():
@@ -66,17 +81,24 @@ def _odd_dataset(root: Path) -> Path:
     from synthdata.data.sources import get_source
 
     make_image_tree(root / "tree", ODD_CLASSES)
-    ingest(get_source("imagefolder", path=str(root / "tree"), dataset="odd"), root / "odd",
-           split=SplitSettings(val_fraction=0.25, test_fraction=0.2))  # fmt: skip
+    ingest(
+        get_source("imagefolder", path=str(root / "tree"), dataset="odd"),
+        root / "odd",
+        split=SplitSettings(val_fraction=0.25, test_fraction=0.2),
+    )
     return root / "odd"
 
 
 def test_class_names_with_plus_and_parentheses_go_through_longtail(tmp_path, monkeypatch, capsys):
     dataset = _odd_dataset(tmp_path)
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"name: odd\ndomain: medical\ndata: {{source: imagefolder, path: {tmp_path / 'tree'}}}\nlongtail: {{imbalance: 2}}\n")
+    recipe.write_text(
+        f"name: odd\ndomain: medical\ndata: {{source: imagefolder, path: {tmp_path / 'tree'}}}\nlongtail: {{imbalance: 2}}\n"
+    )
     out = tmp_path / "odd-lt"
-    code, _, err = run_cli(["data", "longtail", "--recipe", str(recipe), "--parent", str(dataset), "--out", str(out)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["data", "longtail", "--recipe", str(recipe), "--parent", str(dataset), "--out", str(out)], monkeypatch, capsys
+    )
     assert code == 0, err
     runs = stage_runs()
     assert list(runs["status"]) == ["FINISHED"]
@@ -89,14 +111,18 @@ def test_class_names_with_plus_and_parentheses_go_through_finetune_and_sample(tm
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text((setup / "tiny.yaml").read_text().replace("name: tiny", "name: odd"))
     adapter, out = tmp_path / "adapter", tmp_path / "synthetic"
-    code, _, err = run_cli(["finetune", "--recipe", str(recipe), "--dataset", str(dataset), "--out", str(adapter)], monkeypatch, capsys)
+    code, _, err = run_cli(
+        ["finetune", "--recipe", str(recipe), "--dataset", str(dataset), "--out", str(adapter)], monkeypatch, capsys
+    )
     assert code == 0, err
     argv = ["sample", "--recipe", str(recipe), "--dataset", str(dataset), "--adapter", str(adapter), "--out", str(out)]
     code, _, err = run_cli(argv, monkeypatch, capsys)
     assert code == 0, err
     runs = stage_runs().set_index("tags.stage")
     assert (runs["status"] == "FINISHED").all()
-    assert len([c for c in runs.columns if c.startswith("metrics.synthetic.") and pd.notna(runs.loc["sample", c])]) == 3
+    assert (
+        len([c for c in runs.columns if c.startswith("metrics.synthetic.") and pd.notna(runs.loc["sample", c])]) == 3
+    )
 
 
 def test_data_validate_of_a_folder_with_plus_in_its_name(setup, tmp_path, monkeypatch, capsys):
@@ -135,16 +161,41 @@ def _swap_files(dataset: Path) -> str:
     return first
 
 
-DAMAGE = {"row-removed": (_remove_row, "card"), "label-flipped": (_flip_label, "card"), "file-swapped": (_swap_files, "sha256 differs")}
+DAMAGE = {
+    "row-removed": (_remove_row, "card"),
+    "label-flipped": (_flip_label, "card"),
+    "file-swapped": (_swap_files, "sha256 differs"),
+}
 
 
 def _command(stage: str, setup: Path, dataset: Path, out: Path) -> list[str]:
     recipe = str(setup / "tiny.yaml")
     return {
         "data-validate": ["data", "validate", str(dataset), "--metrics", str(out)],
-        "longtail": ["data", "longtail", "--recipe", recipe, "--parent", str(dataset), "--out", str(out), "--imbalance", "2"],
+        "longtail": [
+            "data",
+            "longtail",
+            "--recipe",
+            recipe,
+            "--parent",
+            str(dataset),
+            "--out",
+            str(out),
+            "--imbalance",
+            "2",
+        ],
         "finetune": ["finetune", "--recipe", recipe, "--dataset", str(dataset), "--out", str(out)],
-        "sample": ["sample", "--recipe", recipe, "--dataset", str(dataset), "--adapter", str(setup / "adapter"), "--out", str(out)],
+        "sample": [
+            "sample",
+            "--recipe",
+            recipe,
+            "--dataset",
+            str(dataset),
+            "--adapter",
+            str(setup / "adapter"),
+            "--out",
+            str(out),
+        ],
     }[stage]
 
 
@@ -198,7 +249,17 @@ def test_an_edited_adapter_record_is_refused_at_load(change, field, setup, tmp_p
     adapter = shutil.copytree(setup / "adapter", tmp_path / "adapter")
     _edit_record(adapter, change)
     out = tmp_path / "synthetic"
-    argv = ["sample", "--recipe", str(setup / "tiny.yaml"), "--dataset", str(setup / "d"), "--adapter", str(adapter), "--out", str(out)]
+    argv = [
+        "sample",
+        "--recipe",
+        str(setup / "tiny.yaml"),
+        "--dataset",
+        str(setup / "d"),
+        "--adapter",
+        str(adapter),
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(argv, monkeypatch, capsys)
     _one_error(code, err, "adapter.json", f"'{field}'")
     assert not out.exists()
@@ -210,7 +271,17 @@ def test_an_edited_adapter_config_is_refused_at_load(setup, tmp_path, monkeypatc
     config["lora_alpha"] = 64
     (adapter / "adapter_config.json").write_text(json.dumps(config))
     out = tmp_path / "synthetic"
-    argv = ["sample", "--recipe", str(setup / "tiny.yaml"), "--dataset", str(setup / "d"), "--adapter", str(adapter), "--out", str(out)]
+    argv = [
+        "sample",
+        "--recipe",
+        str(setup / "tiny.yaml"),
+        "--dataset",
+        str(setup / "d"),
+        "--adapter",
+        str(adapter),
+        "--out",
+        str(out),
+    ]
     code, _, err = run_cli(argv, monkeypatch, capsys)
     _one_error(code, err, "adapter_config.json")
     assert not out.exists()
@@ -249,13 +320,26 @@ def _metrics(seeds: list[int], rare: list[str]) -> dict:
     from synthdata.utility.verdict import goal, verdict
 
     labels, classes = torch.tensor([0, 0, 1, 1]), ["a", "b", "c"]
-    runs = {arm: [score(torch.tensor(p), labels, classes, rare) for _ in seeds]
-            for arm, p in {"real": [0, 0, 1, 0], "real+synth": [0, 0, 1, 1]}.items()}  # fmt: skip
+    runs = {
+        arm: [score(torch.tensor(p), labels, classes, rare) for _ in seeds]
+        for arm, p in {"real": [0, 0, 1, 0], "real+synth": [0, 0, 1, 1]}.items()
+    }
     arms = {arm: {"description": arm, **summarise(r, classes)} for arm, r in runs.items()}
-    metrics = {"arms": arms, "goal": goal(arms), "rare_classes": rare, "train_counts": {"a": 9, "b": 5, "c": 2},
-               "test_counts": {"a": 2, "b": 2, "c": 0}, "seeds": seeds, "steps": 1, "batch_size": 1, "model": "small-resnet",
-               "image_size": 8, "budget": {"text": "1 step, set by hand.", "rungs": [], "doubled": None},
-               "leak_check": {"test_images": 4}, "runs": []}  # fmt: skip
+    metrics = {
+        "arms": arms,
+        "goal": goal(arms),
+        "rare_classes": rare,
+        "train_counts": {"a": 9, "b": 5, "c": 2},
+        "test_counts": {"a": 2, "b": 2, "c": 0},
+        "seeds": seeds,
+        "steps": 1,
+        "batch_size": 1,
+        "model": "small-resnet",
+        "image_size": 8,
+        "budget": {"text": "1 step, set by hand.", "rungs": [], "doubled": None},
+        "leak_check": {"test_images": 4},
+        "runs": [],
+    }
     metrics["verdict"] = verdict(metrics)
     return metrics
 
@@ -279,9 +363,15 @@ def test_the_printed_table_and_the_report_say_n_a_and_why(tmp_path):
     assert ">nan<" not in page.lower() and ">0.000<" not in page
     unseparated = _metrics([0], ["b"])["goal"]
     assert unseparated["evaluated"] and not unseparated["met"]
-    assert unseparated["rare_third_recall"]["intervals_separate"] is None and unseparated["rare_third_recall"]["reason"] == ONE_SEED
+    assert (
+        unseparated["rare_third_recall"]["intervals_separate"] is None
+        and unseparated["rare_third_recall"]["reason"] == ONE_SEED
+    )
     three = _metrics([0, 1, 2], ["b"])
-    assert "n/a" not in headline_rows(three)[0][1] and three["goal"]["rare_third_recall"]["intervals_separate"] in (True, False)
+    assert "n/a" not in headline_rows(three)[0][1] and three["goal"]["rare_third_recall"]["intervals_separate"] in (
+        True,
+        False,
+    )
 
 
 # --- Ctrl-C while fine-tuning ------------------------------------------------------------------
@@ -308,10 +398,24 @@ ADAPTER_FILES = {"adapter.json", "adapter_config.json", "adapter_model.safetenso
 
 
 def _finetune(root: Path, at: int, *args: str) -> subprocess.CompletedProcess:
-    argv = ["finetune", "--recipe", str(root / "tiny.yaml"), "--dataset", str(root / "d"), "--out", str(root / "run" / "adapter")]
+    argv = [
+        "finetune",
+        "--recipe",
+        str(root / "tiny.yaml"),
+        "--dataset",
+        str(root / "d"),
+        "--out",
+        str(root / "run" / "adapter"),
+    ]
     env = {**os.environ, "SYNTHDATA_MLRUNS": str(root / "run" / "mlruns")}
-    return subprocess.run([sys.executable, "-c", _INTERRUPTING, str(at), str(root / "run" / "points"), *argv], cwd=root / "run",
-                          env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", _INTERRUPTING, str(at), str(root / "run" / "points"), *argv],
+        cwd=root / "run",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_ctrl_c_while_finetuning_publishes_nothing_half_way_and_a_rerun_completes(setup):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_bad_input import run_cli
 
 from synthdata.config.recipe import Recipe, load_recipe
 from synthdata.errors import RecipeError
-from test_bad_input import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = "name: x\ndomain: medical\ndata: {source: pbc}\n"
@@ -44,8 +44,10 @@ def _check(text: str, tmp_path: Path, monkeypatch, capsys) -> str:
 
 def test_an_augmentation_that_would_run_a_command_is_refused_and_runs_nothing(tmp_path, monkeypatch, capsys):
     marker = tmp_path / "pwned"
-    text = BASE + ("utility:\n  augmentation:\n"
-                   f"    - {{transform: monai.LoadImage, params: {{reader: os.system, command: 'touch {marker}'}}}}\n")  # fmt: skip
+    text = BASE + (
+        "utility:\n  augmentation:\n"
+        f"    - {{transform: monai.LoadImage, params: {{reader: os.system, command: 'touch {marker}'}}}}\n"
+    )
     line = _check(text, tmp_path, monkeypatch, capsys)
     assert "'utility.augmentation[0].transform'" in line and "monai.LoadImage" in line
     assert "albumentations.HorizontalFlip" in line and "monai.RandScaleIntensity" in line  # what is allowed
@@ -54,16 +56,56 @@ def test_an_augmentation_that_would_run_a_command_is_refused_and_runs_nothing(tm
 
 BAD_TRANSFORMS = {
     "import-path": ("{transform: os.system}", "utility.augmentation[0].transform", "os.system"),
-    "unlisted-albumentations": ("{transform: albumentations.Lambda, params: {image: os.system}}", "utility.augmentation[0].transform", "albumentations.Lambda"),
-    "unlisted-monai": ("{transform: monai.ScaleIntensity}", "utility.augmentation[0].transform", "not a random MONAI transform"),
-    "misspelled": ("{transform: albumentations.HorizontalFlop}", "utility.augmentation[0].transform", "did you mean 'albumentations.HorizontalFlip'"),
-    "unknown-param": ("{transform: albumentations.HorizontalFlip, params: {q: 1}}", "utility.augmentation[0].params.q", "takes p"),
-    "param-names-code": ("{transform: albumentations.Affine, params: {interpolation: os.system}}", "utility.augmentation[0].params.interpolation", "'os.system'"),
-    "param-nested-mapping": ("{transform: albumentations.Affine, params: {scale: {x: [1, 2]}}}", "utility.augmentation[0].params.scale", "a number or a list of 2 numbers"),
-    "param-not-finite": ("{transform: albumentations.HorizontalFlip, params: {p: .nan}}", "utility.augmentation[0].params.p", "nan"),
-    "param-string-not-in-set": ("{transform: monai.RandGaussianSmooth, params: {approx: builtins.eval}}", "utility.augmentation[0].params.approx", "one of"),
-    "param-huge-integer": ("{transform: albumentations.HorizontalFlip, params: {p: " + "9" * 400 + "}}", "utility.augmentation[0].params.p", "probability"),
-    "param-bool-for-number": ("{transform: monai.RandGaussianNoise, params: {std: true}}", "utility.augmentation[0].params.std", "finite number"),
+    "unlisted-albumentations": (
+        "{transform: albumentations.Lambda, params: {image: os.system}}",
+        "utility.augmentation[0].transform",
+        "albumentations.Lambda",
+    ),
+    "unlisted-monai": (
+        "{transform: monai.ScaleIntensity}",
+        "utility.augmentation[0].transform",
+        "not a random MONAI transform",
+    ),
+    "misspelled": (
+        "{transform: albumentations.HorizontalFlop}",
+        "utility.augmentation[0].transform",
+        "did you mean 'albumentations.HorizontalFlip'",
+    ),
+    "unknown-param": (
+        "{transform: albumentations.HorizontalFlip, params: {q: 1}}",
+        "utility.augmentation[0].params.q",
+        "takes p",
+    ),
+    "param-names-code": (
+        "{transform: albumentations.Affine, params: {interpolation: os.system}}",
+        "utility.augmentation[0].params.interpolation",
+        "'os.system'",
+    ),
+    "param-nested-mapping": (
+        "{transform: albumentations.Affine, params: {scale: {x: [1, 2]}}}",
+        "utility.augmentation[0].params.scale",
+        "a number or a list of 2 numbers",
+    ),
+    "param-not-finite": (
+        "{transform: albumentations.HorizontalFlip, params: {p: .nan}}",
+        "utility.augmentation[0].params.p",
+        "nan",
+    ),
+    "param-string-not-in-set": (
+        "{transform: monai.RandGaussianSmooth, params: {approx: builtins.eval}}",
+        "utility.augmentation[0].params.approx",
+        "one of",
+    ),
+    "param-huge-integer": (
+        "{transform: albumentations.HorizontalFlip, params: {p: " + "9" * 400 + "}}",
+        "utility.augmentation[0].params.p",
+        "probability",
+    ),
+    "param-bool-for-number": (
+        "{transform: monai.RandGaussianNoise, params: {std: true}}",
+        "utility.augmentation[0].params.std",
+        "finite number",
+    ),
 }
 
 
@@ -111,20 +153,36 @@ BAD_VALUES = {
     "checkpoint-every-zero": ("finetune: {train: {checkpoint_every: 0}}", "finetune.train.checkpoint_every", "got 0"),
     "learning-rate-zero": ("finetune: {train: {learning_rate: 0}}", "finetune.train.learning_rate", "(0, "),
     "learning-rate-negative": ("pretrain: {train: {learning_rate: -0.001}}", "pretrain.train.learning_rate", "(0, "),
-    "classifier-learning-rate-zero": ("utility: {classifier: {learning_rate: 0.0}}", "utility.classifier.learning_rate", "(0, "),
+    "classifier-learning-rate-zero": (
+        "utility: {classifier: {learning_rate: 0.0}}",
+        "utility.classifier.learning_rate",
+        "(0, ",
+    ),
     "rank-huge": ("finetune: {adapter: {rank: 100000}}", "finetune.adapter.rank", "got 100000"),
     "utility-width-huge": ("utility: {classifier: {width: 100000}}", "utility.classifier.width", "got 100000"),
     "validate-width-huge": ("validate: {classifier: {width: 100000}}", "validate.classifier.width", "got 100000"),
     "sample-steps-huge": ("sample: {steps: 1000000}", "sample.steps", "got 1000000"),
     "sample-batch-zero": ("sample: {batch_size: 0}", "sample.batch_size", "got 0"),
     "resamples-huge": ("validate: {resamples: 1000000000}", "validate.resamples", "got 1000000000"),
-    "unet-channels-huge": ("pretrain: {unet: {block_out_channels: [32, 100000]}}", "pretrain.unet.block_out_channels", "got 100000"),
+    "unet-channels-huge": (
+        "pretrain: {unet: {block_out_channels: [32, 100000]}}",
+        "pretrain.unet.block_out_channels",
+        "got 100000",
+    ),
     "steps-beyond-any-float": ("sample: {steps: " + "9" * 400 + "}", "sample.steps", "[1, 1000]"),
     "gate-nan": ("validate: {gates: {min_coverage: .nan}}", "validate.gates.min_coverage", "finite"),
 }
-SEEDS = ["data: {source: pbc, split: {seed: -1}}", "longtail: {seed: -1}", "finetune: {train: {seed: -1}}",
-         "pretrain: {train: {seed: -1}}", "sample: {seed: -1}", "validate: {seed: -1}", "validate: {classifier: {seed: -1}}",
-         "utility: {classifier: {seed: -1}}", "utility: {seeds: [0, -1]}"]  # fmt: skip
+SEEDS = [
+    "data: {source: pbc, split: {seed: -1}}",
+    "longtail: {seed: -1}",
+    "finetune: {train: {seed: -1}}",
+    "pretrain: {train: {seed: -1}}",
+    "sample: {seed: -1}",
+    "validate: {seed: -1}",
+    "validate: {classifier: {seed: -1}}",
+    "utility: {classifier: {seed: -1}}",
+    "utility: {seeds: [0, -1]}",
+]
 
 
 @pytest.mark.parametrize("case", sorted(BAD_VALUES))
@@ -136,7 +194,11 @@ def test_a_non_finite_or_absurd_value_is_refused(case, tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize("section", SEEDS, ids=[s.split(":")[0] + str(i) for i, s in enumerate(SEEDS)])
 def test_a_negative_seed_is_refused(section, tmp_path, monkeypatch, capsys):
-    text = BASE.replace("data: {source: pbc}\n", "") + section + ("\n" if section.startswith("data") else "\ndata: {source: pbc}\n")
+    text = (
+        BASE.replace("data: {source: pbc}\n", "")
+        + section
+        + ("\n" if section.startswith("data") else "\ndata: {source: pbc}\n")
+    )
     line = _check(text, tmp_path, monkeypatch, capsys)
     assert "seed" in line and "got -1" in line and "[0, " in line
 
@@ -206,14 +268,26 @@ OVERRIDES = {
     "sample-guidance-nan": (["sample", "--guidance", "nan"], "sample.guidance", "finite"),
     "sample-max-ratio-inf": (["sample", "--max-ratio", "inf"], "sample.max_ratio", "finite"),
     "sample-steps-zero": (["sample", "--steps", "0"], "sample.steps", "got 0"),
-    "sample-scheduler-unknown": (["sample", "--scheduler", "euler"], "sample.scheduler", "one of ['dpm-solver++', 'ddim', 'ddpm']"),
-    "sample-mode-unknown": (["sample", "--mode", "inpaint"], "sample.mode", "one of ['noise', 'img2img', 'interpolate']"),
+    "sample-scheduler-unknown": (
+        ["sample", "--scheduler", "euler"],
+        "sample.scheduler",
+        "one of ['dpm-solver++', 'ddim', 'ddpm']",
+    ),
+    "sample-mode-unknown": (
+        ["sample", "--mode", "inpaint"],
+        "sample.mode",
+        "one of ['noise', 'img2img', 'interpolate']",
+    ),
     "longtail-imbalance-nan": (["data", "longtail", "--imbalance", "nan"], "longtail.imbalance", "finite"),
     "longtail-imbalance-inf": (["data", "longtail", "--imbalance", "inf"], "longtail.imbalance", "finite"),
     "longtail-seed-negative": (["data", "longtail", "--seed", "-1"], "longtail.seed", "got -1"),
     "utility-seed-negative": (["utility", "--seeds", "0,-1"], "utility.seeds", "got -1"),
     "finetune-steps-zero": (["finetune", "--steps", "0"], "finetune.train.steps", "got 0"),
-    "finetune-mode-unknown": (["finetune", "--mode", "qlora"], "finetune.adapter.mode", "one of ['lora', 'full', 'scratch']"),
+    "finetune-mode-unknown": (
+        ["finetune", "--mode", "qlora"],
+        "finetune.adapter.mode",
+        "one of ['lora', 'full', 'scratch']",
+    ),
     "pretrain-steps-negative": (["pretrain", "--steps", "-5"], "pretrain.train.steps", "got -5"),
 }
 
@@ -224,11 +298,13 @@ def test_a_bad_command_line_override_is_refused_before_any_work(case, tmp_path, 
     recipe = tmp_path / "r.yaml"
     recipe.write_text(BASE + "pretrain: {}\n")
     out = tmp_path / "out"
-    places = {"sample": ["--dataset", str(tmp_path / "d"), "--adapter", str(tmp_path / "a"), "--out", str(out)],
-              "longtail": ["--parent", str(tmp_path / "d"), "--out", str(out)],
-              "utility": ["--dataset", str(tmp_path / "d"), "--metrics", str(out)],
-              "finetune": ["--dataset", str(tmp_path / "d"), "--out", str(out)],
-              "pretrain": ["--dataset", str(tmp_path / "d"), "--out", str(out)]}  # fmt: skip
+    places = {
+        "sample": ["--dataset", str(tmp_path / "d"), "--adapter", str(tmp_path / "a"), "--out", str(out)],
+        "longtail": ["--parent", str(tmp_path / "d"), "--out", str(out)],
+        "utility": ["--dataset", str(tmp_path / "d"), "--metrics", str(out)],
+        "finetune": ["--dataset", str(tmp_path / "d"), "--out", str(out)],
+        "pretrain": ["--dataset", str(tmp_path / "d"), "--out", str(out)],
+    }
     command = argv[1] if argv[0] == "data" else argv[0]
     line = _one_error_line(*run_cli([*argv, "--recipe", str(recipe), *places[command]], monkeypatch, capsys)[::2])
     assert f"{argv[-2]}: " in line and f"'{name}'" in line and reason in line  # the option, the key, the rule
@@ -242,7 +318,9 @@ def test_an_option_that_chooses_lists_the_values_its_setting_allows():
     from synthdata.config.recipe import AdapterSettings, SampleSettings
     from synthdata.config.strict import choices
 
-    cases = [(cli.sample, SampleSettings, name) for name in ("policy", "scheduler", "mode")] + [(cli.finetune, AdapterSettings, "mode")]
+    cases = [(cli.sample, SampleSettings, name) for name in ("policy", "scheduler", "mode")] + [
+        (cli.finetune, AdapterSettings, "mode")
+    ]
     for command, settings, name in cases:
         *first, last = choices(settings)[name]
         option = typing.get_type_hints(command, include_extras=True)[name].__metadata__[0]
@@ -265,28 +343,54 @@ def test_a_training_run_whose_loss_goes_non_finite_stops_before_publishing(adapt
     predict = backbone.PixelBackbone.predict
     monkeypatch.setattr(backbone.PixelBackbone, "predict", lambda self, *a: predict(self, *a) * math.nan)
     out = tmp_path / "adapter"
-    argv = ["finetune", "--recipe", str(adapted / "tiny.yaml"), "--dataset", str(adapted / "d"), "--out", str(out),
-            "--workdir", str(tmp_path / "work")]  # fmt: skip
+    argv = [
+        "finetune",
+        "--recipe",
+        str(adapted / "tiny.yaml"),
+        "--dataset",
+        str(adapted / "d"),
+        "--out",
+        str(out),
+        "--workdir",
+        str(tmp_path / "work"),
+    ]
     line = _one_error_line(*run_cli(argv, monkeypatch, capsys)[::2])
     assert "non-finite" in line and "loss" in line and "step 1" in line
     assert not out.exists()
     assert not list((tmp_path / "work").glob("**/*.safetensors")), "a non-finite checkpoint was kept"
 
 
-@pytest.mark.parametrize(("decoded", "reason"), [(math.nan, "non-finite"), (0.25, "every pixel the same")], ids=["nan", "constant"])
-def test_a_non_finite_or_blank_sample_batch_stops_before_publishing(decoded, reason, adapted, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize(
+    ("decoded", "reason"), [(math.nan, "non-finite"), (0.25, "every pixel the same")], ids=["nan", "constant"]
+)
+def test_a_non_finite_or_blank_sample_batch_stops_before_publishing(
+    decoded, reason, adapted, tmp_path, monkeypatch, capsys
+):
     from synthdata.models import backbone
 
     monkeypatch.setattr(backbone.PixelBackbone, "decode", lambda self, latents: latents * 0 + decoded)
     out = tmp_path / "synthetic"
-    argv = ["sample", "--recipe", str(adapted / "tiny.yaml"), "--dataset", str(adapted / "d"), "--adapter", str(adapted / "adapter"),
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        "sample",
+        "--recipe",
+        str(adapted / "tiny.yaml"),
+        "--dataset",
+        str(adapted / "d"),
+        "--adapter",
+        str(adapted / "adapter"),
+        "--out",
+        str(out),
+    ]
     line = _one_error_line(*run_cli(argv, monkeypatch, capsys)[::2])
     assert reason in line and "guidance 2" in line
     assert not out.exists()
 
 
-@pytest.mark.parametrize("name", ["abc\n", "Abc", "../x", "a b"], ids=["trailing-newline", "upper-case", "dotdot", "space"])
+@pytest.mark.parametrize(
+    "name", ["abc\n", "Abc", "../x", "a b"], ids=["trailing-newline", "upper-case", "dotdot", "space"]
+)
 def test_a_recipe_name_follows_the_one_recipe_name_rule(name, tmp_path, monkeypatch, capsys):
-    line = _check(f"name: {name!r}\ndomain: medical\ndata: {{source: pbc}}\n".replace("'", '"'), tmp_path, monkeypatch, capsys)
+    line = _check(
+        f"name: {name!r}\ndomain: medical\ndata: {{source: pbc}}\n".replace("'", '"'), tmp_path, monkeypatch, capsys
+    )
     assert "name must be lower-case letters" in line

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import make_image_tree, png_bytes
+from PIL import Image
+from test_bad_input import run_cli, write_recipe
+
 from synthdata.data.card import read_card
 from synthdata.data.manifest import read_manifest
-from test_bad_input import run_cli, write_recipe
 
 
 def _refused(argv: list[str], out: Path, monkeypatch, capsys) -> str:
@@ -49,7 +49,9 @@ def _zip(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def _tree_members(counts: dict[str, int], sep: str = "/") -> dict[str, bytes]:
-    return {f"{c}{sep}{i:03d}.png": png_bytes(100 * k + i) for k, (c, n) in enumerate(counts.items()) for i in range(n)}
+    return {
+        f"{c}{sep}{i:03d}.png": png_bytes(100 * k + i) for k, (c, n) in enumerate(counts.items()) for i in range(n)
+    }
 
 
 def _patch_member(archive: Path, name: str, *, flags: int = 0, method: int | None = None) -> Path:
@@ -98,7 +100,12 @@ def test_zip_with_backslash_member_names_is_read_as_folders(tmp_path, monkeypatc
 def test_zip_member_that_cannot_be_read(damage, reason, tmp_path, monkeypatch, capsys):
     archive = _zip(tmp_path / "data.zip", _tree_members({"a": 3, "b": 3}))
     damage(archive)
-    line = _refused(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", archive))], tmp_path / "o", monkeypatch, capsys)
+    line = _refused(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", archive))],
+        tmp_path / "o",
+        monkeypatch,
+        capsys,
+    )
     assert "data.zip" in line and reason in line
 
 
@@ -125,12 +132,29 @@ BAD_NPZ = {
         dict(train_images=NO_IMAGES, train_labels=NO_LABELS, test_images=NO_IMAGES, test_labels=NO_LABELS),
         "holds no images",
     ),
-    "0-d-images": (dict(train_images=np.array(3, np.uint8), train_labels=np.zeros(1, np.uint8)), "'train_images' has shape ()"),
-    "0-d-labels": (dict(train_images=_images(2), train_labels=np.array(0, np.uint8)), "'train_labels' must be integer"),
-    "val-only": (dict(val_images=_images(6), val_labels=np.arange(6) % 2), "has no train split; train and test are required"),
-    "train-only": (dict(train_images=_images(6), train_labels=np.arange(6) % 2), "has no test split; train and test are required"),
+    "0-d-images": (
+        dict(train_images=np.array(3, np.uint8), train_labels=np.zeros(1, np.uint8)),
+        "'train_images' has shape ()",
+    ),
+    "0-d-labels": (
+        dict(train_images=_images(2), train_labels=np.array(0, np.uint8)),
+        "'train_labels' must be integer",
+    ),
+    "val-only": (
+        dict(val_images=_images(6), val_labels=np.arange(6) % 2),
+        "has no train split; train and test are required",
+    ),
+    "train-only": (
+        dict(train_images=_images(6), train_labels=np.arange(6) % 2),
+        "has no test split; train and test are required",
+    ),
     "label-gap": (
-        dict(train_images=_images(6), train_labels=np.array([0, 2] * 3), test_images=_images(2, 1), test_labels=np.array([0, 2])),
+        dict(
+            train_images=_images(6),
+            train_labels=np.array([0, 2] * 3),
+            test_images=_images(2, 1),
+            test_labels=np.array([0, 2]),
+        ),
         "no images with label 1",
     ),
 }
@@ -139,13 +163,17 @@ BAD_NPZ = {
 @pytest.mark.parametrize("case", sorted(BAD_NPZ))
 def test_bad_npz_source(case, tmp_path, monkeypatch, capsys):
     arrays, reason = BAD_NPZ[case]
-    line = _refused(["data", "ingest", "--recipe", str(_npz_recipe(tmp_path, **arrays))], tmp_path / "o", monkeypatch, capsys)
+    line = _refused(
+        ["data", "ingest", "--recipe", str(_npz_recipe(tmp_path, **arrays))], tmp_path / "o", monkeypatch, capsys
+    )
     assert "scan.npz" in line and reason in line
 
 
 def test_npz_with_many_undeclared_classes_keeps_the_files_labels(tmp_path, monkeypatch, capsys):
     labels = np.arange(24) % 12
-    recipe = _npz_recipe(tmp_path, train_images=_images(24), train_labels=labels, test_images=_images(12, 1), test_labels=labels[:12])
+    recipe = _npz_recipe(
+        tmp_path, train_images=_images(24), train_labels=labels, test_images=_images(12, 1), test_labels=labels[:12]
+    )
     _ingest(recipe, tmp_path / "o", monkeypatch, capsys)
     assert read_card(tmp_path / "o").classes == [f"class_{i}" for i in range(12)]
     frame = read_manifest(tmp_path / "o")
@@ -160,14 +188,19 @@ def test_npz_with_many_undeclared_classes_keeps_the_files_labels(tmp_path, monke
     [
         ("../evil", "'../evil' is not a built-in source (pbc, pneumoniamnist"),
         ("PBC", "did you mean 'pbc'?"),
-        ("imagefolder", "data.path is required, so give --recipe with data.source: imagefolder and data.path (built-in"),
+        (
+            "imagefolder",
+            "data.path is required, so give --recipe with data.source: imagefolder and data.path (built-in",
+        ),
         ("npz", "data.path is required, so give --recipe with data.source: npz and data.path (built-in"),
     ],
     ids=["path", "upper-case", "imagefolder", "npz"],
 )
 def test_source_name_that_is_not_built_in(name, reason, tmp_path, monkeypatch, capsys):
     line = _refused(["data", "ingest", name], tmp_path / "o", monkeypatch, capsys)
-    assert f"'{name}'" in line and "pbc, pneumoniamnist, breastmnist, eurosat, gtsrb, cifar10" in line and reason in line
+    assert (
+        f"'{name}'" in line and "pbc, pneumoniamnist, breastmnist, eurosat, gtsrb, cifar10" in line and reason in line
+    )
 
 
 # --- messages that name the right culprit -----------------------------------------------------
@@ -176,7 +209,12 @@ def test_source_name_that_is_not_built_in(name, reason, tmp_path, monkeypatch, c
 def test_grey_first_image_is_named_as_what_set_the_channel_count(tmp_path, monkeypatch, capsys):
     tree = make_image_tree(tmp_path / "tree", {"a": 3, "b": 3})
     (tree / "a" / "000.png").write_bytes(png_bytes(900, mode="L"))
-    line = _refused(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree))], tmp_path / "o", monkeypatch, capsys)
+    line = _refused(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree))],
+        tmp_path / "o",
+        monkeypatch,
+        capsys,
+    )
     assert "a/001.png: wrong channel count 3" in line and "the first image, a/000.png, has 1" in line
     assert "data.channels" in line and "declares" not in line
 
@@ -186,14 +224,24 @@ def test_class_left_with_only_duplicates_says_so(tmp_path, monkeypatch, capsys):
     (tree / "c").mkdir()
     for i in range(2):
         (tree / "c" / f"{i:03d}.png").write_bytes((tree / "a" / f"{i:03d}.png").read_bytes())
-    line = _refused(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree))], tmp_path / "o", monkeypatch, capsys)
+    line = _refused(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree))],
+        tmp_path / "o",
+        monkeypatch,
+        capsys,
+    )
     assert "['c']" in line and "only copies of images of other classes" in line and "with no images" not in line
 
 
 def test_not_an_image_names_the_file_not_a_buffer(tmp_path, monkeypatch, capsys):
     tree = make_image_tree(tmp_path / "tree", {"a": 3, "b": 3})
     (tree / "a" / "zz.png").write_bytes(b"plain text, not an image at all" * 4)
-    line = _refused(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree))], tmp_path / "o", monkeypatch, capsys)
+    line = _refused(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", tree))],
+        tmp_path / "o",
+        monkeypatch,
+        capsys,
+    )
     assert "a/zz.png: corrupt or truncated image (not a recognised image format)" in line
     assert "BytesIO" not in line and "0x" not in line
 
@@ -208,7 +256,12 @@ def test_control_characters_in_a_file_name_are_escaped(where, tmp_path, monkeypa
         for name, payload in members.items():
             (data / name).parent.mkdir(parents=True, exist_ok=True)
             (data / name).write_bytes(payload)
-    line = _refused(["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", data))], tmp_path / "o", monkeypatch, capsys)
+    line = _refused(
+        ["data", "ingest", "--recipe", str(write_recipe(tmp_path / "r.yaml", data))],
+        tmp_path / "o",
+        monkeypatch,
+        capsys,
+    )
     assert "a/zz\\nbad\\x1b.png: corrupt or truncated image" in line
 
 
@@ -216,7 +269,9 @@ def _exif_rotated_jpeg(seed: int) -> bytes:
     """Stored 16 wide x 8 high, left half bright; EXIF orientation 6 (turn 90 degrees clockwise
     to view), so it is seen 8 wide x 16 high with the bright half on top."""
     rng = np.random.default_rng(seed)
-    pixels = np.concatenate([rng.integers(200, 256, (8, 8, 3)), rng.integers(0, 56, (8, 8, 3))], axis=1).astype(np.uint8)
+    pixels = np.concatenate([rng.integers(200, 256, (8, 8, 3)), rng.integers(0, 56, (8, 8, 3))], axis=1).astype(
+        np.uint8
+    )
     exif = Image.Exif()
     exif[0x0112] = 6
     buffer = io.BytesIO()
@@ -239,7 +294,11 @@ def test_exif_orientation_is_applied(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize(
     ("small", "reason"),
-    [("1x1", "a/zz.png: image is 1x1 pixels"), ("20x4", "a/zz.png: image is 20x4 pixels"), ("npz", "scan.npz:train[0]: image is 1x1 pixels")],
+    [
+        ("1x1", "a/zz.png: image is 1x1 pixels"),
+        ("20x4", "a/zz.png: image is 20x4 pixels"),
+        ("npz", "scan.npz:train[0]: image is 1x1 pixels"),
+    ],
 )
 def test_images_under_8_pixels_on_a_side_are_refused(small, reason, tmp_path, monkeypatch, capsys):
     if small == "npz":

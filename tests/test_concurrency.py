@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_image_tree
 
 pytestmark = pytest.mark.slow
@@ -20,8 +19,13 @@ SYNTHDATA = str(Path(sys.executable).parent / "synthdata")
 
 
 def _ingest(recipe: Path, out: Path, env: dict, **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(out)], env={**env, **extra},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(out)],
+        env={**env, **extra},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture
@@ -46,7 +50,9 @@ def test_a_second_writer_is_refused_naming_the_holder(setup, tmp_path):
     assert second.returncode == 1
     [line] = err.strip().splitlines()
     assert line.startswith(f"error: {out} is being written by pid {first.pid} on {os.uname().nodename} since ")
-    assert line.endswith(f"(synthdata data ingest --recipe {recipe} --out {out}); wait for it or stop it (lock file {lock})")
+    assert line.endswith(
+        f"(synthdata data ingest --recipe {recipe} --out {out}); wait for it or stop it (lock file {lock})"
+    )
     first.communicate(timeout=300)
     assert first.returncode == 0 and out.is_dir() and not lock.exists()
 

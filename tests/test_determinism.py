@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import STAGE_COMMANDS, run_stage, stage_files
 
 pytestmark = pytest.mark.slow
@@ -36,7 +35,10 @@ def test_same_recipe_and_seeds_give_the_same_hashes(stage_project):
     synthetic = json.loads((again / "synthetic" / "card.json").read_text())["manifest_sha256"]
     assert adapter == json.loads((root / "reference" / "adapter" / "adapter.json").read_text())["sha256"]
     assert synthetic == json.loads((root / "reference" / "synthetic" / "card.json").read_text())["manifest_sha256"]
-    assert first["metrics/utility.json"] == second["metrics/utility.json"] and first["metrics/validate.json"] == second["metrics/validate.json"]
+    assert (
+        first["metrics/utility.json"] == second["metrics/utility.json"]
+        and first["metrics/validate.json"] == second["metrics/validate.json"]
+    )
 
 
 def test_every_stage_run_records_the_versions_to_repeat_it(stage_project):
@@ -51,5 +53,9 @@ def test_every_stage_run_records_the_versions_to_repeat_it(stage_project):
         column = stages[f"tags.synthdata.{tag}"]
         assert column.notna().all() and (column != "not installed").all(), tag
     finetune = stages[stages["tags.stage"] == "finetune"].iloc[0]
-    seeds = {c: finetune[c] for c in stages.columns if c.startswith("params.") and c.endswith(".seed") and isinstance(finetune[c], str)}
+    seeds = {
+        c: finetune[c]
+        for c in stages.columns
+        if c.startswith("params.") and c.endswith(".seed") and isinstance(finetune[c], str)
+    }
     assert seeds and all(value == "0" for value in seeds.values()), seeds

@@ -19,7 +19,9 @@ from synthdata.sampling.generate import generate
 from synthdata.training.loop import TrainSettings, train_denoiser
 
 TINY = UNetSettings(sample_size=16, channels=3, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
-FAST = TrainSettings(steps=8, batch_size=8, learning_rate=3e-3, warmup_steps=1, checkpoint_every=4, log_every=2, ema_decay=0.9)
+FAST = TrainSettings(
+    steps=8, batch_size=8, learning_rate=3e-3, warmup_steps=1, checkpoint_every=4, log_every=2, ema_decay=0.9
+)
 
 
 def _images(n: int = 24, classes: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -34,7 +36,12 @@ def _images(n: int = 24, classes: int = 3, seed: int = 0) -> tuple[torch.Tensor,
 def _tiny_base(folder: Path, seed: int = 0, classes=("p", "q", "r", "s")) -> Path:
     torch.manual_seed(seed)
     unet = build_unet(TINY, len(classes))
-    save_base(unet, build_scheduler(100), {"classes": list(classes), "unet": vars(TINY) | {"block_out_channels": [8, 16]}}, folder)
+    save_base(
+        unet,
+        build_scheduler(100),
+        {"classes": list(classes), "unet": vars(TINY) | {"block_out_channels": [8, 16]}},
+        folder,
+    )
     return folder
 
 
@@ -45,7 +52,9 @@ def _fixed_loss(backbone, images, labels, scheduler) -> float:
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), generator=generator)
     a = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
     with torch.no_grad():
-        return float(torch.nn.functional.mse_loss(backbone.predict(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, labels), noise))
+        return float(
+            torch.nn.functional.mse_loss(backbone.predict(a.sqrt() * x0 + (1 - a).sqrt() * noise, t, labels), noise)
+        )
 
 
 def test_pretraining_lowers_the_loss_on_a_fixed_batch(tmp_path):
@@ -55,8 +64,9 @@ def test_pretraining_lowers_the_loss_on_a_fixed_batch(tmp_path):
     backbone = PixelBackbone(unet, null_class=3)
     images, labels = _images()
     before = _fixed_loss(backbone, images, labels, scheduler)
-    result = train_denoiser(backbone, dict(unet.named_parameters()), images, labels, scheduler,
-                            replace(FAST, steps=40), tmp_path / "work")  # fmt: skip
+    result = train_denoiser(
+        backbone, dict(unet.named_parameters()), images, labels, scheduler, replace(FAST, steps=40), tmp_path / "work"
+    )
     after = _fixed_loss(backbone, images, labels, scheduler)
     assert after < 0.7 * before, (before, after)
     assert result.steps == 40 and len(result.losses) == 20
@@ -67,7 +77,9 @@ def test_base_save_load_round_trip_after_training(tmp_path):
     unet = build_unet(TINY, 3)
     scheduler = build_scheduler(100)
     images, labels = _images()
-    train_denoiser(PixelBackbone(unet, 3), dict(unet.named_parameters()), images, labels, scheduler, FAST, tmp_path / "w")
+    train_denoiser(
+        PixelBackbone(unet, 3), dict(unet.named_parameters()), images, labels, scheduler, FAST, tmp_path / "w"
+    )
     sha = save_base(unet, scheduler, {"classes": ["a", "b", "c"], "unet": {}}, tmp_path / "base")
     loaded = load_base(tmp_path / "base")
     assert loaded.sha256 == sha and loaded.classes == ["a", "b", "c"] and loaded.null_class == 3
@@ -90,10 +102,14 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     uninterrupted = {k: v.detach().clone() for k, v in model.trainable().items()}
 
     model, scheduler = fresh()
-    first = train_denoiser(PixelBackbone(model.unet, 3), model.trainable(), images, labels, scheduler, FAST, tmp_path / "b", stop_after=4)
+    first = train_denoiser(
+        PixelBackbone(model.unet, 3), model.trainable(), images, labels, scheduler, FAST, tmp_path / "b", stop_after=4
+    )
     assert first.steps == 4
     model, scheduler = fresh()  # a new process: nothing survives but the checkpoint
-    second = train_denoiser(PixelBackbone(model.unet, 3), model.trainable(), images, labels, scheduler, FAST, tmp_path / "b")
+    second = train_denoiser(
+        PixelBackbone(model.unet, 3), model.trainable(), images, labels, scheduler, FAST, tmp_path / "b"
+    )
     assert second.resumed_from == 4 and second.steps == 8
     resumed = model.trainable()
     assert uninterrupted.keys() == resumed.keys()
@@ -140,7 +156,15 @@ def test_full_and_scratch_modes_round_trip(mode, tmp_path):
     model = adapt(base, ["x", "y", "z"], AdapterSettings(mode=mode), seed=0)
     assert len(model.trainable()) == len(dict(model.unet.named_parameters()))
     images, labels = _images()
-    train_denoiser(PixelBackbone(model.unet, 3), model.trainable(), images, labels, base.scheduler, replace(FAST, steps=2), tmp_path / "w")
+    train_denoiser(
+        PixelBackbone(model.unet, 3),
+        model.trainable(),
+        images,
+        labels,
+        base.scheduler,
+        replace(FAST, steps=2),
+        tmp_path / "w",
+    )
     save_adapter(model, tmp_path / "a", {})
     loaded = load_adapted(tmp_path / "a")
     x, t, y = torch.randn(1, 3, 16, 16), torch.tensor([7]), torch.tensor([1])
@@ -195,12 +219,28 @@ def test_guided_sampling_is_deterministic_for_a_seed(tmp_path):
     backbone = PixelBackbone(base.unet, base.null_class)
     labels = torch.tensor([0, 1, 2, 3])
     runs = [
-        generate(backbone, base.scheduler, labels, shape=(3, 16, 16), steps=4, guidance=2.0, generator=torch.Generator().manual_seed(5))
+        generate(
+            backbone,
+            base.scheduler,
+            labels,
+            shape=(3, 16, 16),
+            steps=4,
+            guidance=2.0,
+            generator=torch.Generator().manual_seed(5),
+        )
         for _ in range(2)
     ]
     assert runs[0].shape == (4, 3, 16, 16) and torch.equal(runs[0], runs[1])
     assert runs[0].min() >= -1 and runs[0].max() <= 1
-    ddim = generate(backbone, base.scheduler, labels, shape=(3, 16, 16), scheduler="ddim", steps=4, generator=torch.Generator().manual_seed(5))
+    ddim = generate(
+        backbone,
+        base.scheduler,
+        labels,
+        shape=(3, 16, 16),
+        scheduler="ddim",
+        steps=4,
+        generator=torch.Generator().manual_seed(5),
+    )
     assert not torch.equal(ddim, runs[0])
 
 

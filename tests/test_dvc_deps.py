@@ -18,8 +18,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from synthdata.pipeline import Stage, stages
 
 PACKAGE = "synthdata"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import make_image_tree, png_bytes
+
 from synthdata.config.recipe import SplitSettings
 from synthdata.data.card import read_card
 from synthdata.data.expectations import check_files, manifest_expectations, run_suite, validate_dataset

@@ -17,8 +17,8 @@ import signal
 from pathlib import Path
 
 import pytest
-
 from conftest import STAGE_COMMANDS, run_stage, stage_files
+
 from synthdata.hashing import file_sha256
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def _assert_manifests_match_files(root: Path) -> None:
         assert frame["id"].is_unique, folder
         images = {str(p.relative_to(folder)) for p in folder.rglob("*.png") if not p.name.startswith(".")}
         assert images == set(frame["relpath"]), f"{folder}: files and manifest rows differ"
-        for relpath, sha in zip(frame["relpath"], frame["sha256"]):
+        for relpath, sha in zip(frame["relpath"], frame["sha256"], strict=True):
             assert file_sha256(folder / relpath) == sha, f"{folder / relpath}: sha256 differs from its manifest row"
 
 
@@ -60,7 +60,9 @@ def _assert_no_partial_output(root: Path, outputs: list[str], reference: dict[st
         assert not [p for p in (path.rglob("*") if path.is_dir() else []) if p.name.startswith(".staging-")]
         present = stage_files(root, [name])
         # a kill after the outputs were published (during clean-up) leaves them whole
-        assert _comparable(present) == {k: v for k, v in _comparable(reference).items() if k == name or k.startswith(f"{name}/")}, f"{name} half-written"
+        assert _comparable(present) == {
+            k: v for k, v in _comparable(reference).items() if k == name or k.startswith(f"{name}/")
+        }, f"{name} half-written"
 
 
 def _assert_no_dangling_runs(root: Path) -> None:
@@ -74,7 +76,11 @@ def _assert_no_dangling_runs(root: Path) -> None:
 
 def _schedule(counts: dict[str, int]) -> list[tuple[str, int]]:
     rng = random.Random(SCHEDULE_SEED)
-    return [(stage, point) for stage, total in counts.items() for point in sorted(rng.sample(range(1, total + 1), min(KILLS_PER_STAGE, total)))]
+    return [
+        (stage, point)
+        for stage, total in counts.items()
+        for point in sorted(rng.sample(range(1, total + 1), min(KILLS_PER_STAGE, total)))
+    ]
 
 
 def test_every_stage_killed_at_scheduled_points_resumes_to_the_reference(stage_project):
@@ -84,7 +90,7 @@ def test_every_stage_killed_at_scheduled_points_resumes_to_the_reference(stage_p
     assert len(schedule) >= 20 and {s for s, _ in schedule} == set(STAGE_COMMANDS)
     work = root / "work"
     killed = 0
-    for index, (stage, point) in enumerate(schedule):
+    for stage, point in schedule:
         command, outputs, state = STAGE_COMMANDS[stage]
         if work.exists():
             shutil.rmtree(work)
@@ -98,7 +104,9 @@ def test_every_stage_killed_at_scheduled_points_resumes_to_the_reference(stage_p
         expected = stage_files(reference, outputs)
 
         attempt = run_stage(stage, work, SYNTHDATA_FAULT_AT=str(point))
-        assert attempt.returncode == -signal.SIGKILL, f"{stage} at point {point}/{counts[stage]}: not killed\n{attempt.stderr[-1500:]}"
+        assert attempt.returncode == -signal.SIGKILL, (
+            f"{stage} at point {point}/{counts[stage]}: not killed\n{attempt.stderr[-1500:]}"
+        )
         killed += 1
         _assert_no_partial_output(work, outputs, expected)
 
@@ -106,9 +114,15 @@ def test_every_stage_killed_at_scheduled_points_resumes_to_the_reference(stage_p
         assert rerun.returncode == 0, f"{stage} rerun after a kill at {point}: {rerun.stderr[-2000:]}"
         again = stage_files(work, outputs)
         assert set(again) == set(expected), f"{stage} at {point}: files differ {set(again) ^ set(expected)}"
-        assert _comparable(again) == _comparable(expected), f"{stage} killed at {point} then rerun: bytes differ from the reference"
-        assert not [p for p in work.rglob("*") if p.name.startswith((".staging-", ".old-")) and not p.name.endswith(".lock")]
-        assert not [p for name in outputs for p in (work / name).parent.rglob(".*.part")], "temporary files left after the rerun"
+        assert _comparable(again) == _comparable(expected), (
+            f"{stage} killed at {point} then rerun: bytes differ from the reference"
+        )
+        assert not [
+            p for p in work.rglob("*") if p.name.startswith((".staging-", ".old-")) and not p.name.endswith(".lock")
+        ]
+        assert not [p for name in outputs for p in (work / name).parent.rglob(".*.part")], (
+            "temporary files left after the rerun"
+        )
         _assert_manifests_match_files(work)
         _assert_no_dangling_runs(work)
     assert killed == len(schedule) >= 20

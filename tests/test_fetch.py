@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import threading
+
 import pytest
 
 from synthdata.data.fetch import RemoteFile, cache_root, resolve

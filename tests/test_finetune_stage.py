@@ -7,13 +7,12 @@ from dataclasses import replace
 
 import mlflow
 import pytest
-
 from conftest import make_image_tree, stage_runs
-from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe
+
+from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe, SplitSettings
 from synthdata.config.strict import build
 from synthdata.data.ingest import ingest
 from synthdata.data.sources import get_source
-from synthdata.config.recipe import SplitSettings
 from synthdata.hashing import file_sha256
 from synthdata.models.adapter import load_adapted
 from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
@@ -37,7 +36,9 @@ def setup(tmp_path_factory):
 
 def _recipe(root, **adapter) -> Recipe:
     train = TrainSettings(steps=6, batch_size=4, checkpoint_every=2, log_every=2, warmup_steps=1)
-    finetune = FinetuneSettings(base=str(root / "base"), adapter=AdapterSettings(rank=2, alpha=2, **adapter), train=train)
+    finetune = FinetuneSettings(
+        base=str(root / "base"), adapter=AdapterSettings(rank=2, alpha=2, **adapter), train=train
+    )
     return Recipe(name="tiny", domain="medical", data=DataSettings(source="imagefolder", path="x"), finetune=finetune)
 
 
@@ -64,11 +65,15 @@ def test_killed_finetune_resumes_to_the_same_adapter(setup, tmp_path, monkeypatc
     assert list(stage_runs()["status"]).count("FAILED") == 1
     resumed, _ = run_finetune(recipe, setup / "d", tmp_path / "b", tmp_path / "b.work")
     assert resumed.resumed_from == 2  # the last checkpoint before the kill
-    assert file_sha256(tmp_path / "a" / "adapter_model.safetensors") == file_sha256(tmp_path / "b" / "adapter_model.safetensors")
+    assert file_sha256(tmp_path / "a" / "adapter_model.safetensors") == file_sha256(
+        tmp_path / "b" / "adapter_model.safetensors"
+    )
     runs = stage_runs()
     assert sorted(runs["status"]) == ["FINISHED", "FINISHED"]  # the killed run was resumed, not left dangling
     record = json.loads((tmp_path / "a" / "adapter.json").read_text())
-    assert record["classes"] == ["a", "b", "c"] and record["base_sha256"] == file_sha256(setup / "base" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert record["classes"] == ["a", "b", "c"] and record["base_sha256"] == file_sha256(
+        setup / "base" / "unet" / "diffusion_pytorch_model.safetensors"
+    )
     assert (tmp_path / "a" / "samples.png").is_file()
     assert load_adapted(tmp_path / "a", setup / "base").classes == ["a", "b", "c"]
 
@@ -100,7 +105,9 @@ def test_the_class_table_learns_faster_with_its_own_rate(setup, tmp_path):
     spreads = {}
     for scale in (1.0, 30.0):
         recipe = _recipe(setup)
-        recipe = replace(recipe, finetune=replace(recipe.finetune, train=replace(recipe.finetune.train, class_table_lr_scale=scale)))
+        recipe = replace(
+            recipe, finetune=replace(recipe.finetune, train=replace(recipe.finetune.train, class_table_lr_scale=scale))
+        )
         _, model = run_finetune(recipe, setup / "d", tmp_path / f"a{scale}", tmp_path / f"a{scale}.work")
         table = model.unet.class_embedding.weight.detach()
         spreads[scale] = float((table[:-1] - table[-1]).abs().max())

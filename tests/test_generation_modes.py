@@ -9,8 +9,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_sampling_setup
+
 from synthdata.config.recipe import GateSettings, load_recipe
 from synthdata.data.card import read_card
 from synthdata.data.expectations import validate_dataset
@@ -50,8 +50,17 @@ def _sources(setup, model, count: int = 4) -> torch.Tensor:
 
 def _generate(model, count: int, seed: int = 7, scheduler: str = "dpm-solver++", **anchors) -> torch.Tensor:
     generators = [torch.Generator().manual_seed(seed + i) for i in range(count)]
-    return generate(model.backbone, model.scheduler, torch.zeros(count, dtype=torch.int64), shape=model.shape,
-                    scheduler=scheduler, steps=6, guidance=2.0, generator=generators, **anchors)  # fmt: skip
+    return generate(
+        model.backbone,
+        model.scheduler,
+        torch.zeros(count, dtype=torch.int64),
+        shape=model.shape,
+        scheduler=scheduler,
+        steps=6,
+        guidance=2.0,
+        generator=generators,
+        **anchors,
+    )
 
 
 @pytest.mark.parametrize("scheduler", ["dpm-solver++", "ddim"])
@@ -121,8 +130,15 @@ def test_an_img2img_set_records_its_lineage_everywhere(setup, tmp_path):
     validate_dataset(tmp_path / "s", frame, read_card(tmp_path / "s"))  # GE: lineage columns complete and consistent
     row = frame.iloc[0]
     text = read_png_text((tmp_path / "s" / row["relpath"]).read_bytes())
-    assert text["source_ids"] == row["source_ids"] and text["mode"] == "img2img" and float(text["strength"]) == row["strength"]
-    assert text["digitalSourceType"] == DERIVED_SOURCE_TYPE and "compositeWithTrainedAlgorithmicMedia" in text["XML:com.adobe.xmp"]
+    assert (
+        text["source_ids"] == row["source_ids"]
+        and text["mode"] == "img2img"
+        and float(text["strength"]) == row["strength"]
+    )
+    assert (
+        text["digitalSourceType"] == DERIVED_SOURCE_TYPE
+        and "compositeWithTrainedAlgorithmicMedia" in text["XML:com.adobe.xmp"]
+    )
     metadata = pd.read_csv(tmp_path / "s" / "metadata.csv")
     assert {"mode", "strength", "source_ids", "interpolation_weight"} <= set(metadata.columns)
     # A noise run is unchanged by the anchoring settings; the img2img run has another id.
@@ -144,11 +160,17 @@ def test_a_source_outside_train_or_with_test_pixels_is_refused(setup, model, tmp
     with pytest.raises(DataError, match="not in the train split"):
         pool.load([str(test_row["id"])])
     train_row = frame[frame["split"] == "train"].iloc[0]
-    (dataset / train_row["relpath"]).write_bytes((dataset / test_row["relpath"]).read_bytes())  # a test image filed as train
+    (dataset / train_row["relpath"]).write_bytes(
+        (dataset / test_row["relpath"]).read_bytes()
+    )  # a test image filed as train
     with pytest.raises(DataError, match="pixels of a val or test image"):
         pool.load([str(train_row["id"])])
     with pytest.raises(DataError, match="not a train image of the dataset"):
-        check_lineage(pd.DataFrame({"id": ["x"], "source_ids": [str(test_row["id"])]}), set(frame.loc[frame["split"] == "train", "id"]), "set")
+        check_lineage(
+            pd.DataFrame({"id": ["x"], "source_ids": [str(test_row["id"])]}),
+            set(frame.loc[frame["split"] == "train", "id"]),
+            "set",
+        )
 
 
 def test_strength_settings_are_checked(setup):
@@ -182,13 +204,22 @@ def test_validation_drops_copies_of_the_source_and_reports_lineage(setup, tmp_pa
     write_manifest(frame, tmp_path / "copies")
     validate = replace(recipe.validate, filter=replace(recipe.validate.filter, max_rounds=0))
     with pytest.raises(DataError, match="no image passed the filter"):
-        run_validate(recipe, setup / "d", tmp_path / "copies", setup / "adapter", tmp_path / "accepted",
-                     metrics_path=tmp_path / "copies.json", settings=validate)  # fmt: skip
+        run_validate(
+            recipe,
+            setup / "d",
+            tmp_path / "copies",
+            setup / "adapter",
+            tmp_path / "accepted",
+            metrics_path=tmp_path / "copies.json",
+            settings=validate,
+        )
     figures = json.loads((tmp_path / "copies.json").read_text())
     dropped = figures["filter"]["dropped"]
     assert sum(d.get("duplicate-of-source", 0) for d in dropped.values()) == figures["lineage"]["derived"] > 0
     assert figures["lineage"]["distance_to_source"]["pixel"]["median"] == 0.0
-    assert figures["memorisation"]["checked"] == 0  # no image made from noise: the memorisation test has nothing to ask
+    assert (
+        figures["memorisation"]["checked"] == 0
+    )  # no image made from noise: the memorisation test has nothing to ask
     # The gate is on by default: an accepted share under 0.8 of the plan fails the stage, naming the class.
     assert GateSettings().min_fill == 0.8
 
@@ -200,17 +231,29 @@ def test_an_interpolated_set_is_validated_with_its_report(setup, tmp_path):
     frame = read_manifest(tmp_path / "s")
     assert frame["source_ids"].str.count(";").eq(1).all() and frame["interpolation_weight"].between(0.25, 0.75).all()
     validate = replace(recipe.validate, filter=replace(recipe.validate.filter, enabled=False))
-    result = run_validate(recipe, setup / "d", tmp_path / "s", setup / "adapter", tmp_path / "accepted",
-                          report=tmp_path / "report", metrics_path=tmp_path / "m.json", settings=validate)  # fmt: skip
+    result = run_validate(
+        recipe,
+        setup / "d",
+        tmp_path / "s",
+        setup / "adapter",
+        tmp_path / "accepted",
+        report=tmp_path / "report",
+        metrics_path=tmp_path / "m.json",
+        settings=validate,
+    )
     assert result.accepted == len(frame)
     figures = json.loads((tmp_path / "m.json").read_text())
-    assert figures["lineage"]["derived"] == len(frame) and figures["lineage"]["distance_to_source"]["pixel"]["median"] > 0
+    assert (
+        figures["lineage"]["derived"] == len(frame) and figures["lineage"]["distance_to_source"]["pixel"]["median"] > 0
+    )
     html = (tmp_path / "report" / "report.html").read_text()
     assert html.index("Real beside synthetic") < html.index("Gates") and "Distance to the source image" in html
     assert (tmp_path / "report" / "source_distance.png").is_file()
     croissant = json.loads((tmp_path / "accepted" / "croissant.json").read_text())
     assert croissant["sc:digitalSourceType"] == DERIVED_SOURCE_TYPE
-    assert {"source_ids", "mode", "strength", "interpolation_weight"} <= {f["name"] for rs in croissant["recordSet"] for f in rs["field"]}
+    assert {"source_ids", "mode", "strength", "interpolation_weight"} <= {
+        f["name"] for rs in croissant["recordSet"] for f in rs["field"]
+    }
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
@@ -261,8 +304,13 @@ def test_classifier_guidance_steers_samples_towards_their_class(model, guide):
     guided = generate(model.backbone, model.scheduler, labels, generator=generators(), guide=guide, **common)
     assert torch.isfinite(guided).all() and not torch.allclose(plain, guided, atol=1e-3)
     # Deterministic: the same seeds and guide give the same bytes.
-    assert torch.equal(guided, generate(model.backbone, model.scheduler, labels, generator=generators(), guide=guide, **common))
-    assert _class_log_probability(guide, guided, labels).mean() > _class_log_probability(guide, plain, labels).mean() + 0.1
+    assert torch.equal(
+        guided, generate(model.backbone, model.scheduler, labels, generator=generators(), guide=guide, **common)
+    )
+    assert (
+        _class_log_probability(guide, guided, labels).mean()
+        > _class_log_probability(guide, plain, labels).mean() + 0.1
+    )
 
 
 def test_classifier_guidance_is_refused_through_a_vae(model, guide):
@@ -277,10 +325,17 @@ def test_classifier_guidance_is_refused_through_a_vae(model, guide):
 
 def test_a_classifier_guided_set_has_its_own_run_id_and_validates(setup, tmp_path):
     recipe = load_recipe(setup / "tiny.yaml")
-    settings = replace(recipe.sample, mode="img2img", strength=0.5, classifier_guidance=0.1,
-                       guide=replace(recipe.sample.guide, steps=20, batch_size=16))  # fmt: skip
+    settings = replace(
+        recipe.sample,
+        mode="img2img",
+        strength=0.5,
+        classifier_guidance=0.1,
+        guide=replace(recipe.sample.guide, steps=20, batch_size=16),
+    )
     guided = run_sample(recipe, setup / "adapter", setup / "d", tmp_path / "g", settings=settings)
-    plain = run_sample(recipe, setup / "adapter", setup / "d", tmp_path / "p", settings=replace(settings, classifier_guidance=0.0))
+    plain = run_sample(
+        recipe, setup / "adapter", setup / "d", tmp_path / "p", settings=replace(settings, classifier_guidance=0.0)
+    )
     assert guided.run_id != plain.run_id
     record = json.loads((tmp_path / "g" / RECORD_FILE).read_text())
     assert record["settings"]["classifier_guidance"] == 0.1 and record["identity"]["guide"]["seed"] == 1
@@ -290,8 +345,15 @@ def test_a_classifier_guided_set_has_its_own_run_id_and_validates(setup, tmp_pat
     # (a 20-step judge on 8 px squares may pass nothing: the refill having run is what counts here)
     validate = replace(recipe.validate, filter=replace(recipe.validate.filter, min_confidence=0.9, max_rounds=1))
     try:
-        run_validate(recipe, setup / "d", tmp_path / "g", setup / "adapter", tmp_path / "v", settings=validate,
-                     metrics_path=tmp_path / "v.json")  # fmt: skip
+        run_validate(
+            recipe,
+            setup / "d",
+            tmp_path / "g",
+            setup / "adapter",
+            tmp_path / "v",
+            settings=validate,
+            metrics_path=tmp_path / "v.json",
+        )
     except DataError as exc:
         assert "no image passed the filter" in str(exc)
     assert json.loads((tmp_path / "v.json").read_text())["filter"]["regenerated"] > 0

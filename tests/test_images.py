@@ -6,9 +6,9 @@ import io
 
 import numpy as np
 import pytest
+from conftest import png_bytes
 from PIL import Image
 
-from conftest import png_bytes
 from synthdata.data import images
 from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize
 from synthdata.errors import DataError

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image_tree, png_bytes, zip_tree
 from PIL import Image
 
-from conftest import make_image_tree, png_bytes, zip_tree
 from synthdata.config.recipe import SplitSettings
 from synthdata.data.card import read_card
 from synthdata.data.ingest import ingest
@@ -82,7 +82,9 @@ def test_user_npz_medmnist_style(tmp_path):
     path = tmp_path / "scan.npz"
     np.savez(path, **arrays)
     out = tmp_path / "scan"
-    ingest(get_source("npz", path=str(path), dataset="scan", classes=["healthy", "lesion"]), out, split=SplitSettings())
+    ingest(
+        get_source("npz", path=str(path), dataset="scan", classes=["healthy", "lesion"]), out, split=SplitSettings()
+    )
     frame, card = read_manifest(out), read_card(out)
     _check_consistent(out, frame)
     assert card.classes == ["healthy", "lesion"] and card.channels == 1 and (card.width, card.height) == (8, 8)
@@ -96,7 +98,9 @@ def test_npz_label_outside_declared_set(tmp_path):
     path = tmp_path / "bad.npz"
     np.savez(path, train_images=np.zeros((2, 8, 8), np.uint8), train_labels=np.array([[0], [5]], np.uint8))
     with pytest.raises(DataError, match=r"bad.npz:train\[1\]: label 5 is outside the declared set"):
-        ingest(get_source("npz", path=str(path), dataset="bad", classes=["x", "y"]), tmp_path / "o", split=SplitSettings())
+        ingest(
+            get_source("npz", path=str(path), dataset="bad", classes=["x", "y"]), tmp_path / "o", split=SplitSettings()
+        )
     assert not (tmp_path / "o").exists()
 
 
@@ -197,7 +201,9 @@ def test_gtsrb_layout_splits_validation_by_track(tmp_path, monkeypatch):
         seed += 1
         (test_folder / f"{seed:05d}.png").write_bytes(png_bytes(seed))
     archive = zip_tree(root, tmp_path / "gtsrb-32.zip", prefix="gtsrb-32/")
-    frame, card = _ingest_builtin("gtsrb", {"gtsrb/gtsrb-32.zip": archive}, tmp_path / "gtsrb", monkeypatch, val_fraction=0.25)
+    frame, card = _ingest_builtin(
+        "gtsrb", {"gtsrb/gtsrb-32.zip": archive}, tmp_path / "gtsrb", monkeypatch, val_fraction=0.25
+    )
     _check_consistent(tmp_path / "gtsrb", frame)
     train_val = frame[frame["split"] != "test"]
     assert (train_val.groupby("group")["split"].nunique() == 1).all(), "a track was split across train and val"
@@ -222,7 +228,9 @@ def test_cifar10_layout(tmp_path, monkeypatch):
             for split, n in (("train", 5), ("test", 2)):
                 for i in range(n):
                     z.writestr(f"{split}/{name}/{i:04d}.jpg", _jpeg(1000 * label + 10 * (split == "test") + i))
-    frame, card = _ingest_builtin("cifar10", {"cifar10/cifar10-jpeg.zip": archive}, tmp_path / "c", monkeypatch, val_fraction=0.2)
+    frame, card = _ingest_builtin(
+        "cifar10", {"cifar10/cifar10-jpeg.zip": archive}, tmp_path / "c", monkeypatch, val_fraction=0.2
+    )
     _check_consistent(tmp_path / "c", frame)
     assert frame.groupby("split").size().to_dict() == {"test": 20, "train": 40, "val": 10}
     assert (card.width, card.height, card.channels) == (8, 8, 3)
@@ -233,7 +241,9 @@ def test_resize_on_ingest_and_size_mismatch(tmp_path):
     (tree / "a" / "big.png").write_bytes(png_bytes(99, size=16))
     with pytest.raises(DataError, match=r"big.png: size 16x16x3 differs .*set data.image_size"):
         ingest(get_source("imagefolder", path=str(tree), dataset="t"), tmp_path / "o", split=SplitSettings())
-    ingest(get_source("imagefolder", path=str(tree), dataset="t"), tmp_path / "o", split=SplitSettings(), image_size=12)
+    ingest(
+        get_source("imagefolder", path=str(tree), dataset="t"), tmp_path / "o", split=SplitSettings(), image_size=12
+    )
     assert set(read_manifest(tmp_path / "o")["width"]) == {12}
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_image_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import make_image_tree
 from synthdata.config.recipe import LongtailSettings, SplitSettings
 from synthdata.data.card import read_card
 from synthdata.data.ingest import ingest
@@ -61,7 +61,10 @@ def test_same_seed_same_dataset_other_seed_other_rare_class(parent, tmp_path):
     build_longtail(parent, tmp_path / "a", settings)
     build_longtail(parent, tmp_path / "b", settings)
     assert read_card(tmp_path / "a").manifest_sha256 == read_card(tmp_path / "b").manifest_sha256
-    rankings = {tuple(plan_longtail({c: 28 for c in CLASSES}, CLASSES, LongtailSettings(imbalance=4, seed=s)).ranking) for s in range(6)}
+    rankings = {
+        tuple(plan_longtail({c: 28 for c in CLASSES}, CLASSES, LongtailSettings(imbalance=4, seed=s)).ranking)
+        for s in range(6)
+    }
     assert len(rankings) > 1
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import MIRROR
+
 from synthdata.config.recipe import SplitSettings
 from synthdata.data.card import read_card
 from synthdata.data.ingest import ingest
@@ -13,7 +13,9 @@ from synthdata.data.sources import BUILTIN
 
 pytestmark = [
     pytest.mark.mirror,
-    pytest.mark.skipif(MIRROR is None, reason="no data mirror: set SYNTHDATA_DATA_MIRROR or put shared/data beside the checkout"),
+    pytest.mark.skipif(
+        MIRROR is None, reason="no data mirror: set SYNTHDATA_DATA_MIRROR or put shared/data beside the checkout"
+    ),
 ]
 
 # source -> (images in the source, (width, height, channels), official test images)

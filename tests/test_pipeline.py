@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import REPO, make_image_tree
-from synthdata.hashing import file_sha256
-from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
+
 from synthdata.data.card import read_card
 from synthdata.data.manifest import class_counts, read_manifest
+from synthdata.hashing import file_sha256
+from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,15 @@ def _assert_one_pipeline_run(store: Path) -> None:
     parents = runs[runs["tags.pipeline"] == "true"]
     assert len(parents) == 1 and parents["status"].tolist() == ["FINISHED"]
     stages = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
-    assert set(stages["tags.stage"]) == {"ingest", "longtail", "validate-data", "finetune", "sample", "validate", "utility"}
+    assert set(stages["tags.stage"]) == {
+        "ingest",
+        "longtail",
+        "validate-data",
+        "finetune",
+        "sample",
+        "validate",
+        "utility",
+    }
 
 
 def _assert_benchmark(project: Path, env: dict) -> None:
@@ -48,11 +56,14 @@ def _assert_benchmark(project: Path, env: dict) -> None:
     results = json.loads((project / "benchmarks" / "results.json").read_text())
     arms = results["utility"]["tiny"]
     assert set(arms) == {"real", "real-oversampled", "real-augmented", "real+synth", "real+synth-scratch"}
-    for name, figures in arms.items():
+    for figures in arms.values():
         for metric in ("balanced_accuracy", "rare_third_recall"):
             low, high = figures[metric]["ci95"]
             assert low <= figures[metric]["mean"] <= high
-    assert results["realism"]["tiny"]["scratch"] is not None and results["errors"]["tiny"] == {"pipeline": None, "ablation": None}
+    assert results["realism"]["tiny"]["scratch"] is not None and results["errors"]["tiny"] == {
+        "pipeline": None,
+        "ablation": None,
+    }
     assert results["throughput"]["tiny"]["finetune_images_per_second"] > 0
     # only the scratch arm's two seeds were trained; the other arms' runs were reused
     assert len(list((project / "models" / "tiny" / "utility.work").glob("*.json"))) == runs_before + 2
@@ -69,7 +80,9 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     tree = make_image_tree(tmp_path / "tree", {f"k{i}": 30 for i in range(4)})
     torch.manual_seed(0)
     tiny = UNetSettings(sample_size=16, block_out_channels=[8, 16], norm_num_groups=4, attention_head_dim=8)
-    save_base(build_unet(tiny, 2), build_scheduler(100), {"classes": ["u", "v"], "unet": asdict(tiny)}, tmp_path / "base")
+    save_base(
+        build_unet(tiny, 2), build_scheduler(100), {"classes": ["u", "v"], "unet": asdict(tiny)}, tmp_path / "base"
+    )
     (project / "recipes").mkdir()
     (project / "recipes" / "tiny.yaml").write_text(
         "name: tiny\ndomain: generic\n"
@@ -89,8 +102,11 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "SYNTHDATA_MLRUNS": str(project / "mlruns"),
-        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
-    }  # fmt: skip
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     _run(["git", "init", "-q"], project, env)
     _run(["dvc", "init", "-q"], project, env)
     _run(["dvc", "config", "core.analytics", "false"], project, env)
@@ -98,7 +114,8 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
 
     first = read_card(project / "datasets" / "tiny-lt")
     assert class_counts(read_manifest(project / "datasets" / "tiny-lt"), "train") == {
-        name: int(first.derived_from["n_max"] * 10 ** (-rank / 3) + 1e-9) for rank, name in enumerate(first.derived_from["ranking"])
+        name: int(first.derived_from["n_max"] * 10 ** (-rank / 3) + 1e-9)
+        for rank, name in enumerate(first.derived_from["ranking"])
     }
     metrics = json.loads((project / "metrics" / "tiny" / "data.json").read_text())
     assert metrics["tiny-lt"]["failed"] == 0 and metrics["tiny-lt"]["manifest_sha256"] == first.manifest_sha256
@@ -121,7 +138,9 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
     utility = json.loads((project / "metrics" / "tiny" / "utility.json").read_text())
     assert list(utility["arms"]) == ["real", "real-oversampled", "real-augmented", "real+synth"]
     assert {(r["log"]["steps"], r["log"]["images_seen"]) for r in utility["runs"]} == {(6, 48)}  # equal budgets
-    assert utility["leak_check"]["shared"] == 0 and utility["leak_check"]["synthetic_adapted_images_checked"] == len(validated)
+    assert utility["leak_check"]["shared"] == 0 and utility["leak_check"]["synthetic_adapted_images_checked"] == len(
+        validated
+    )
     assert "balanced accuracy" in output and "report: reports/tiny/index.html" in output  # the headline table, printed
     assert "Headline" in (project / "reports" / "tiny" / "index.html").read_text()
     _assert_one_pipeline_run(project / "mlruns")

@@ -80,8 +80,8 @@ def test_a_budget_fills_the_rarest_classes_first(real, ratio, budget):
     free = quota_plan(real, "to-max", max_ratio=ratio)
     plan = quota_plan(real, "to-max", max_ratio=ratio, max_images=budget)
     assert plan.synthetic == min(budget, free.synthetic)
-    assert all(0 <= q.synthetic <= f.synthetic for q, f in zip(plan.classes, free.classes))
-    cut = [q for q, f in zip(plan.classes, free.classes) if q.synthetic < f.synthetic]
+    assert all(0 <= q.synthetic <= f.synthetic for q, f in zip(plan.classes, free.classes, strict=True))
+    cut = [q for q, f in zip(plan.classes, free.classes, strict=True) if q.synthetic < f.synthetic]
     if cut:  # the level is the lowest total the budget cut; no class that got images ends above level + 1
         level = min(q.total for q in cut)
         assert all(q.total <= level + 1 for q in plan.classes if q.synthetic)
@@ -114,7 +114,9 @@ def test_bad_plans_are_refused_with_one_clear_reason(kwargs, message):
 
 
 @settings(max_examples=50)
-@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 60), min_size=1), st.integers(1, 17), st.integers(1, 5))
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 60), min_size=1), st.integers(1, 17), st.integers(1, 5)
+)
 def test_shards_are_disjoint_and_cover_the_plan(real, batch_size, world):
     plan = quota_plan(real, "to-max", max_ratio=3)
     items = plan_items(plan, list(real), "run0")

@@ -41,7 +41,9 @@ def _merge(base: dict, changes: dict) -> dict:
 
 def _write(tmp_path: Path, content: dict | str, name: str = "recipe.yaml") -> Path:
     path = tmp_path / name
-    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        content if isinstance(content, str) else yaml.safe_dump(content, sort_keys=False), encoding="utf-8"
+    )
     return path
 
 

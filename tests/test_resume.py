@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import make_image_tree
+
 from synthdata.config.recipe import SplitSettings
 from synthdata.data.ingest import ingest
 from synthdata.data.manifest import read_manifest
@@ -83,13 +83,20 @@ def test_sigkill_during_ingest_then_rerun_is_identical(tmp_path):
     recipe.write_text(f"name: big\ndomain: generic\ndata:\n  source: imagefolder\n  path: {tree}\n")
     env = {**os.environ, "SYNTHDATA_MLRUNS": str(tmp_path / "mlruns")}
     reference = tmp_path / "ref" / "big"
-    subprocess.run([SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(reference)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(reference)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     target = tmp_path / "run" / "big"
     staging = target.parent / ".staging-big"
     process = subprocess.Popen(
-        [SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(target)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(target)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -100,6 +107,11 @@ def test_sigkill_during_ingest_then_rerun_is_identical(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not target.exists()
-    subprocess.run([SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(target)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [SYNTHDATA, "data", "ingest", "--recipe", str(recipe), "--out", str(target)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     assert _tree_files(target) == _tree_files(reference)
     assert not staging.exists() and not list(target.rglob("*.part"))

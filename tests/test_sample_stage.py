@@ -12,23 +12,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image_tree, make_sampling_setup, stage_runs
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image_tree, make_sampling_setup, stage_runs
 from synthdata.cli import app
 from synthdata.config.recipe import SplitSettings, load_recipe
-from synthdata.data.expectations import validate_dataset
 from synthdata.data.card import read_card
+from synthdata.data.expectations import validate_dataset
 from synthdata.data.images import read_png_text
 from synthdata.data.ingest import ingest
 from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, read_manifest
 from synthdata.data.sources import get_source
 from synthdata.errors import DataError
 from synthdata.locking import FolderLock, LockedError, lock_path
-from synthdata.sampling.output import to_dataset_format
 from synthdata.sampling import writer
+from synthdata.sampling.output import to_dataset_format
 from synthdata.stages.sample import run_sample
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
@@ -136,12 +137,25 @@ def test_every_png_carries_its_provenance(setup, tmp_path):
         text = read_png_text((tmp_path / "s" / row["relpath"]).read_bytes())
         assert text["digitalSourceType"].endswith("/trainedAlgorithmicMedia")
         assert text["class"] == row["label_name"] and text["id"] == row["id"]
-        for column in ("base_id", "base_sha256", "adapter_sha256", "seed", "scheduler", "steps", "guidance",
-                       "synthdata_version", "git_commit", "source_manifest_sha256", "sample_run_id"):  # fmt: skip
+        for column in (
+            "base_id",
+            "base_sha256",
+            "adapter_sha256",
+            "seed",
+            "scheduler",
+            "steps",
+            "guidance",
+            "synthdata_version",
+            "git_commit",
+            "source_manifest_sha256",
+            "sample_run_id",
+        ):
             assert text[column] == str(row[column]), column
         assert "trainedAlgorithmicMedia" in text["XML:com.adobe.xmp"]
     adapter = json.loads((setup / "adapter" / "adapter.json").read_text())
-    assert set(frame["adapter_sha256"]) == {adapter["sha256"]} and set(frame["base_sha256"]) == {adapter["base_sha256"]}
+    assert set(frame["adapter_sha256"]) == {adapter["sha256"]} and set(frame["base_sha256"]) == {
+        adapter["base_sha256"]
+    }
     # the MLflow run that made them: the one tagged with their sampling run id (no run id in the images)
     assert "mlflow_run_id" not in frame.columns and set(frame["sample_run_id"]) == {result.run_id}
     assert list(stage_runs().query("`tags.sample_run_id` == @result.run_id")["run_id"]) == [result.mlflow_run_id]
@@ -173,8 +187,23 @@ def test_output_loads_as_an_imagefolder_and_as_webdataset_shards(setup, tmp_path
 
 
 def test_dry_run_prints_the_plan_without_loading_a_model(setup):
-    result = CliRunner().invoke(app, ["sample", "--recipe", str(setup / "tiny.yaml"), "--dataset", str(setup / "d"),
-                                      "--dry-run", "--policy", "to-target", "--target", "30", "--max-ratio", "2"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "sample",
+            "--recipe",
+            str(setup / "tiny.yaml"),
+            "--dataset",
+            str(setup / "d"),
+            "--dry-run",
+            "--policy",
+            "to-target",
+            "--target",
+            "30",
+            "--max-ratio",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     real = read_card(setup / "d").counts["train"]
     for name in "abc":
@@ -185,7 +214,10 @@ def test_dry_run_prints_the_plan_without_loading_a_model(setup):
 def test_cli_refuses_bad_settings_with_one_line(setup, tmp_path):
     base = ["sample", "--recipe", str(setup / "tiny.yaml"), "--dataset", str(setup / "d")]
     for extra, message in (
-        (["--dry-run", "--policy", "balance"], "--policy: 'sample.policy' must be one of ['to-max', 'to-target', 'share']"),
+        (
+            ["--dry-run", "--policy", "balance"],
+            "--policy: 'sample.policy' must be one of ['to-max', 'to-target', 'share']",
+        ),
         (["--dry-run", "--policy", "to-target"], "sample.target"),
         (["--adapter", str(setup / "adapter")], "--out are required"),
     ):
@@ -196,7 +228,11 @@ def test_cli_refuses_bad_settings_with_one_line(setup, tmp_path):
 
 def test_an_adapter_for_other_classes_is_refused(setup, tmp_path):
     make_image_tree(tmp_path / "other", {"x": 8, "y": 4, "z": 4})
-    ingest(get_source("imagefolder", path=str(tmp_path / "other"), dataset="o"), tmp_path / "o", split=SplitSettings(val_fraction=0.0))
+    ingest(
+        get_source("imagefolder", path=str(tmp_path / "other"), dataset="o"),
+        tmp_path / "o",
+        split=SplitSettings(val_fraction=0.0),
+    )
     recipe = load_recipe(setup / "tiny.yaml")
     with pytest.raises(DataError, match="was trained on classes"):
         run_sample(recipe, setup / "adapter", tmp_path / "o", tmp_path / "s")
@@ -216,11 +252,30 @@ def test_accelerate_launch_shards_the_plan_over_two_processes(setup, tmp_path):
     _sample(setup, tmp_path / "single")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "synthdata", "sample",
-        "--recipe", str(setup / "tiny.yaml"), "--adapter", str(setup / "adapter"), "--dataset", str(setup / "d"),
-        "--out", str(tmp_path / "double"),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "synthdata",
+        "sample",
+        "--recipe",
+        str(setup / "tiny.yaml"),
+        "--adapter",
+        str(setup / "adapter"),
+        "--dataset",
+        str(setup / "d"),
+        "--out",
+        str(tmp_path / "double"),
+    ]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "process 2/2" in completed.stdout + completed.stderr

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import mlflow
-
 from conftest import make_image_tree, stage_runs
+
 from synthdata.config.recipe import DataSettings, LongtailSettings, Recipe
 from synthdata.data.card import read_card
 from synthdata.provenance import git_commit
@@ -44,7 +44,9 @@ def test_stage_runs_nest_under_one_pipeline_run_until_it_is_closed():
     assert mlflow.get_run(second.info.run_id).data.tags["mlflow.parentRunId"] == parent
     assert mlflow.get_run(parent).info.status == "RUNNING"  # open until the report stage closes it
     assert finish_pipeline("tiny", {"real.balanced_accuracy": 0.5}) == parent
-    assert mlflow.get_run(parent).info.status == "FINISHED" and mlflow.get_run(parent).data.metrics == {"real.balanced_accuracy": 0.5}
+    assert mlflow.get_run(parent).info.status == "FINISHED" and mlflow.get_run(parent).data.metrics == {
+        "real.balanced_accuracy": 0.5
+    }
     # the next pipeline run gets a parent of its own; a run it reopens (same inputs) moves to it
     with stage_run("sample", "tiny", {}, resume_run_id=second.info.run_id):
         pass

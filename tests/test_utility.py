@@ -10,35 +10,40 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import make_sampling_setup, paint_synthetic
 from typer.testing import CliRunner
 
-from conftest import make_sampling_setup, paint_synthetic
+from synthdata.classify.train import ClassifierSettings
 from synthdata.cli import app
 from synthdata.config.recipe import UtilitySettings, load_recipe
-from synthdata.classify.train import ClassifierSettings
 from synthdata.data.card import read_card
+from synthdata.data.leaks import pixel_hashes
 from synthdata.data.manifest import read_manifest, write_manifest
 from synthdata.errors import DataError, RecipeError
 from synthdata.hashing import file_sha256
-from synthdata.utility import runner as utility_runner
 from synthdata.stages.report import run_report
 from synthdata.stages.sample import run_sample
-from synthdata.data.leaks import pixel_hashes
 from synthdata.stages.utility import run_utility
 from synthdata.stages.validate import run_validate
 from synthdata.training.tensors import load_split
+from synthdata.utility import runner as utility_runner
 from synthdata.utility.augment import Augmentation, TransformSpec
 from synthdata.utility.batches import SyntheticMixing
 from synthdata.utility.budget import BudgetSettings
 from synthdata.utility.metrics import interval, rare_classes, score
 
 VALIDATE = "{classifier: {steps: 60, batch_size: 32}, resamples: 2, features: [domain], gates: {min_fill: 0.0, max_near_copy_fraction: null, min_diversity_ratio: null}}"
-AUGMENT = [TransformSpec("albumentations.HorizontalFlip", {"p": 0.5}), TransformSpec("monai.RandScaleIntensity", {"factors": 0.1, "prob": 0.5})]
+AUGMENT = [
+    TransformSpec("albumentations.HorizontalFlip", {"p": 0.5}),
+    TransformSpec("monai.RandScaleIntensity", {"factors": 0.1, "prob": 0.5}),
+]
 SETTINGS = UtilitySettings(
     arms=["real", "real-oversampled", "real-augmented", "real+synth", "real+synth-augmented"],
-    seeds=[0, 1], classifier=ClassifierSettings(steps=12, batch_size=16, width=4), augmentation=AUGMENT,
+    seeds=[0, 1],
+    classifier=ClassifierSettings(steps=12, batch_size=16, width=4),
+    augmentation=AUGMENT,
     budget=BudgetSettings(rule="steps", double=False, curve_points=3),
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +58,15 @@ def setup(tmp_path_factory):
 
 def _utility(setup, tmp_path, settings=SETTINGS, **kwargs):
     kwargs.setdefault("synthetic", setup / "validated")
-    return run_utility(load_recipe(setup / "tiny.yaml"), setup / "d", work=tmp_path / "work", metrics_path=tmp_path / "utility.json",
-                       report=tmp_path / "report", settings=settings, **kwargs)  # fmt: skip
+    return run_utility(
+        load_recipe(setup / "tiny.yaml"),
+        setup / "d",
+        work=tmp_path / "work",
+        metrics_path=tmp_path / "utility.json",
+        report=tmp_path / "report",
+        settings=settings,
+        **kwargs,
+    )
 
 
 def test_every_arm_gets_the_same_steps_batch_and_seeds(setup, tmp_path):
@@ -84,22 +96,40 @@ def test_the_test_split_never_enters_training(setup, tmp_path):
     train_images, _, _ = load_split(setup / "d", "train", size=32, channels=3)
     synthetic_images, _, _ = load_split(setup / "validated", "train", size=32, channels=3)
     assert record["shared"] == 0 and record["test_images"] == len(test_images)
-    assert record["real_images_checked"] == len(train_images) and record["synthetic_adapted_images_checked"] == len(synthetic_images)
+    assert record["real_images_checked"] == len(train_images) and record["synthetic_adapted_images_checked"] == len(
+        synthetic_images
+    )
     assert not set(pixel_hashes(test_images)) & (set(pixel_hashes(train_images)) | set(pixel_hashes(synthetic_images)))
 
 
 def test_the_budget_is_chosen_on_validation_and_the_best_classical_arm_trains_at_twice_it(setup, tmp_path):
-    arms = ["real", "real-oversampled", "real-logit-adjusted-augmented", "real-oversampled-cutmix", "real+synth-oversampled-augmented"]
-    settings = replace(SETTINGS, arms=arms, synthetic=SyntheticMixing(share=0.25, loss_weight=0.5),
-                       budget=BudgetSettings(epochs=2, max_epochs=8, tolerance=1.0, curve_points=2))  # fmt: skip
+    arms = [
+        "real",
+        "real-oversampled",
+        "real-logit-adjusted-augmented",
+        "real-oversampled-cutmix",
+        "real+synth-oversampled-augmented",
+    ]
+    settings = replace(
+        SETTINGS,
+        arms=arms,
+        synthetic=SyntheticMixing(share=0.25, loss_weight=0.5),
+        budget=BudgetSettings(epochs=2, max_epochs=8, tolerance=1.0, curve_points=2),
+    )
     result = _utility(setup, tmp_path, settings=settings)
     budget, runs = result.metrics["budget"], result.runs
     # tolerance 1: no doubling can pay, so the ladder stops after its second rung at the first
     train = sum(result.metrics["train_counts"].values())
     assert [r["steps"] for r in budget["rungs"]] == [math.ceil(2 * train / 16), 2 * math.ceil(2 * train / 16)]
-    assert budget["steps"] == budget["rungs"][0]["steps"] and budget["converged"] is True and "converged" in budget["text"]
+    assert (
+        budget["steps"] == budget["rungs"][0]["steps"]
+        and budget["converged"] is True
+        and "converged" in budget["text"]
+    )
     reference = next(r for r in runs if r["arm"] == "real-oversampled" and r["seed"] == 0)
-    assert budget["rungs"][0]["val_balanced_accuracy"] == reference["val"]["balanced_accuracy"]  # the validation figure, never test
+    assert (
+        budget["rungs"][0]["val_balanced_accuracy"] == reference["val"]["balanced_accuracy"]
+    )  # the validation figure, never test
     doubled = budget["doubled"]
     val = {a: sum(r["val"]["balanced_accuracy"] for r in runs if r["arm"] == a) / 2 for a in arms if "synth" not in a}
     assert doubled == max(val, key=val.get)
@@ -107,11 +137,15 @@ def test_the_budget_is_chosen_on_validation_and_the_best_classical_arm_trains_at
     assert {r["log"]["steps"] for r in runs if r["arm"] == doubled + "@2x"} == {2 * budget["steps"]}
     assert doubled + "@2x" in result.arms and result.metrics["goal"]["evaluated"]
     # one training per distinct (arm, seed, steps): the ladder's runs are the arms' own
-    distinct = {(r["arm"].removesuffix("@2x"), r["seed"], r["log"]["steps"]) for r in runs} | {("real-oversampled", 0, 2 * budget["steps"])}
+    distinct = {(r["arm"].removesuffix("@2x"), r["seed"], r["log"]["steps"]) for r in runs} | {
+        ("real-oversampled", 0, 2 * budget["steps"])
+    }
     assert len(list((tmp_path / "work").glob("*.json"))) == len(distinct)
     synthetic = [r["log"] for r in runs if "synth" in r["arm"]]
     assert all(log["synthetic_share"] == 0.25 and log["synthetic_loss_weight"] == 0.5 for log in synthetic)
-    assert all(r["log"]["logit_adjusted"] for r in runs if "logit" in r["arm"]) and {r["log"]["mix"] for r in runs} == {None, "cutmix"}
+    assert all(r["log"]["logit_adjusted"] for r in runs if "logit" in r["arm"]) and {
+        r["log"]["mix"] for r in runs
+    } == {None, "cutmix"}
     assert any("won with" in line for line in result.metrics["verdict"])
     assert any(f"Against {doubled} at twice the steps" in line for line in result.metrics["verdict"])
     # the leak check covers the validation split too
@@ -122,20 +156,34 @@ def test_plateau_needs_a_validation_split_and_image_size_follows_the_dataset(set
     result = _utility(setup, tmp_path, settings=replace(SETTINGS, arms=["real"], seeds=[0]))
     native = read_card(setup / "d").width
     assert result.metrics["image_size"] == native and result.runs[0]["log"]["image_size"] == native
-    larger = _utility(setup, tmp_path / "larger", settings=replace(SETTINGS, arms=["real"], seeds=[0], image_size=2 * native, model="monai:resnet10"))
+    larger = _utility(
+        setup,
+        tmp_path / "larger",
+        settings=replace(SETTINGS, arms=["real"], seeds=[0], image_size=2 * native, model="monai:resnet10"),
+    )
     assert larger.runs[0]["log"]["image_size"] == 2 * native and larger.metrics["model"] == "monai:resnet10"
 
 
 def test_the_plateau_rule_without_a_validation_split_is_one_clear_error(setup, tmp_path):
     from conftest import make_image_tree
+
     from synthdata.config.recipe import SplitSettings
     from synthdata.data.ingest import ingest
     from synthdata.data.sources import get_source
 
     make_image_tree(tmp_path / "tree", {"a": 10, "b": 6})
-    ingest(get_source("imagefolder", path=str(tmp_path / "tree"), dataset="n"), tmp_path / "n", split=SplitSettings(val_fraction=0.0, test_fraction=0.3))
+    ingest(
+        get_source("imagefolder", path=str(tmp_path / "tree"), dataset="n"),
+        tmp_path / "n",
+        split=SplitSettings(val_fraction=0.0, test_fraction=0.3),
+    )
     with pytest.raises(DataError, match="no 'val' images, which utility.budget.rule 'plateau' needs"):
-        run_utility(load_recipe(setup / "tiny.yaml"), tmp_path / "n", work=tmp_path / "w", settings=replace(SETTINGS, arms=["real"], budget=BudgetSettings()))
+        run_utility(
+            load_recipe(setup / "tiny.yaml"),
+            tmp_path / "n",
+            work=tmp_path / "w",
+            settings=replace(SETTINGS, arms=["real"], budget=BudgetSettings()),
+        )
 
 
 def test_a_test_image_planted_in_the_synthetic_set_stops_the_stage(setup, tmp_path):
@@ -195,22 +243,48 @@ def test_report_stage_writes_the_page_and_closes_the_pipeline_run(setup, tmp_pat
     shutil.move(tmp_path / "utility.json", metrics / "utility.json")
     shutil.move(tmp_path / "report", reports / "utility")
     recipe = load_recipe(setup / "tiny.yaml")
-    run_validate(recipe, setup / "d", setup / "synthetic", setup / "adapter", tmp_path / "v", metrics_path=metrics / "validate.json")
+    run_validate(
+        recipe,
+        setup / "d",
+        setup / "synthetic",
+        setup / "adapter",
+        tmp_path / "v",
+        metrics_path=metrics / "validate.json",
+    )
     result = run_report("tiny", metrics, reports)
     html = result.path.read_text()
     assert "Headline" in html and "real+synth" in html and "data:image/png;base64," in html
     assert [row[0] for row in result.headline] == ["real", "real+synth"]
     run = mlflow.get_run(result.pipeline_run)
     assert run.info.status == "FINISHED" and "real_synth.balanced_accuracy" in run.data.metrics
-    children = mlflow.search_runs(filter_string=f"tags.mlflow.parentRunId = '{result.pipeline_run}'", search_all_experiments=True)
+    children = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{result.pipeline_run}'", search_all_experiments=True
+    )
     assert {"utility", "validate"} <= set(children["tags.stage"])
 
 
 def test_cli_prints_the_headline_table(setup, tmp_path):
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text((setup / "tiny.yaml").read_text() + "utility: {arms: [real, real+synth], seeds: [0], classifier: {steps: 5, batch_size: 8, width: 4}}\n")
-    result = CliRunner().invoke(app, ["utility", "--recipe", str(recipe), "--dataset", str(setup / "d"), "--synthetic", str(setup / "validated"),
-                                      "--work", str(tmp_path / "w"), "--metrics", str(tmp_path / "u.json")])  # fmt: skip
+    recipe.write_text(
+        (setup / "tiny.yaml").read_text()
+        + "utility: {arms: [real, real+synth], seeds: [0], classifier: {steps: 5, batch_size: 8, width: 4}}\n"
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "utility",
+            "--recipe",
+            str(recipe),
+            "--dataset",
+            str(setup / "d"),
+            "--synthetic",
+            str(setup / "validated"),
+            "--work",
+            str(tmp_path / "w"),
+            "--metrics",
+            str(tmp_path / "u.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "balanced accuracy" in result.output and "real+synth" in result.output
 
@@ -219,14 +293,20 @@ def test_cli_budget_overrides_choose_the_rule_and_bad_ones_are_one_line(setup, t
     from test_bad_input import run_cli
 
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text((setup / "tiny.yaml").read_text() + "utility: {arms: [real], seeds: [0], classifier: {batch_size: 8, width: 4}, budget: {curve_points: 2}}\n")
+    recipe.write_text(
+        (setup / "tiny.yaml").read_text()
+        + "utility: {arms: [real], seeds: [0], classifier: {batch_size: 8, width: 4}, budget: {curve_points: 2}}\n"
+    )
     base = ["utility", "--recipe", str(recipe), "--dataset", str(setup / "d"), "--work", str(tmp_path / "w")]
     result = CliRunner().invoke(app, [*base, "--epochs", "1", "--metrics", str(tmp_path / "u.json")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "u.json").read_text())
     train = sum(metrics["train_counts"].values())
     assert metrics["budget"]["rule"] == "epochs" and metrics["steps"] == math.ceil(train / 8)
-    assert {r["arm"] for r in metrics["runs"]} == {"real", "real@2x"}  # the only classical arm, also at twice the budget
+    assert {r["arm"] for r in metrics["runs"]} == {
+        "real",
+        "real@2x",
+    }  # the only classical arm, also at twice the budget
     capsys.readouterr()
     for bad in (["--epochs", "nan"], ["--steps", "0"], ["--epochs", "-1"]):
         code, _, err = run_cli([*base, *bad], monkeypatch, capsys)
@@ -240,7 +320,10 @@ def test_scores_on_known_answers():
     always_a = score(torch.zeros(8, dtype=torch.long), labels, ["a", "b", "c"], ["b", "c"])
     assert always_a["accuracy"] == 0.5 and always_a["balanced_accuracy"] == pytest.approx(1 / 3)
     assert always_a["rare_third_recall"] == 0.0 and always_a["recall"]["a"] == 1.0
-    assert rare_classes({"a": 100, "b": 5, "c": 5, "d": 50, "e": 1, "f": 9}) == ["b", "e"]  # 2 of 6; b wins the tie with c
+    assert rare_classes({"a": 100, "b": 5, "c": 5, "d": 50, "e": 1, "f": 9}) == [
+        "b",
+        "e",
+    ]  # 2 of 6; b wins the tie with c
     assert rare_classes({"a": 3, "b": 2, "c": 1, "d": 4}) == ["b", "c"]  # ceil(4 / 3) = 2
     assert interval([0.5, 0.5, 0.5])["ci95"] == [0.5, 0.5]
     narrow = interval([0.4, 0.5, 0.6])  # sd 0.1, t(0.975, 2) = 4.303
@@ -249,7 +332,12 @@ def test_scores_on_known_answers():
 
 
 def test_augmentation_is_seeded_shape_preserving_and_uses_both_libraries():
-    augment = Augmentation([TransformSpec("albumentations.HorizontalFlip", {"p": 1.0}), TransformSpec("monai.RandScaleIntensity", {"factors": 0.5, "prob": 1.0})])
+    augment = Augmentation(
+        [
+            TransformSpec("albumentations.HorizontalFlip", {"p": 1.0}),
+            TransformSpec("monai.RandScaleIntensity", {"factors": 0.5, "prob": 1.0}),
+        ]
+    )
     batch = torch.linspace(-1, 1, 2 * 3 * 8 * 8).reshape(2, 3, 8, 8)
     one = augment(batch, torch.Generator().manual_seed(0))
     assert one.shape == batch.shape and one.min() >= -1 and one.max() <= 1
@@ -269,7 +357,10 @@ def test_augmentation_is_seeded_shape_preserving_and_uses_both_libraries():
         ("[{transform: albumentations.HorizontalFlip, params: {q: 1}}]", "rejects its params"),
         ("[{transform: torchvision.RandomCrop}]", "library one of"),
         ("[{transform: monai.ScaleIntensity}]", "not a random MONAI transform"),
-        ("[{transform: monai.RandScaleIntensity, params: {factors: 0.1}, p: 1}]", "unknown key 'utility.augmentation\\[0\\].p'"),
+        (
+            "[{transform: monai.RandScaleIntensity, params: {factors: 0.1}, p: 1}]",
+            "unknown key 'utility.augmentation\\[0\\].p'",
+        ),
     ],
 )
 def test_bad_augmentation_in_a_recipe_is_one_clear_error(tmp_path, augmentation, message):

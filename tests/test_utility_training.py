@@ -10,7 +10,14 @@ import torch
 from torch import nn
 
 from synthdata.classify.network import SmallResNet, build_network
-from synthdata.classify.train import ClassifierSettings, Objective, class_prior, logit_adjustment, mix_batch, train_classifier
+from synthdata.classify.train import (
+    ClassifierSettings,
+    Objective,
+    class_prior,
+    logit_adjustment,
+    mix_batch,
+    train_classifier,
+)
 from synthdata.config.strict import SettingError
 from synthdata.errors import SynthdataError
 from synthdata.utility.batches import mixed_draw, synthetic_count, synthetic_weights, training_prior
@@ -60,7 +67,9 @@ def test_balanced_accuracy_error_known_answers():
     # two classes: sqrt(v1 + v2) / 2; a class with one image right is still uncertain (p = 2/3)
     v1, v2 = (2 / 3) * (1 / 3) / 1, 0.5 * 0.5 / 100
     assert balanced_accuracy_error({"a": 1.0, "b": 0.5}, {"a": 1, "b": 100}) == pytest.approx(math.sqrt(v1 + v2) / 2)
-    assert balanced_accuracy_error({"a": None, "b": 0.5}, {"a": 0, "b": 100}) == pytest.approx(0.05)  # an untested class is left out
+    assert balanced_accuracy_error({"a": None, "b": 0.5}, {"a": 0, "b": 100}) == pytest.approx(
+        0.05
+    )  # an untested class is left out
 
 
 def test_the_ladder_doubles_exactly_and_reaches_max_epochs_whatever_the_rounding():
@@ -69,7 +78,9 @@ def test_the_ladder_doubles_exactly_and_reaches_max_epochs_whatever_the_rounding
     outcome = choose_budget(BudgetSettings(epochs=8, max_epochs=16), 0, 2060, 64, val_score)
     assert asked == [258, 516] and (outcome.steps, outcome.converged) == (516, False)
     val_score, asked = _ladder({258: 0.5, 516: 0.9})
-    assert choose_budget(BudgetSettings(epochs=8, max_epochs=15.9), 0, 2060, 64, val_score).steps == 258 and asked == [258]
+    assert choose_budget(BudgetSettings(epochs=8, max_epochs=15.9), 0, 2060, 64, val_score).steps == 258 and asked == [
+        258
+    ]
 
 
 def test_epochs_and_hand_picked_steps_never_look_at_validation():
@@ -106,7 +117,9 @@ class _Bias(nn.Module):
 def _fit_bias(labels: torch.Tensor, adjustment: torch.Tensor | None) -> torch.Tensor:
     images = torch.zeros(len(labels), 1, 8, 8, dtype=torch.uint8)
     settings = ClassifierSettings(steps=400, batch_size=100, learning_rate=0.5, weight_decay=0.0)
-    everything = Objective(logit_adjustment=adjustment, draw=lambda step, generator: torch.arange(len(labels)))  # full batches: no draw noise
+    everything = Objective(
+        logit_adjustment=adjustment, draw=lambda step, generator: torch.arange(len(labels))
+    )  # full batches: no draw noise
     model, _ = train_classifier(images, labels, 2, settings, network=lambda: _Bias(2), objective=everything)
     return torch.softmax(model.bias.detach(), dim=0)
 
@@ -147,7 +160,9 @@ def test_the_synthetic_share_of_batches_is_exact(share, batch, balanced):
 
 def test_pooled_draws_ignore_the_share_and_weights_and_priors_follow_the_settings():
     labels = torch.tensor([0] * 8 + [1] * 2)
-    index = mixed_draw(labels, 10, 2, 32, False, 0.5)(0, torch.Generator().manual_seed(0))  # no synthetic images: pooled
+    index = mixed_draw(labels, 10, 2, 32, False, 0.5)(
+        0, torch.Generator().manual_seed(0)
+    )  # no synthetic images: pooled
     assert len(index) == 32 and int(index.max()) < 10
     assert synthetic_weights(10, 10, 0.5) is None and synthetic_weights(10, 6, 1.0) is None
     assert synthetic_weights(10, 6, 0.25).tolist() == [1.0] * 6 + [0.25] * 4
@@ -169,7 +184,9 @@ def test_a_synthetic_loss_weight_of_zero_trains_as_if_synthetic_pixels_did_not_m
     def fit(synthetic: torch.Tensor, weight: float) -> torch.Tensor:
         linear = lambda: nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))  # noqa: E731 - no batch statistics
         objective = Objective(draw=draw, sample_weights=synthetic_weights(24, 12, weight))
-        model, _ = train_classifier(torch.cat([real, synthetic]), labels, 2, settings, network=linear, objective=objective)
+        model, _ = train_classifier(
+            torch.cat([real, synthetic]), labels, 2, settings, network=linear, objective=objective
+        )
         return model[1].weight.detach()
 
     assert torch.equal(fit(fake, 0.0), fit(255 - fake, 0.0))
@@ -192,7 +209,9 @@ def test_mixing_keeps_targets_distributions_and_is_seeded(kind):
     if kind == "cutmix":
         # every pixel comes from one of the four images, unblended, and some image holds a patch of another
         assert set(one.unique().tolist()) <= {-1.0, -0.5, 0.5, 1.0}
-        assert any(len(image.unique()) > 1 for seed in range(5) for image in mix_batch(kind, 1.0, images, targets, seed)[0])
+        assert any(
+            len(image.unique()) > 1 for seed in range(5) for image in mix_batch(kind, 1.0, images, targets, seed)[0]
+        )
     else:
         # a mixed image is a blend with the weight its target gives its own class
         assert not set(one.unique().tolist()) <= {-1.0, -0.5, 0.5, 1.0}
@@ -210,7 +229,10 @@ def test_networks_are_built_offline_and_classify_any_size(name, channels):
         assert isinstance(network, SmallResNet)
 
 
-@pytest.mark.parametrize(("name", "message"), [("resnet18", "must be small-resnet"), ("monai:densenet121", "not one of"), ("timm:../x", "must be")])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("resnet18", "must be small-resnet"), ("monai:densenet121", "not one of"), ("timm:../x", "must be")],
+)
 def test_a_network_name_outside_the_rule_is_refused(name, message):
     with pytest.raises(SettingError, match=message):
         build_network(name, 2, 3)

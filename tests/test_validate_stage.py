@@ -7,8 +7,8 @@ import shutil
 from dataclasses import replace
 
 import pytest
-
 from conftest import make_sampling_setup, paint_synthetic
+
 from synthdata.config.recipe import GateSettings, load_recipe
 from synthdata.data.card import read_card
 from synthdata.data.manifest import read_manifest
@@ -31,14 +31,20 @@ def setup(tmp_path_factory):
     return root
 
 
-
-
 def _validate(setup, tmp_path, synthetic=None, **kwargs):
     recipe = load_recipe(setup / "tiny.yaml")
     if "gates" in kwargs:
         kwargs["settings"] = replace(recipe.validate, gates=kwargs.pop("gates"))
-    return run_validate(recipe, setup / "d", synthetic or setup / "synthetic", setup / "adapter", tmp_path / "accepted",
-                        report=tmp_path / "report", metrics_path=tmp_path / "metrics.json", **kwargs)  # fmt: skip
+    return run_validate(
+        recipe,
+        setup / "d",
+        synthetic or setup / "synthetic",
+        setup / "adapter",
+        tmp_path / "accepted",
+        report=tmp_path / "report",
+        metrics_path=tmp_path / "metrics.json",
+        **kwargs,
+    )
 
 
 def _copy_set(setup, tmp_path):
@@ -51,13 +57,26 @@ def test_validated_set_has_figures_floors_report_and_croissant(setup, tmp_path):
     result = _validate(setup, tmp_path)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["passed"] is True
-    for name in ("FD-domain", "KID-domain", "precision-domain", "recall-domain", "density-domain", "coverage-domain", "FD-EffNet"):
+    for name in (
+        "FD-domain",
+        "KID-domain",
+        "precision-domain",
+        "recall-domain",
+        "density-domain",
+        "coverage-domain",
+        "FD-EffNet",
+    ):
         figure = metrics["overall"][name]
         assert set(figure) == {"value", "ci95", "floor", "n"} and figure["n"] >= 3
     assert set(metrics["classes"]) == set(result.quota)
-    assert metrics["histogram"]["after"]["c"] == metrics["histogram"]["before"]["c"] + result.metrics.classes["c"]["accepted"]
+    assert (
+        metrics["histogram"]["after"]["c"]
+        == metrics["histogram"]["before"]["c"] + result.metrics.classes["c"]["accepted"]
+    )
     frame = read_manifest(tmp_path / "accepted")
-    assert len(frame) == result.accepted and all(file_sha256(tmp_path / "accepted" / p) == s for p, s in zip(frame["relpath"], frame["sha256"]))
+    assert len(frame) == result.accepted and all(
+        file_sha256(tmp_path / "accepted" / p) == s for p, s in zip(frame["relpath"], frame["sha256"], strict=True)
+    )
     croissant = json.loads((tmp_path / "accepted" / "croissant.json").read_text())
     assert croissant["@type"] == "sc:Dataset" and croissant["rai:hasSyntheticData"] is True
     for key in ("rai:dataCollection", "rai:dataBiases", "rai:dataLimitations", "isBasedOn", "prov:wasDerivedFrom"):
@@ -65,7 +84,10 @@ def test_validated_set_has_figures_floors_report_and_croissant(setup, tmp_path):
     _assert_croissant_loads(tmp_path / "accepted", frame)
     html = (tmp_path / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "floor" in html
-    assert read_card(tmp_path / "accepted").derived_from["synthetic_manifest_sha256"] == read_card(setup / "synthetic").manifest_sha256
+    assert (
+        read_card(tmp_path / "accepted").derived_from["synthetic_manifest_sha256"]
+        == read_card(setup / "synthetic").manifest_sha256
+    )
 
 
 def _assert_croissant_loads(folder, frame):
@@ -80,7 +102,7 @@ def _assert_croissant_loads(folder, frame):
     paths = sorted(r["images/relpath"].decode() for r in images)
     assert paths == sorted(frame["relpath"]) == sorted(r["synthetic/relpath"].decode() for r in rows)
     by_path = {r["images/relpath"].decode(): r["images/label"].decode() for r in images}
-    assert all(by_path[p] == label for p, label in zip(frame["relpath"], frame["label_name"]))
+    assert all(by_path[p] == label for p, label in zip(frame["relpath"], frame["label_name"], strict=True))
     assert {r["synthetic/adapter_sha256"].decode() for r in rows} == set(frame["adapter_sha256"])
 
 
@@ -137,16 +159,24 @@ def test_a_missing_adapter_fails_the_provenance_check(setup, tmp_path):
 
 
 def test_a_failed_gate_exits_naming_metric_and_threshold_and_publishes_nothing(setup, tmp_path):
-    with pytest.raises(GateError, match=r"FD-domain / floor for overall is [0-9.e+-]+, gate max_fd_ratio needs <= 0\.001"):
-        _validate(setup, tmp_path, gates=GateSettings(max_fd_ratio=0.001, min_fill=None, max_near_copy_fraction=None, min_diversity_ratio=None))
+    with pytest.raises(
+        GateError, match=r"FD-domain / floor for overall is [0-9.e+-]+, gate max_fd_ratio needs <= 0\.001"
+    ):
+        _validate(
+            setup,
+            tmp_path,
+            gates=GateSettings(
+                max_fd_ratio=0.001, min_fill=None, max_near_copy_fraction=None, min_diversity_ratio=None
+            ),
+        )
     assert not (tmp_path / "accepted").exists()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["passed"] is False and (tmp_path / "report" / "report.html").is_file()
 
 
 def test_held_out_real_images_never_include_the_test_split(setup, tmp_path):
-    from synthdata.validation.filter import heldout_real
     from synthdata.training.tensors import load_files
+    from synthdata.validation.filter import heldout_real
 
     frame = read_manifest(setup / "d")
     real = heldout_real(setup / "d", None, 8, 3)

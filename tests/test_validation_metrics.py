@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from synthdata.validation.coverage import attributes, cluster_coverage, diversity
-from synthdata.validation.frechet import frechet_distance
-from synthdata.validation.figures import ValidationFigures
-from synthdata.validation.gates import GateError, enforce, evaluate_gates
 from synthdata.config.recipe import GateSettings
+from synthdata.validation.coverage import attributes, cluster_coverage, diversity
+from synthdata.validation.figures import ValidationFigures
+from synthdata.validation.frechet import frechet_distance
+from synthdata.validation.gates import GateError, enforce, evaluate_gates
 from synthdata.validation.memorisation import memorisation, pixel_vectors
 from synthdata.validation.realism import kid, measure, prdc, standard_metrics
 
@@ -78,9 +78,13 @@ def test_copies_of_the_training_set_are_flagged_and_fresh_samples_are_not():
     generator = torch.Generator().manual_seed(0)
     training = torch.randint(0, 256, (200, 3, 8, 8), generator=generator, dtype=torch.uint8)
     heldout = torch.randint(0, 256, (200, 3, 8, 8), generator=generator, dtype=torch.uint8)
-    copies = (training[:50].int() + torch.randint(-2, 3, (50, 3, 8, 8), generator=generator)).clamp(0, 255).to(torch.uint8)
+    copies = (
+        (training[:50].int() + torch.randint(-2, 3, (50, 3, 8, 8), generator=generator)).clamp(0, 255).to(torch.uint8)
+    )
     fresh = torch.randint(0, 256, (100, 3, 8, 8), generator=generator, dtype=torch.uint8)
-    result = memorisation("pixel", pixel_vectors(torch.cat([copies, fresh])), pixel_vectors(training), pixel_vectors(heldout))
+    result = memorisation(
+        "pixel", pixel_vectors(torch.cat([copies, fresh])), pixel_vectors(training), pixel_vectors(heldout)
+    )
     assert result.flagged[:50].all()
     assert result.flagged[50:].float().mean() < 0.05
     assert (result.neighbours[:50] == torch.arange(50)).all()
@@ -102,9 +106,15 @@ def test_gates_name_metric_class_value_and_threshold():
     figures = ValidationFigures(
         overall={"FD-domain": {"value": 30.0, "floor": 10.0}, "precision-domain": {"value": 0.9, "floor": 0.95}},
         classes={"rare": {"fill": 0.5, "near_copy_fraction": 0.0, "diversity_ratio": float("nan")}},
-        histogram={}, attributes={}, clusters={}, memorisation={}, lineage={},
+        histogram={},
+        attributes={},
+        clusters={},
+        memorisation={},
+        lineage={},
     )
-    results = evaluate_gates(GateSettings(max_fd_ratio=2.0, min_precision=0.8, min_fill=0.9, min_diversity_ratio=0.5), figures)
+    results = evaluate_gates(
+        GateSettings(max_fd_ratio=2.0, min_precision=0.8, min_fill=0.9, min_diversity_ratio=0.5), figures
+    )
     failed = {(r.gate, r.scope) for r in results if not r.passed}
     assert failed == {("max_fd_ratio", "overall"), ("min_fill", "rare")}
     with pytest.raises(GateError, match=r"fill for rare is 0\.5, gate min_fill needs >= 0\.9") as error:

@@ -78,8 +78,10 @@ def build_network(name: str, num_classes: int, channels: int, width: int = 16) -
     try:
         import timm
     except ImportError as exc:
-        raise SynthdataError(f"utility.model {name!r} needs timm, which is not importable here ({exc}); timm needs "
-                             "torchvision, which this CPU stack leaves out; use small-resnet or monai:resnet18") from None  # fmt: skip
+        raise SynthdataError(
+            f"utility.model {name!r} needs timm, which is not importable here ({exc}); timm needs "
+            "torchvision, which this CPU stack leaves out; use small-resnet or monai:resnet18"
+        ) from None
     if architecture not in timm.list_models():
         raise SynthdataError(f"utility.model {name!r}: timm has no architecture {architecture!r}")
     return timm.create_model(architecture, pretrained=False, num_classes=num_classes, in_chans=channels)
@@ -89,5 +91,7 @@ def _monai_network(architecture: str, num_classes: int, channels: int) -> nn.Mod
     from monai.networks import nets
 
     if architecture not in MONAI_NETWORKS:
-        raise SettingError("utility.model", f"monai:{architecture} is not one of monai:{', monai:'.join(MONAI_NETWORKS)}")
+        raise SettingError(
+            "utility.model", f"monai:{architecture} is not one of monai:{', monai:'.join(MONAI_NETWORKS)}"
+        )
     return getattr(nets, architecture)(spatial_dims=2, n_input_channels=channels, num_classes=num_classes)

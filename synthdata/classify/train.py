@@ -72,12 +72,16 @@ def random_shift(pad: int = 2) -> Augment:
         padded = nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
         height, width = x.shape[2:]
         offsets = torch.randint(0, 2 * pad + 1, (len(x), 2), generator=generator)
-        return torch.stack([padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(offsets.tolist())])
+        return torch.stack(
+            [padded[i, :, dy : dy + height, dx : dx + width] for i, (dy, dx) in enumerate(offsets.tolist())]
+        )
 
     return shift
 
 
-def draw_uniform_or_balanced(labels: torch.Tensor, num_classes: int, size: int, balanced: bool, generator: torch.Generator) -> torch.Tensor:
+def draw_uniform_or_balanced(
+    labels: torch.Tensor, num_classes: int, size: int, balanced: bool, generator: torch.Generator
+) -> torch.Tensor:
     """``size`` indices into ``labels``: uniform draws, or class-balanced ones (every class present
     equally likely, then an image of that class uniformly)."""
     if size == 0:
@@ -128,7 +132,9 @@ def logit_adjustment(prior: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     return (tau * torch.log(prior)).float()
 
 
-def mix_batch(kind: str, alpha: float, images: torch.Tensor, targets: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def mix_batch(
+    kind: str, alpha: float, images: torch.Tensor, targets: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MONAI's ``MixUp`` or ``CutMix`` on a batch and its soft targets (N, classes), one seeded
     draw of the pairing and weights for both."""
     from monai.transforms import CutMix, MixUp
@@ -162,9 +168,12 @@ def train_classifier(
     objective = objective or Objective()
     torch.manual_seed(settings.seed)
     device = device_for_training()
-    model = (network() if network else SmallResNet(num_classes, channels=images.shape[1], width=settings.width)).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=0.9, nesterov=True,
-                                weight_decay=settings.weight_decay)  # fmt: skip
+    model = (network() if network else SmallResNet(num_classes, channels=images.shape[1], width=settings.width)).to(
+        device
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.learning_rate, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
+    )
     warmup = max(1, settings.steps // 20)
 
     def rate(step: int) -> float:
@@ -181,7 +190,9 @@ def train_classifier(
         for step in range(settings.steps):
             generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
             if objective.draw is None:
-                index = draw_uniform_or_balanced(labels, num_classes, settings.batch_size, settings.balanced, generator)
+                index = draw_uniform_or_balanced(
+                    labels, num_classes, settings.batch_size, settings.balanced, generator
+                )
             else:
                 index = objective.draw(step, generator)
             batch = to_input(images[index])
@@ -209,7 +220,11 @@ def train_classifier(
                 log.losses.append((step, float(loss.detach())))
                 stop_if_diverged(log.losses[-1][1], step + 1, description, settings)
             done = step + 1
-            if objective.checkpoint is not None and objective.every and (done % objective.every == 0 or done == settings.steps):
+            if (
+                objective.checkpoint is not None
+                and objective.every
+                and (done % objective.every == 0 or done == settings.steps)
+            ):
                 model.eval()
                 objective.checkpoint(model, done)
                 model.train()
@@ -238,5 +253,8 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> to
     """Class probabilities (N, classes) of uint8 images, for any network that maps images to logits."""
     model.eval()
     device = next(model.parameters()).device
-    out = [torch.softmax(model(to_input(images[i : i + batch_size]).to(device)), dim=1).cpu() for i in range(0, len(images), batch_size)]
+    out = [
+        torch.softmax(model(to_input(images[i : i + batch_size]).to(device)), dim=1).cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out)

@@ -30,8 +30,19 @@ from synthdata.validation.gates import GateSettings
 from synthdata.validation.settings import ValidateSettings
 
 __all__ = [
-    "AdapterSettings", "DataSettings", "FilterSettings", "FinetuneSettings", "GateSettings", "LongtailSettings",
-    "PretrainSettings", "Recipe", "SampleSettings", "SplitSettings", "UtilitySettings", "ValidateSettings", "load_recipe",
+    "AdapterSettings",
+    "DataSettings",
+    "FilterSettings",
+    "FinetuneSettings",
+    "GateSettings",
+    "LongtailSettings",
+    "PretrainSettings",
+    "Recipe",
+    "SampleSettings",
+    "SplitSettings",
+    "UtilitySettings",
+    "ValidateSettings",
+    "load_recipe",
 ]
 
 
@@ -54,7 +65,9 @@ class FinetuneSettings:
     """Base model folder; None uses the base shipped inside synthdata."""
     adapter: AdapterSettings = field(default_factory=AdapterSettings)
     train: TrainSettings = field(
-        default_factory=lambda: TrainSettings(steps=600, learning_rate=1e-3, warmup_steps=50, class_table_lr_scale=30.0)
+        default_factory=lambda: TrainSettings(
+            steps=600, learning_rate=1e-3, warmup_steps=50, class_table_lr_scale=30.0
+        )
     )
 
 
@@ -86,9 +99,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key '{key}'", key_node.start_mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 

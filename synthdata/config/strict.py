@@ -165,8 +165,12 @@ def _convert(tp: Any, value: Any, *, source: Path | str, where: str) -> Any:
         if not isinstance(value, dict):
             raise RecipeError(f"{source}: '{where}' must be a mapping, got {type(value).__name__}")
         key_type, value_type = get_args(tp) or (Any, Any)
-        return {_convert(key_type, k, source=source, where=f"{where} key"): _convert(value_type, v, source=source, where=f"{where}.{k}")
-                for k, v in value.items()}  # fmt: skip
+        return {
+            _convert(key_type, k, source=source, where=f"{where} key"): _convert(
+                value_type, v, source=source, where=f"{where}.{k}"
+            )
+            for k, v in value.items()
+        }
     if dataclasses.is_dataclass(tp):
         return build(tp, value, source=source, where=where)
     if tp is Any:

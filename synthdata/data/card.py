@@ -72,7 +72,9 @@ class DatasetCard:
         lines.append(f"| **total** | {totals} |")
         if self.files:
             lines += ["", "Input files:", ""]
-            lines += [f"- `{f['path']}` sha256 `{f['sha256']}` from {f['url'] or 'the mirror only'}" for f in self.files]
+            lines += [
+                f"- `{f['path']}` sha256 `{f['sha256']}` from {f['url'] or 'the mirror only'}" for f in self.files
+            ]
         return "\n".join(lines) + "\n"
 
     def write(self, folder: Path) -> None:

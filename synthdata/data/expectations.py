@@ -18,9 +18,17 @@ import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import (
-    COLUMNS, DERIVED_SOURCE_TYPE, DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, SPLITS, SYNTHETIC_SOURCE, GenerationMode, check_files,
-    first_rows, source_type,
-)  # fmt: skip
+    COLUMNS,
+    DERIVED_SOURCE_TYPE,
+    DIGITAL_SOURCE_TYPE,
+    PROVENANCE_COLUMNS,
+    SPLITS,
+    SYNTHETIC_SOURCE,
+    GenerationMode,
+    check_files,
+    first_rows,
+    source_type,
+)
 from synthdata.errors import DataError
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -77,9 +85,12 @@ def manifest_expectations(card: DatasetCard) -> list:
     if synthetic:
         expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in PROVENANCE_COLUMNS]
         expectations += [
-            gxe.ExpectColumnValuesToBeInSet(column="digital_source_type", value_set=[DIGITAL_SOURCE_TYPE, DERIVED_SOURCE_TYPE]),
+            gxe.ExpectColumnValuesToBeInSet(
+                column="digital_source_type", value_set=[DIGITAL_SOURCE_TYPE, DERIVED_SOURCE_TYPE]
+            ),
             gxe.ExpectColumnPairValuesToBeInSet(
-                column_A="mode", column_B="digital_source_type",
+                column_A="mode",
+                column_B="digital_source_type",
                 value_pairs_set=[(mode, source_type(mode)) for mode in get_args(GenerationMode)],
             ),
             gxe.ExpectColumnValuesToBeBetween(column="strength", min_value=0, max_value=1),
@@ -122,7 +133,11 @@ def run_suite(frame: pd.DataFrame, card: DatasetCard) -> SuiteReport:
             continue
         config = item.expectation_config
         kwargs = config.kwargs
-        column = kwargs.get("column") or "+".join(str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs) or "table"
+        column = (
+            kwargs.get("column")
+            or "+".join(str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs)
+            or "table"
+        )
         rows = [
             f"{entry.get('id')} ({entry.get('split', '?')})" if isinstance(entry, dict) else str(entry)
             for entry in (item.result.get("unexpected_index_list") or [])

@@ -17,7 +17,6 @@ from PIL import Image, ImageOps
 
 from synthdata.errors import DataError
 
-
 # Largest image accepted (pixels). Far above any domain image here; a decompression bomb that
 # claims more is refused before its pixels are allocated.
 MAX_PIXELS = 64 * 1024 * 1024

@@ -19,12 +19,12 @@ import numpy as np
 from synthdata.config.strict import check_numbers
 from synthdata.data.card import DatasetCard
 from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize
-from synthdata.hashing import sha256_bytes
 from synthdata.data.manifest import SPLITS, manifest_hash
 from synthdata.data.sources import USER_FORMATS, Source
 from synthdata.data.splits import SplitSettings, stratified_holdout
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
+from synthdata.hashing import sha256_bytes
 from synthdata.paths import path_component
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
@@ -104,7 +104,9 @@ def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) 
                 array = decode_image(raw.payload, raw.origin, channels=declared)
             height, width, channels = array.shape
             if min(height, width) < MIN_SIDE:
-                raise DataError(f"{raw.origin}: image is {width}x{height} pixels, smaller than {MIN_SIDE} px on a side")
+                raise DataError(
+                    f"{raw.origin}: image is {width}x{height} pixels, smaller than {MIN_SIDE} px on a side"
+                )
             if image_size is not None:
                 array = resize(array, image_size)
             if not images:
@@ -122,7 +124,9 @@ def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) 
                     f"image's ({first_origin}) {first_w}x{first_h}x{first_c} (set data.image_size to resize)"
                 )
             png = encode_png(array)
-            images.append(_Image(raw.origin, raw.label_name, raw.split, raw.group, png, sha256_bytes(png), array.shape))
+            images.append(
+                _Image(raw.origin, raw.label_name, raw.split, raw.group, png, sha256_bytes(png), array.shape)
+            )
             bar.advance()
     if not images:
         raise DataError(f"{source.where()}: the source holds no images")

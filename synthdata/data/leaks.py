@@ -24,11 +24,16 @@ def check_disjoint(test: torch.Tensor, **training: torch.Tensor) -> dict[str, An
     """Refuse any training image whose pixels equal a test image's; the record of the check."""
     test_hashes = pixel_hashes(test)
     known = set(test_hashes)
-    record: dict[str, Any] = {"test_images": len(test_hashes), "test_pixels_sha256": sha256_bytes("".join(sorted(test_hashes)).encode())}
+    record: dict[str, Any] = {
+        "test_images": len(test_hashes),
+        "test_pixels_sha256": sha256_bytes("".join(sorted(test_hashes)).encode()),
+    }
     for name, images in training.items():
         shared = sum(h in known for h in pixel_hashes(images))
         if shared:
-            raise DataError(f"{shared} {name} training image(s) have the same pixels as test images; the test split must stay unseen")
+            raise DataError(
+                f"{shared} {name} training image(s) have the same pixels as test images; the test split must stay unseen"
+            )
         record[f"{name}_images_checked"] = len(images)
     record["shared"] = 0
     return record

@@ -128,14 +128,20 @@ def build_longtail(parent: Path | str, out: Path | str, settings: LongtailSettin
     derived = writer.frame()
     mismatched = derived[derived["sha256"] != derived["id"].map(frame.set_index("id")["sha256"])]
     if len(mismatched):
-        raise DataError(f"{parent}: {len(mismatched)} files differ from their manifest rows, e.g. {mismatched['relpath'].iloc[0]}")
+        raise DataError(
+            f"{parent}: {len(mismatched)} files differ from their manifest rows, e.g. {mismatched['relpath'].iloc[0]}"
+        )
     counts = {s: class_counts(derived, s) for s in SPLITS if (derived["split"] == s).any()}
     new_card = DatasetCard(
         **{
             **vars(card),
             "name": out.name,
             "description": card.description
-            + (f" Long-tailed (imbalance {settings.imbalance:g})." if settings.enabled else " Class counts as they come."),
+            + (
+                f" Long-tailed (imbalance {settings.imbalance:g})."
+                if settings.enabled
+                else " Class counts as they come."
+            ),
             "counts": {s: {c: counts[s].get(c, 0) for c in card.classes} for s in counts},
             "manifest_sha256": manifest_hash(derived),
             "split_protocol": f"{card.split_protocol}; train long-tailed, val same fractions, test whole",

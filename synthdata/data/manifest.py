@@ -59,6 +59,7 @@ def source_type(mode: str) -> str:
     """The IPTC digital source type of an image made in generation ``mode``."""
     return DIGITAL_SOURCE_TYPE if mode == "noise" else DERIVED_SOURCE_TYPE
 
+
 PROVENANCE_COLUMNS: dict[str, str] = {
     "digital_source_type": "string",
     "base_id": "string",
@@ -187,7 +188,9 @@ def verify_dataset(folder: Path | str) -> VerifiedDataset:
     wrong = frame["label"].map(declared) != frame["label_name"]
     if wrong.any():
         rows = [f"{r.id} ({r.label} {r.label_name!r})" for r in frame[wrong].itertuples()]
-        raise DataError(f"{path}: rows {first_rows(rows)}: label and name do not match card.json's classes {card.classes}")
+        raise DataError(
+            f"{path}: rows {first_rows(rows)}: label and name do not match card.json's classes {card.classes}"
+        )
     actual = manifest_hash(frame)
     if actual != card.manifest_sha256:
         raise DataError(

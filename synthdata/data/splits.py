@@ -32,9 +32,7 @@ class SplitSettings:
             raise ValueError("split.val_fraction + split.test_fraction must be below 1")
 
 
-def stratified_holdout(
-    labels: Sequence[str], groups: Sequence[str], fraction: float, seed: int
-) -> np.ndarray:
+def stratified_holdout(labels: Sequence[str], groups: Sequence[str], fraction: float, seed: int) -> np.ndarray:
     """Boolean mask of the held-out items: about ``fraction`` of each class, whole groups only.
 
     Groups are taken in a seeded random order until the class's target count is reached; the

@@ -67,7 +67,12 @@ class DatasetWriter:
         return to_frame(self.rows)
 
     def publish(
-        self, frame: pd.DataFrame, card: DatasetCard, extra: dict[str, object] | None = None, *, keep: tuple[str, ...] = ()
+        self,
+        frame: pd.DataFrame,
+        card: DatasetCard,
+        extra: dict[str, object] | None = None,
+        *,
+        keep: tuple[str, ...] = (),
     ) -> Path:
         """Check the staged dataset with the manifest suite, write manifest, card and extra JSON
         records, drop stray files (all but the frame's and ``keep``), and rename into place. A

@@ -35,8 +35,18 @@ from synthdata.models.weights import WeightsError, read_metadata, read_tensors, 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_RECORD = "adapter.json"
 PEFT_CONFIG = "adapter_config.json"
-BOUND_FIELDS = ("mode", "classes", "null_class", "base_sha256", "base_kind", "prompts", "sample_size", "channels",
-                "scheduler", "dataset_manifest_sha256")  # fmt: skip
+BOUND_FIELDS = (
+    "mode",
+    "classes",
+    "null_class",
+    "base_sha256",
+    "base_kind",
+    "prompts",
+    "sample_size",
+    "channels",
+    "scheduler",
+    "dataset_manifest_sha256",
+)
 """The fields of ``adapter.json`` that decide what the weights mean, bound into the weights file
 (timings, hardware and run ids are left out: they differ between two runs of the same job)."""
 BOUND_METADATA = "synthdata.adapter"
@@ -116,7 +126,14 @@ def lora_config(settings: AdapterSettings) -> Any:
     )
 
 
-def adapt(base: BaseModel | None, classes: list[str], settings: AdapterSettings, *, unet_settings: UNetSettings | None = None, seed: int = 0) -> AdaptedModel:
+def adapt(
+    base: BaseModel | None,
+    classes: list[str],
+    settings: AdapterSettings,
+    *,
+    unet_settings: UNetSettings | None = None,
+    seed: int = 0,
+) -> AdaptedModel:
     """Prepare a UNet for ``classes`` in the given mode (``scratch`` needs ``unet_settings``)."""
     from peft import inject_adapter_in_model
 
@@ -233,8 +250,10 @@ def read_adapter_record(folder: Path | str) -> dict[str, Any]:
         raise WeightsError(f"{weights_path}: sha256 differs from the one recorded in {ADAPTER_RECORD}")
     bound = read_metadata(weights_path).get(BOUND_METADATA)
     if bound is None:
-        raise WeightsError(f"{weights_path}: records no {ADAPTER_RECORD} to check it against (made by an older synthdata); "
-                           "fine-tune again")  # fmt: skip
+        raise WeightsError(
+            f"{weights_path}: records no {ADAPTER_RECORD} to check it against (made by an older synthdata); "
+            "fine-tune again"
+        )
     saved = json.loads(bound)
     peft_config = _read_json(folder / PEFT_CONFIG) if meta["mode"] == "lora" else None
     present = json.loads(_bound(meta, peft_config))
@@ -246,8 +265,10 @@ def read_adapter_record(folder: Path | str) -> dict[str, Any]:
     for name in [*BOUND_FIELDS, PEFT_CONFIG]:
         if saved.get(name) != present.get(name):
             where = folder / PEFT_CONFIG if name == PEFT_CONFIG else path
-            raise WeightsError(f"{where}: '{name}' is not what the weights were saved with (edited after fine-tuning); "
-                               "fine-tune again rather than edit an adapter")  # fmt: skip
+            raise WeightsError(
+                f"{where}: '{name}' is not what the weights were saved with (edited after fine-tuning); "
+                "fine-tune again rather than edit an adapter"
+            )
     return meta
 
 
@@ -296,7 +317,9 @@ def load_adapted(folder: Path | str, base_folder: Path | str | None = None) -> A
     return AdaptedModel(unet, classes, "lora", base.sha256, config)
 
 
-def adapt_stable_diffusion(parts: Any, classes: list[str], prompts: list[str], settings: AdapterSettings) -> AdaptedModel:
+def adapt_stable_diffusion(
+    parts: Any, classes: list[str], prompts: list[str], settings: AdapterSettings
+) -> AdaptedModel:
     """LoRA on a Stable Diffusion UNet's attention projections (``lora`` mode only)."""
     from peft import inject_adapter_in_model
 

@@ -43,7 +43,11 @@ class StableDiffusionBackbone:
         self.unet, self.vae = unet, vae
         self.null_class = len(prompts)
         tokens = tokenizer(
-            [*prompts, ""], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            [*prompts, ""],
+            padding="max_length",
+            max_length=tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
         )
         with torch.no_grad():
             self.prompt_embeddings = text_encoder(tokens.input_ids)[0]

@@ -55,7 +55,9 @@ def load_stable_diffusion(folder: Path | str) -> StableDiffusionParts:
     if (folder / "scheduler").is_dir():
         scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
     else:
-        scheduler = DDPMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon")
+        scheduler = DDPMScheduler(
+            beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012, prediction_type="epsilon"
+        )
     for module in (vae, text_encoder):
         module.requires_grad_(False)
     return StableDiffusionParts(unet, vae, text_encoder, tokenizer, scheduler, file_sha256(folder / UNET_WEIGHTS))

@@ -17,7 +17,9 @@ def image_grid(images: torch.Tensor, rows: int, *, labels: list[str] | None = No
     columns = int(np.ceil(count / rows))
     pad = 2
     label_width = max(90, 7 * max(len(t) for t in labels) + 8) if labels else 0
-    canvas = Image.new("RGB", (label_width + columns * (width * scale + pad) + pad, rows * (height * scale + pad) + pad), "white")
+    canvas = Image.new(
+        "RGB", (label_width + columns * (width * scale + pad) + pad, rows * (height * scale + pad) + pad), "white"
+    )
     draw = ImageDraw.Draw(canvas)
     for index in range(count):
         row, column = divmod(index, columns)

@@ -34,7 +34,13 @@ def class_balance(classes: list[str], real: list[int], synthetic: list[int], pat
     positions = range(len(classes))
     axis.bar(positions, real, label="real", color="#4c72b0")
     axis.bar(positions, synthetic, bottom=real, label="synthetic", color="#dd8452")
-    axis.set_xticks(list(positions), classes, rotation=45 if len(classes) > 6 else 0, ha="right" if len(classes) > 6 else "center", fontsize=8)
+    axis.set_xticks(
+        list(positions),
+        classes,
+        rotation=45 if len(classes) > 6 else 0,
+        ha="right" if len(classes) > 6 else "center",
+        fontsize=8,
+    )
     axis.set_ylabel("train images")
     axis.set_title(title)
     axis.legend(frameon=False)
@@ -61,8 +67,14 @@ def loss_curve(losses: list[tuple[int, float]], path: Path, *, title: str) -> Pa
     return _save(figure, path)
 
 
-def attribute_histograms(edges: dict[str, list[float]], real: dict[str, list[float]], synthetic: dict[str, list[float]],
-                         path: Path, *, title: str) -> Path:  # fmt: skip
+def attribute_histograms(
+    edges: dict[str, list[float]],
+    real: dict[str, list[float]],
+    synthetic: dict[str, list[float]],
+    path: Path,
+    *,
+    title: str,
+) -> Path:
     """Real and synthetic shares per attribute bin (bins are the real data's quantiles)."""
     plt = _pyplot()
     path = Path(path)
@@ -92,7 +104,9 @@ def arm_intervals(arms: dict[str, dict], metrics: list[str], path: Path, *, titl
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     names = list(arms)
-    figure, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 0.42 * len(names) + 1.6), dpi=120, squeeze=False)
+    figure, axes = plt.subplots(
+        1, len(metrics), figsize=(4.2 * len(metrics), 0.42 * len(names) + 1.6), dpi=120, squeeze=False
+    )
     for axis, metric in zip(axes[0], metrics, strict=True):
         figures = [arms[a][metric] for a in names]
         means = [f["mean"] or 0.0 for f in figures]
@@ -113,8 +127,9 @@ def arm_intervals(arms: dict[str, dict], metrics: list[str], path: Path, *, titl
     return _save(figure, path)
 
 
-def recall_heatmap(recall: dict[str, list[float | None]], classes: list[str], train_counts: list[int], path: Path, *,
-                   title: str) -> Path:  # fmt: skip
+def recall_heatmap(
+    recall: dict[str, list[float | None]], classes: list[str], train_counts: list[int], path: Path, *, title: str
+) -> Path:
     """Arms x classes, mean test recall, classes labelled with their training counts; a class
     without test images (None) is a blank cell marked n/a."""
     plt = _pyplot()
@@ -125,22 +140,37 @@ def recall_heatmap(recall: dict[str, list[float | None]], classes: list[str], tr
     grid = [[float("nan") if v is None else v for v in recall[a]] for a in names]  # NaN: imshow leaves the cell blank
     image = axis.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     axis.set_yticks(range(len(names)), names, fontsize=8)
-    axis.set_xticks(range(len(classes)), [f"{c} ({n})" for c, n in zip(classes, train_counts, strict=True)],
-                    rotation=60, ha="right", fontsize=7)  # fmt: skip
+    axis.set_xticks(
+        range(len(classes)),
+        [f"{c} ({n})" for c, n in zip(classes, train_counts, strict=True)],
+        rotation=60,
+        ha="right",
+        fontsize=7,
+    )
     if len(classes) <= 12:
         for i, a in enumerate(names):
             for j, value in enumerate(recall[a]):
                 if value is None:
                     axis.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="black")
                 else:
-                    axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="white" if value < 0.6 else "black")
+                    axis.text(
+                        j,
+                        i,
+                        f"{value:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if value < 0.6 else "black",
+                    )
     figure.colorbar(image, ax=axis, fraction=0.03)
     axis.set_title(title, fontsize=9)
     figure.tight_layout()
     return _save(figure, path)
 
 
-def training_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path, *, title: str, budget: int | None = None) -> Path:
+def training_curves(
+    curves: dict[str, list[list[tuple[int, float]]]], path: Path, *, title: str, budget: int | None = None
+) -> Path:
     """Validation balanced accuracy against optimizer steps, one colour per arm and one thin line
     per seed (synthetic arms dashed); a vertical line marks the chosen budget."""
     plt = _pyplot()
@@ -152,8 +182,15 @@ def training_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path
         for index, curve in enumerate(seeds):
             if curve:
                 steps, values = zip(*curve, strict=True)
-                axis.plot(steps, values, color=colours[number % len(colours)], linestyle="--" if "synth" in arm else "-",
-                          linewidth=1.0, alpha=0.8, label=arm if index == 0 else None)  # fmt: skip
+                axis.plot(
+                    steps,
+                    values,
+                    color=colours[number % len(colours)],
+                    linestyle="--" if "synth" in arm else "-",
+                    linewidth=1.0,
+                    alpha=0.8,
+                    label=arm if index == 0 else None,
+                )
     if budget:
         axis.axvline(budget, color="black", linewidth=0.8, linestyle=":", label=f"budget ({budget} steps)")
     axis.set_xlabel("optimizer steps")
@@ -166,7 +203,9 @@ def training_curves(curves: dict[str, list[list[tuple[int, float]]]], path: Path
     return _save(figure, path)
 
 
-def source_distance_plot(pixel: Any, feature: Any, real: dict[str, Any], thresholds: dict[str, float], path: Path) -> Path:
+def source_distance_plot(
+    pixel: Any, feature: Any, real: dict[str, Any], thresholds: dict[str, float], path: Path
+) -> Path:
     """Two histograms (pixel, domain features): derived images' distance to their own source
     against held-out real images' distance to their nearest train image, with the threshold."""
     import numpy as np

@@ -37,11 +37,20 @@ def synthetic_set_report(out: Path, report: Path, plan: QuotaPlan, recipe: str, 
     lines = ["| class | real | wanted | cap | synthetic | total |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {q.name} | {q.real} | {q.wanted} | {q.cap} | {q.synthetic} | {q.total} |" for q in plan.classes]
     paths.append(write_text(report / "plan.md", "\n".join(lines) + "\n"))
-    paths.append(class_balance([q.name for q in plan.classes], [q.real for q in plan.classes],
-                               [q.synthetic for q in plan.classes], report / "class_balance.png",
-                               title=f"{recipe}: real + synthetic train images"))  # fmt: skip
+    paths.append(
+        class_balance(
+            [q.name for q in plan.classes],
+            [q.real for q in plan.classes],
+            [q.synthetic for q in plan.classes],
+            report / "class_balance.png",
+            title=f"{recipe}: real + synthetic train images",
+        )
+    )
     overview, names = [], []
-    pad = lambda stack: torch.cat([stack[:8], torch.full((8 - len(stack[:8]), *stack.shape[1:]), 255, dtype=torch.uint8)])  # noqa: E731
+
+    def pad(stack: torch.Tensor) -> torch.Tensor:
+        return torch.cat([stack[:8], torch.full((8 - len(stack[:8]), *stack.shape[1:]), 255, dtype=torch.uint8)])
+
     for name, rows in frame.groupby("label_name", sort=False):
         first = rows.iloc[0]
         width, height = int(first["width"]), int(first["height"])

@@ -53,7 +53,9 @@ def source_order(run_id: str, name: str, ids: list[str]) -> list[str]:
     return [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
 
 
-def anchor(item: Item, order: list[str], mode: GenerationMode, strength: float | list[float], weight: float | list[float]) -> Item:
+def anchor(
+    item: Item, order: list[str], mode: GenerationMode, strength: float | list[float], weight: float | list[float]
+) -> Item:
     """``item`` with its sources, strength and interpolation weight (unchanged in ``noise`` mode)."""
     if mode == "noise":
         return item
@@ -91,11 +93,18 @@ class SourcePool:
         unknown = [i for i in wanted if i not in self.relpaths]
         if unknown:
             raise DataError(f"{self.folder}: source image {unknown[0]!r} is not in the train split")
-        images = load_files(self.folder, [self.relpaths[i] for i in wanted], size=self.size, channels=self.channels,
-                            description=f"sources {self.folder.name}")  # fmt: skip
+        images = load_files(
+            self.folder,
+            [self.relpaths[i] for i in wanted],
+            size=self.size,
+            channels=self.channels,
+            description=f"sources {self.folder.name}",
+        )
         for source, digest in zip(wanted, pixel_hashes(images), strict=True):
             if digest in self.held_out:
-                raise DataError(f"{self.folder}: train image {source!r} has the pixels of a val or test image; it is never a source")
+                raise DataError(
+                    f"{self.folder}: train image {source!r} has the pixels of a val or test image; it is never a source"
+                )
         return dict(zip(wanted, images, strict=True))
 
 
@@ -105,9 +114,20 @@ def source_pool(folder: Path, frame: pd.DataFrame, classes: list[str], *, size: 
     ids = {name: sorted(train.loc[train["label_name"] == name, "id"].astype(str)) for name in classes}
     relpaths = dict(zip(train["id"].astype(str), train["relpath"].astype(str), strict=True))
     held = frame[frame["split"] != "train"]
-    held_images = load_files(folder, list(held["relpath"].astype(str)), size=size, channels=channels,
-                             description=f"held-out pixels {Path(folder).name}") if len(held) else torch.empty(0)  # fmt: skip
-    return SourcePool(Path(folder), ids, relpaths, set(pixel_hashes(held_images)) if len(held) else set(), size, channels)
+    held_images = (
+        load_files(
+            folder,
+            list(held["relpath"].astype(str)),
+            size=size,
+            channels=channels,
+            description=f"held-out pixels {Path(folder).name}",
+        )
+        if len(held)
+        else torch.empty(0)
+    )
+    return SourcePool(
+        Path(folder), ids, relpaths, set(pixel_hashes(held_images)) if len(held) else set(), size, channels
+    )
 
 
 def anchor_pool(mode: str, model: SamplingModel, dataset: Path, classes: list[str]) -> SourcePool | None:

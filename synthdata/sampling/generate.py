@@ -152,8 +152,16 @@ def start_index(total: int, strength: float) -> int:
     return total - min(int(total * strength), total)
 
 
-def _denoise(backbone: Any, sampler: Any, latents: torch.Tensor, labels: torch.Tensor, guidance: float,
-             generator: Any, timesteps: torch.Tensor, guide: ClassifierGuide | None = None) -> torch.Tensor:  # fmt: skip
+def _denoise(
+    backbone: Any,
+    sampler: Any,
+    latents: torch.Tensor,
+    labels: torch.Tensor,
+    guidance: float,
+    generator: Any,
+    timesteps: torch.Tensor,
+    guide: ClassifierGuide | None = None,
+) -> torch.Tensor:
     null = torch.full_like(labels, backbone.null_class)
     prediction = sampler.config.prediction_type
     for t in timesteps:
@@ -162,7 +170,9 @@ def _denoise(backbone: Any, sampler: Any, latents: torch.Tensor, labels: torch.T
         if guidance == 1.0:
             eps = backbone.predict(model_input, timestep, labels)
         else:
-            both = backbone.predict(torch.cat([model_input, model_input]), torch.cat([timestep, timestep]), torch.cat([labels, null]))
+            both = backbone.predict(
+                torch.cat([model_input, model_input]), torch.cat([timestep, timestep]), torch.cat([labels, null])
+            )
             conditional, unconditional = both.chunk(2)
             eps = unconditional + guidance * (conditional - unconditional)
         if guide is not None:
@@ -196,8 +206,9 @@ def from_clean(clean: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, predic
     raise ValueError(f"unknown prediction type {prediction!r}")
 
 
-def ddim_invert(backbone: Any, training_scheduler: Any, clean: torch.Tensor, labels: torch.Tensor,
-                timesteps: list[int]) -> torch.Tensor:  # fmt: skip
+def ddim_invert(
+    backbone: Any, training_scheduler: Any, clean: torch.Tensor, labels: torch.Tensor, timesteps: list[int]
+) -> torch.Tensor:
     """Deterministic DDIM inversion of ``clean`` (training space) up through ``timesteps``
     (ascending), class-conditional without guidance: the noisy latent at the last one from
     which DDIM would come back to ``clean``."""
@@ -230,7 +241,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     parallel pairs fall back to linear interpolation."""
     flat_a, flat_b = a.flatten(1).double(), b.flatten(1).double()
     w = weight.double().reshape(-1, 1)
-    cosine = (flat_a * flat_b).sum(1, keepdim=True) / (flat_a.norm(dim=1, keepdim=True) * flat_b.norm(dim=1, keepdim=True)).clamp_min(1e-12)
+    cosine = (flat_a * flat_b).sum(1, keepdim=True) / (
+        flat_a.norm(dim=1, keepdim=True) * flat_b.norm(dim=1, keepdim=True)
+    ).clamp_min(1e-12)
     theta = cosine.clamp(-1, 1).acos()
     sine = theta.sin()
     linear = sine.abs() < 1e-6

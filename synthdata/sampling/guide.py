@@ -44,8 +44,9 @@ class ClassifierGuide:
         return (gradient / rms.reshape(-1, *[1] * (gradient.dim() - 1))).to(pixels.dtype)
 
 
-def train_guide(dataset: Path, classes: int, pixels: tuple[int, int, int], scale: float,
-                settings: ClassifierSettings) -> ClassifierGuide | None:  # fmt: skip
+def train_guide(
+    dataset: Path, classes: int, pixels: tuple[int, int, int], scale: float, settings: ClassifierSettings
+) -> ClassifierGuide | None:
     """A guide trained on ``dataset``'s train split at the generator's pixel size, or None when
     ``scale`` is 0. Deterministic: a resumed run retrains the same network."""
     if scale == 0:
@@ -55,7 +56,9 @@ def train_guide(dataset: Path, classes: int, pixels: tuple[int, int, int], scale
         raise SynthdataError(f"classifier guidance needs square images, the generator makes {height}x{width}")
     images, labels, _ = load_split(dataset, "train", size=height, channels=channels)
     torch.manual_seed(settings.seed)
-    model, _ = train_classifier(images, labels, classes, settings, augment=random_shift(2), description="guide classifier")
+    model, _ = train_classifier(
+        images, labels, classes, settings, augment=random_shift(2), description="guide classifier"
+    )
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)

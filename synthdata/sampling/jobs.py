@@ -57,7 +57,9 @@ def make_item(run_id: str, label: int, name: str, index: int) -> Item:
 def plan_items(plan: QuotaPlan, classes: list[str], run_id: str) -> list[Item]:
     """Every image of the plan, ordered by class (label order) then index."""
     counts = plan.counts()
-    return [make_item(run_id, label, name, i) for label, name in enumerate(classes) for i in range(counts.get(name, 0))]
+    return [
+        make_item(run_id, label, name, i) for label, name in enumerate(classes) for i in range(counts.get(name, 0))
+    ]
 
 
 def more_items(classes: list[str], run_id: str, counts: dict[str, int], start: dict[str, int]) -> list[Item]:

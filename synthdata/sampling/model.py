@@ -79,7 +79,9 @@ def load_sampling_model(adapter: Path | str, base: Path | str | None = None) -> 
     merge_lora(model.unet)
     if model.mode == "scratch":  # no base: the adapter folder holds the whole model
         return SamplingModel(backbone, scheduler, list(model.classes), shape, "none:scratch", "", meta["sha256"])
-    return SamplingModel(backbone, scheduler, list(model.classes), shape, base_id(base_folder), model.base_sha256, meta["sha256"])
+    return SamplingModel(
+        backbone, scheduler, list(model.classes), shape, base_id(base_folder), model.base_sha256, meta["sha256"]
+    )
 
 
 def merge_lora(module: Any) -> int:

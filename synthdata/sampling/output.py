@@ -63,7 +63,12 @@ def png_text(row: dict[str, Any]) -> dict[str, str]:
     """The PNG text chunks of one image: class, label and every provenance field.
 
     ``digitalSourceType`` is spelled as in IPTC/C2PA; the other keys are the manifest's columns."""
-    text = {"digitalSourceType": str(row["digital_source_type"]), "class": str(row["label_name"]), "label": str(row["label"]), "id": str(row["id"])}
+    text = {
+        "digitalSourceType": str(row["digital_source_type"]),
+        "class": str(row["label_name"]),
+        "label": str(row["label"]),
+        "id": str(row["id"]),
+    }
     for column in PROVENANCE_COLUMNS:
         if column != "digital_source_type":
             text[column] = str(row[column])
@@ -78,7 +83,9 @@ def xmp_packet(version: str, source_type: str = DIGITAL_SOURCE_TYPE) -> str:
 def write_metadata_csv(frame: pd.DataFrame, folder: Path) -> Path:
     """``metadata.csv`` for Hugging Face ``imagefolder``: ``file_name`` relative to the folder,
     ``label`` as the class name, then id, sha256 and the provenance columns."""
-    table = pd.DataFrame({"file_name": frame["relpath"], "label": frame["label_name"], "id": frame["id"], "sha256": frame["sha256"]})
+    table = pd.DataFrame(
+        {"file_name": frame["relpath"], "label": frame["label_name"], "id": frame["id"], "sha256": frame["sha256"]}
+    )
     for column in PROVENANCE_COLUMNS:
         table[column] = frame[column]
     target = folder / METADATA_FILE

@@ -19,15 +19,27 @@ from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import manifest_row
 
 
-def publish_set(writer: DatasetWriter, items: list[Item], card: DatasetCard, common: dict[str, Any], run_id: str,
-             plan: QuotaPlan, settings: SampleSettings, identity: dict[str, Any], recipe_name: str, mlflow_run_id: str | None) -> None:  # fmt: skip
+def publish_set(
+    writer: DatasetWriter,
+    items: list[Item],
+    card: DatasetCard,
+    common: dict[str, Any],
+    run_id: str,
+    plan: QuotaPlan,
+    settings: SampleSettings,
+    identity: dict[str, Any],
+    recipe_name: str,
+    mlflow_run_id: str | None,
+) -> None:
     staging = writer.staging
     rows = []
     with progress_bar(f"manifest {writer.target.name}", total=len(items)) as bar:
         for item in items:
             path = staging / item.relpath
             if not path.is_file():
-                raise SynthdataError(f"{path}: missing after every process finished (was a process killed?); run again to resume")
+                raise SynthdataError(
+                    f"{path}: missing after every process finished (was a process killed?); run again to resume"
+                )
             rows.append(manifest_row(item, card, common, run_id, staging))
             bar.advance()
     frame = to_frame(rows, synthetic=True)
@@ -57,12 +69,23 @@ def publish_set(writer: DatasetWriter, items: list[Item], card: DatasetCard, com
         manifest_sha256=manifest_hash(frame),
         split_protocol="synthetic: every image is in 'train'",
         derived_from={
-            "dataset": card.name, "manifest_sha256": card.manifest_sha256, "recipe": recipe_name,
-            "base_id": common["base_id"], "base_sha256": common["base_sha256"], "adapter_sha256": common["adapter_sha256"],
-            "sample_run_id": run_id, "sample": asdict(settings),
-        },  # fmt: skip
+            "dataset": card.name,
+            "manifest_sha256": card.manifest_sha256,
+            "recipe": recipe_name,
+            "base_id": common["base_id"],
+            "base_sha256": common["base_sha256"],
+            "adapter_sha256": common["adapter_sha256"],
+            "sample_run_id": run_id,
+            "sample": asdict(settings),
+        },
         created_by=created_by(),
     )
-    record = {"sample_run_id": run_id, "identity": identity, "plan": plan.rows(), "settings": asdict(settings),
-              "mlflow_run_id": mlflow_run_id, "images": len(items)}  # fmt: skip
+    record = {
+        "sample_run_id": run_id,
+        "identity": identity,
+        "plan": plan.rows(),
+        "settings": asdict(settings),
+        "mlflow_run_id": mlflow_run_id,
+        "images": len(items),
+    }
     writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))

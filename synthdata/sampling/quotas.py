@@ -78,8 +78,16 @@ class QuotaPlan:
     def rows(self) -> list[dict[str, object]]:
         """The plan as table rows (for a dry run, a JSON record, an MLflow artifact)."""
         return [
-            {"class": q.name, "real": q.real, "wanted": q.wanted, "cap": q.cap, "synthetic": q.synthetic,
-             "total": q.total, "capped": q.capped, "budgeted": q.budgeted}  # fmt: skip
+            {
+                "class": q.name,
+                "real": q.real,
+                "wanted": q.wanted,
+                "cap": q.cap,
+                "synthetic": q.synthetic,
+                "total": q.total,
+                "capped": q.capped,
+                "budgeted": q.budgeted,
+            }
             for q in self.classes
         ]
 
@@ -93,7 +101,9 @@ def plan_quotas(real_counts: dict[str, int], settings: SampleSettings) -> QuotaP
     chosen = set(real_counts) if settings.classes is None else set(settings.classes)
     unknown = sorted(chosen - set(real_counts))
     if unknown:
-        raise SynthdataError(f"unknown class '{unknown[0]}' in the sampling plan; the dataset has {', '.join(real_counts)}")
+        raise SynthdataError(
+            f"unknown class '{unknown[0]}' in the sampling plan; the dataset has {', '.join(real_counts)}"
+        )
     largest = max(real_counts.values(), default=0)
     quotas = []
     for name, real in real_counts.items():
@@ -111,7 +121,7 @@ def plan_quotas(real_counts: dict[str, int], settings: SampleSettings) -> QuotaP
     budget = settings.max_images
     if budget is not None and sum(q.synthetic for q in quotas) > budget:
         budgeted = _within_budget([q.real for q in quotas], [q.synthetic for q in quotas], budget)
-        quotas = [replace(q, synthetic=n, capped_count=q.synthetic) for q, n in zip(quotas, budgeted)]
+        quotas = [replace(q, synthetic=n, capped_count=q.synthetic) for q, n in zip(quotas, budgeted, strict=True)]
     return QuotaPlan(settings.policy, float(settings.max_ratio), quotas, budget)
 
 
@@ -121,17 +131,17 @@ def _within_budget(real: list[int], planned: list[int], budget: int) -> list[int
     could still grow."""
 
     def used(level: int) -> int:
-        return sum(min(p, max(level - r, 0)) for r, p in zip(real, planned))
+        return sum(min(p, max(level - r, 0)) for r, p in zip(real, planned, strict=True))
 
-    low, high = 0, max(r + p for r, p in zip(real, planned))
+    low, high = 0, max(r + p for r, p in zip(real, planned, strict=True))
     while low < high:
         middle = (low + high + 1) // 2
         if used(middle) <= budget:
             low = middle
         else:
             high = middle - 1
-    out = [min(p, max(low - r, 0)) for r, p in zip(real, planned)]
-    growing = [i for i, (r, p) in enumerate(zip(real, planned)) if out[i] < p and r + out[i] == low]
+    out = [min(p, max(low - r, 0)) for r, p in zip(real, planned, strict=True)]
+    growing = [i for i, (r, p) in enumerate(zip(real, planned, strict=True)) if out[i] < p and r + out[i] == low]
     for i in growing[: budget - sum(out)]:
         out[i] += 1
     return out

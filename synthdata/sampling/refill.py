@@ -52,7 +52,18 @@ class Replacements:
             self._ready = model, common, anchor_pool(self.settings.mode, model, self.dataset, classes)
         model, common, pool = self._ready
         items = anchored(more_items(classes, self.run_id, wanted, next_index), self.settings, pool, self.run_id)
-        write_batches(model, batches(items, self.settings.batch_size), self.settings, self.card, common, self.run_id, self.staging,
-                      description=self.description, pool=pool)  # fmt: skip
-        rows = to_frame([manifest_row(item, self.card, common, self.run_id, self.staging) for item in items], synthetic=True)
+        write_batches(
+            model,
+            batches(items, self.settings.batch_size),
+            self.settings,
+            self.card,
+            common,
+            self.run_id,
+            self.staging,
+            description=self.description,
+            pool=pool,
+        )
+        rows = to_frame(
+            [manifest_row(item, self.card, common, self.run_id, self.staging) for item in items], synthetic=True
+        )
         return self.staging, rows.set_index("id").loc[[i.id for i in items]].reset_index()

@@ -30,7 +30,9 @@ from synthdata.sampling.settings import SampleSettings
 from synthdata.training.tensors import to_uint8, to_unit_range
 
 
-def common_provenance(model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str) -> dict[str, Any]:
+def common_provenance(
+    model: SamplingModel, settings: SampleSettings, card: DatasetCard, run_id: str
+) -> dict[str, Any]:
     """The provenance fields every image of a run shares."""
     steps = int(model.scheduler.config.num_train_timesteps) if settings.scheduler == "ddpm" else settings.steps
     made_by = created_by()
@@ -62,11 +64,23 @@ def lineage(item: Item) -> dict[str, Any]:
 def image_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str) -> dict[str, Any]:
     """A manifest row without its sha256 (known once the file is written)."""
     return {
-        "id": item.id, "relpath": item.relpath, "label": item.label, "label_name": item.name, "split": "train",
-        "width": card.width, "height": card.height, "channels": card.channels, "source": SYNTHETIC_SOURCE,
-        "licence": card.licence, "origin": f"{run_id}/{item.name}/{item.index}", "group": "",
-        **common, "sample_index": item.index, "seed": item.seed, **lineage(item),
-    }  # fmt: skip
+        "id": item.id,
+        "relpath": item.relpath,
+        "label": item.label,
+        "label_name": item.name,
+        "split": "train",
+        "width": card.width,
+        "height": card.height,
+        "channels": card.channels,
+        "source": SYNTHETIC_SOURCE,
+        "licence": card.licence,
+        "origin": f"{run_id}/{item.name}/{item.index}",
+        "group": "",
+        **common,
+        "sample_index": item.index,
+        "seed": item.seed,
+        **lineage(item),
+    }
 
 
 def manifest_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str, folder: Path) -> dict[str, Any]:
@@ -88,17 +102,34 @@ def _anchors(batch: list[Item], images: dict[str, torch.Tensor]) -> dict[str, An
     return anchors
 
 
-def make_batch(model: SamplingModel, batch: list[Item], settings: SampleSettings, card: DatasetCard, common: dict[str, Any],
-               run_id: str, folder: Path, images: dict[str, torch.Tensor]) -> int:  # fmt: skip
+def make_batch(
+    model: SamplingModel,
+    batch: list[Item],
+    settings: SampleSettings,
+    card: DatasetCard,
+    common: dict[str, Any],
+    run_id: str,
+    folder: Path,
+    images: dict[str, torch.Tensor],
+) -> int:
     """Generate one batch whole and write the images it lacks; returns how many were written."""
     missing = [item for item in batch if not (folder / item.relpath).is_file()]
     if not missing:
         return 0
     labels = torch.tensor([item.label for item in batch], dtype=torch.int64)
     generators = [torch.Generator().manual_seed(item.seed) for item in batch]
-    samples = generate(model.backbone, model.scheduler, labels, shape=model.shape, scheduler=settings.scheduler,
-                       steps=settings.steps, guidance=settings.guidance, generator=generators, guide=model.guide,
-                       **_anchors(batch, images))  # fmt: skip
+    samples = generate(
+        model.backbone,
+        model.scheduler,
+        labels,
+        shape=model.shape,
+        scheduler=settings.scheduler,
+        steps=settings.steps,
+        guidance=settings.guidance,
+        generator=generators,
+        guide=model.guide,
+        **_anchors(batch, images),
+    )
     pixels = to_uint8(samples).numpy()
     wanted = {item.id for item in missing}
     for item, image in zip(batch, pixels, strict=True):
@@ -110,9 +141,18 @@ def make_batch(model: SamplingModel, batch: list[Item], settings: SampleSettings
     return len(missing)
 
 
-def write_batches(model: SamplingModel, work: list[list[Item]], settings: SampleSettings, card: DatasetCard,
-                  common: dict[str, Any], run_id: str, folder: Path, *, description: str,
-                  pool: SourcePool | None = None) -> int:  # fmt: skip
+def write_batches(
+    model: SamplingModel,
+    work: list[list[Item]],
+    settings: SampleSettings,
+    card: DatasetCard,
+    common: dict[str, Any],
+    run_id: str,
+    folder: Path,
+    *,
+    description: str,
+    pool: SourcePool | None = None,
+) -> int:
     """Make every batch of ``work`` that lacks an image in ``folder``; returns images written.
     ``pool`` gives the source pixels of real-anchored items (read once, for the batches to make)."""
     todo = [batch for batch in work if any(not (folder / item.relpath).is_file() for item in batch)]

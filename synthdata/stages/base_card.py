@@ -32,8 +32,14 @@ def measure_realism(base_folder: Path, corpus: Path, *, samples: int, guidance: 
     generated = []
     generator = torch.Generator().manual_seed(seed)
     for start in range(0, samples, 250):
-        batch = generate(backbone, base.scheduler, labels[start : start + 250], shape=(unet["channels"], unet["sample_size"], unet["sample_size"]),
-                         guidance=guidance, generator=generator)  # fmt: skip
+        batch = generate(
+            backbone,
+            base.scheduler,
+            labels[start : start + 250],
+            shape=(unet["channels"], unet["sample_size"], unet["sample_size"]),
+            guidance=guidance,
+            generator=generator,
+        )
         generated.append(to_uint8(batch))
     features = EffNetFeatures()
     f_real_a, f_real_b, f_fake = features(real_a), features(real_b), features(torch.cat(generated))
@@ -85,8 +91,17 @@ def model_card(record: dict, realism: dict | None) -> str:
             f"{realism['floor_real_vs_real']}. These are not Inception FID figures and are not comparable to "
             "published FID.",
         ]
-    lines += ["", "Samples (one row per class, fixed seed):", "", "![samples](samples.png)", "",
-              "Training loss:", "", "![loss](loss.png)", ""]  # fmt: skip
+    lines += [
+        "",
+        "Samples (one row per class, fixed seed):",
+        "",
+        "![samples](samples.png)",
+        "",
+        "Training loss:",
+        "",
+        "![loss](loss.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -18,7 +18,12 @@ from synthdata.data.manifest import verify_dataset
 from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion, weights_file, write_adapter
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE, UNetSettings, load_base
-from synthdata.models.stable_diffusion import class_prompts, is_stable_diffusion, load_stable_diffusion, stable_diffusion_backbone
+from synthdata.models.stable_diffusion import (
+    class_prompts,
+    is_stable_diffusion,
+    load_stable_diffusion,
+    stable_diffusion_backbone,
+)
 from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.samples import sample_grid
@@ -53,16 +58,30 @@ def _prepare(recipe: Recipe, dataset: Path) -> _Prepared:
         backbone.unet = model.unet
         latent = int(parts.unet.config.sample_size)
         shape = (int(parts.unet.config.in_channels), latent, latent)
-        return _Prepared(model, backbone, parts.scheduler, images, labels, shape,
-                         {"base_path": str(base_path), "sample_size": size, "channels": 3, "prompts": prompts})  # fmt: skip
+        return _Prepared(
+            model,
+            backbone,
+            parts.scheduler,
+            images,
+            labels,
+            shape,
+            {"base_path": str(base_path), "sample_size": size, "channels": 3, "prompts": prompts},
+        )
     base = load_base(base_path)
     architecture = UNetSettings(**base.record["unet"])
     size, channels = architecture.sample_size, architecture.channels
     images, labels, classes = load_split(dataset, "train", size=size, channels=channels)
     model = adapt(base, classes, settings.adapter, seed=settings.train.seed)
     backbone = PixelBackbone(model.unet, null_class=model.null_class)
-    return _Prepared(model, backbone, base.scheduler, images, labels, (channels, size, size),
-                     {"base_path": str(base_path), "sample_size": size, "channels": channels})  # fmt: skip
+    return _Prepared(
+        model,
+        backbone,
+        base.scheduler,
+        images,
+        labels,
+        (channels, size, size),
+        {"base_path": str(base_path), "sample_size": size, "channels": channels},
+    )
 
 
 def run_finetune(
@@ -86,10 +105,17 @@ def run_finetune(
 
         set_tags({"manifest_sha256": manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode})
         result = train_denoiser(
-            prepared.backbone, trainable, prepared.images, prepared.labels, prepared.scheduler, settings.train, workdir,
+            prepared.backbone,
+            trainable,
+            prepared.images,
+            prepared.labels,
+            prepared.scheduler,
+            settings.train,
+            workdir,
             record={"mlflow_run_id": run.info.run_id, "fingerprint": fingerprint},
-            log=lambda m, s: log_metrics(m, step=s), stop_after=stop_after,
-        )  # fmt: skip
+            log=lambda m, s: log_metrics(m, step=s),
+            stop_after=stop_after,
+        )
         if result.steps < settings.train.steps:
             return result, model
         record = {
@@ -109,17 +135,26 @@ def run_finetune(
 
         def build(staging: Path) -> list[Path]:
             sha = write_adapter(model, staging, record)
-            grid = sample_grid(prepared.backbone, prepared.scheduler, model.classes, staging / "samples.png",
-                               shape=prepared.sample_shape)  # fmt: skip
+            grid = sample_grid(
+                prepared.backbone,
+                prepared.scheduler,
+                model.classes,
+                staging / "samples.png",
+                shape=prepared.sample_shape,
+            )
             curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
             trainable_count = sum(p.numel() for p in trainable.values())
             total = sum(p.numel() for p in model.unet.parameters())
             set_tags({"adapter_sha256": sha})
-            log_metrics({
-                "trainable_parameters": trainable_count, "trainable_fraction": trainable_count / total,
-                "adapter_bytes": (staging / weights_file(model.mode)).stat().st_size,
-                "images_per_second": result.images_per_second, "train_seconds": result.seconds,
-            })  # fmt: skip
+            log_metrics(
+                {
+                    "trainable_parameters": trainable_count,
+                    "trainable_fraction": trainable_count / total,
+                    "adapter_bytes": (staging / weights_file(model.mode)).stat().st_size,
+                    "images_per_second": result.images_per_second,
+                    "train_seconds": result.seconds,
+                }
+            )
             mlflow.log_artifact(str(grid), artifact_path="samples")
             mlflow.log_artifact(str(curve), artifact_path="plots")
             return [grid, curve]

@@ -21,7 +21,12 @@ def run_longtail(recipe: Recipe, settings: LongtailSettings, parent: Path, out: 
         started = time.perf_counter()
         _, plan = build_longtail(parent, out, settings)
         card = read_card(out)
-        set_tags({"manifest_sha256": card.manifest_sha256, "parent_manifest_sha256": card.derived_from["parent_manifest_sha256"]})
+        set_tags(
+            {
+                "manifest_sha256": card.manifest_sha256,
+                "parent_manifest_sha256": card.derived_from["parent_manifest_sha256"],
+            }
+        )
         log_metrics({f"train_{name}": n for name, n in plan.targets.items()})
         log_metrics({"n_max": plan.n_max, "seconds": time.perf_counter() - started})
         mlflow.log_artifact(str(out / "README.md"), artifact_path="card")

@@ -21,25 +21,38 @@ from synthdata.training.loop import TrainResult, train_denoiser
 from synthdata.training.tensors import load_split
 
 
-def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None) -> TrainResult:
+def run_pretrain(
+    recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None
+) -> TrainResult:
     settings: PretrainSettings = recipe.pretrain or PretrainSettings()
     card = verify_dataset(dataset).card
-    images, labels, classes = load_split(dataset, "train", size=settings.unet.sample_size, channels=settings.unet.channels)
+    images, labels, classes = load_split(
+        dataset, "train", size=settings.unet.sample_size, channels=settings.unet.channels
+    )
     torch.manual_seed(settings.train.seed)  # the initial weights: the same recipe gives the same base
     unet = build_unet(settings.unet, len(classes))
     scheduler = build_scheduler()
     backbone = PixelBackbone(unet, null_class=len(classes))
     trainable = dict(unet.named_parameters())
     resume_id = recorded_run_id(workdir)
-    with stage_run("pretrain", recipe.name, {"pretrain": asdict(settings)}, resume_run_id=resume_id, output=out) as run:
+    with stage_run(
+        "pretrain", recipe.name, {"pretrain": asdict(settings)}, resume_run_id=resume_id, output=out
+    ) as run:
         import mlflow
 
         set_tags({"manifest_sha256": card.manifest_sha256})
         result = train_denoiser(
-            backbone, trainable, images, labels, scheduler, settings.train, workdir,
-            record={"mlflow_run_id": run.info.run_id}, log=lambda m, s: log_metrics(m, step=s),
+            backbone,
+            trainable,
+            images,
+            labels,
+            scheduler,
+            settings.train,
+            workdir,
+            record={"mlflow_run_id": run.info.run_id},
+            log=lambda m, s: log_metrics(m, step=s),
             stop_after=stop_after,
-        )  # fmt: skip
+        )
         log_metrics({"images_per_second": result.images_per_second, "train_seconds": result.seconds})
         if result.steps < settings.train.steps:
             return result
@@ -64,8 +77,14 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
 
         def build(staging: Path) -> list[Path]:
             sha = write_base(unet, scheduler, record, staging)
-            grid = sample_grid(backbone, scheduler, classes, staging / "samples.png", guidance=settings.sample_guidance,
-                               shape=(settings.unet.channels, size, size))  # fmt: skip
+            grid = sample_grid(
+                backbone,
+                scheduler,
+                classes,
+                staging / "samples.png",
+                guidance=settings.sample_guidance,
+                shape=(settings.unet.channels, size, size),
+            )
             curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} pretraining")
             set_tags({"base_sha256": sha})
             mlflow.log_artifact(str(grid), artifact_path="samples")
@@ -74,4 +93,3 @@ def run_pretrain(recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, sto
 
         build_folder(out, build)
     return result
-

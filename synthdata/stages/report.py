@@ -50,46 +50,82 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
     data = _read(metrics / "data.json") if (metrics / "data.json").is_file() else None
     page = HtmlReport(f"{name}: does the synthetic set help on the rare classes?")
     arms, goal = utility["arms"], utility["goal"]
-    page.text(f"Downstream {utility['model']} at {utility['image_size']} px, {utility['steps']} optimizer steps x batch "
-              f"{utility['batch_size']} for every arm, seeds {utility['seeds']}, scored on the untouched real test split "
-              f"({utility['leak_check']['test_images']} images; no training image shares its pixels). "
-              f"Rare classes: {', '.join(utility['rare_classes'])}. Intervals: 95% Student-t over seeds.")  # fmt: skip
+    page.text(
+        f"Downstream {utility['model']} at {utility['image_size']} px, {utility['steps']} optimizer steps x batch "
+        f"{utility['batch_size']} for every arm, seeds {utility['seeds']}, scored on the untouched real test split "
+        f"({utility['leak_check']['test_images']} images; no training image shares its pixels). "
+        f"Rare classes: {', '.join(utility['rare_classes'])}. Intervals: 95% Student-t over seeds."
+    )
     page.text("Budget: " + utility["budget"]["text"])
     mode = validate.get("lineage", {}).get("mode", "noise")
     page.heading("Real beside synthetic")
-    _image(page, reports / "validate" / "real_vs_synthetic.png",
-           "per class, a row of real train images above a row of accepted synthetic images"
-           + ("" if mode == "noise" else f" (generation mode {mode}: each real image is the source of the synthetic one below it)"))  # fmt: skip
+    _image(
+        page,
+        reports / "validate" / "real_vs_synthetic.png",
+        "per class, a row of real train images above a row of accepted synthetic images"
+        + (
+            ""
+            if mode == "noise"
+            else f" (generation mode {mode}: each real image is the source of the synthetic one below it)"
+        ),
+    )
     page.heading("Headline")
-    page.table(["arm", "balanced accuracy", "rare-third recall", "macro-F1"], headline_rows(utility),
-               row_classes=["synth" if "synth" in row[0] else "" for row in headline_rows(utility)])  # fmt: skip
+    page.table(
+        ["arm", "balanced accuracy", "rare-third recall", "macro-F1"],
+        headline_rows(utility),
+        row_classes=["synth" if "synth" in row[0] else "" for row in headline_rows(utility)],
+    )
     if goal.get("evaluated"):
-        page.text(("Goal met: " if goal["met"] else "Goal not met: ") + "; ".join(
-            f"{m}: {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} (wanted +{GOAL[m]:.2f}, "
-            f"{_separation(goal[m])})" for m in GOAL))  # fmt: skip
+        page.text(
+            ("Goal met: " if goal["met"] else "Goal not met: ")
+            + "; ".join(
+                f"{m}: {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} (wanted +{GOAL[m]:.2f}, "
+                f"{_separation(goal[m])})"
+                for m in GOAL
+            )
+        )
     else:
         page.text(f"Goal not evaluated: {goal.get('reason', 'no goal in the utility metrics')}.")
     page.bullets(utility["verdict"])
     _image(page, reports / "utility" / "arms.png", "balanced accuracy and rare-third recall per arm (95% intervals)")
-    _image(page, reports / "utility" / "curves.png", "validation balanced accuracy during training, every arm and seed")
+    _image(
+        page, reports / "utility" / "curves.png", "validation balanced accuracy during training, every arm and seed"
+    )
     _image(page, reports / "utility" / "recall.png", "test recall per class and arm")
     page.heading("Realism of the validated set (held-out real, never the test split)")
     overall = validate["overall"]
-    page.table(["metric", "value", "95% interval", "floor (real vs real)", "n"],
-               [[m, overall[m]["value"], f"[{overall[m]['ci95'][0]:.4g}, {overall[m]['ci95'][1]:.4g}]", overall[m]["floor"], overall[m]["n"]]
-                for m in REALISM if m in overall])  # fmt: skip
+    page.table(
+        ["metric", "value", "95% interval", "floor (real vs real)", "n"],
+        [
+            [
+                m,
+                overall[m]["value"],
+                f"[{overall[m]['ci95'][0]:.4g}, {overall[m]['ci95'][1]:.4g}]",
+                overall[m]["floor"],
+                overall[m]["n"],
+            ]
+            for m in REALISM
+            if m in overall
+        ],
+    )
     accepted = validate["filter"]["accepted"]
     quota = sum(c["quota"] for c in validate["classes"].values())
-    page.text(f"Accepted {accepted} of a quota of {quota} synthetic images "
-              f"({validate['filter']['regenerated']} regenerated after the filter); gates {'passed' if validate['passed'] else 'failed'}; "
-              f"generation mode {mode}; near-copies {validate['memorisation']['near_copies']}, "
-              f"duplicates of their source {validate.get('lineage', {}).get('duplicates_of_source', 0)}.")  # fmt: skip
+    page.text(
+        f"Accepted {accepted} of a quota of {quota} synthetic images "
+        f"({validate['filter']['regenerated']} regenerated after the filter); gates {'passed' if validate['passed'] else 'failed'}; "
+        f"generation mode {mode}; near-copies {validate['memorisation']['near_copies']}, "
+        f"duplicates of their source {validate.get('lineage', {}).get('duplicates_of_source', 0)}."
+    )
     _image(page, reports / "validate" / "class_balance.png", "class histogram before and after augmentation")
     _image(page, reports / "sample" / "samples.png", "samples per class, as generated")
     page.heading("Stage reports")
     links = [(stage, reports / stage / "report.html") for stage in ("validate", "utility")]
     links.append(("sample plan", reports / "sample" / "plan.md"))
-    page.raw("<ul>" + "".join(f'<li><a href="{os.path.relpath(p, reports)}">{s}</a></li>' for s, p in links if p.exists()) + "</ul>")
+    page.raw(
+        "<ul>"
+        + "".join(f'<li><a href="{os.path.relpath(p, reports)}">{s}</a></li>' for s, p in links if p.exists())
+        + "</ul>"
+    )
     page.heading("How it was made")
     record = versions()
     if data is not None:

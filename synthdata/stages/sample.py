@@ -33,11 +33,12 @@ from synthdata.reporting.synthetic_set import synthetic_set_report
 from synthdata.sampling.anchors import anchor_pool, anchored
 from synthdata.sampling.jobs import batches, plan_items, sample_run_id, shard
 from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_model
-from synthdata.sampling.writer import common_provenance, write_batches
 from synthdata.sampling.publish import publish_set
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.sampling.settings import SampleSettings
+from synthdata.sampling.writer import common_provenance, write_batches
 from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
+
 
 @dataclass
 class SampleResult:
@@ -92,10 +93,14 @@ def run_identity(model: SamplingModel, settings: SampleSettings, card: DatasetCa
     """What determines a run's images (hashed into its id). A noise-mode run's identity is
     unchanged by the real-anchored modes' settings, which it ignores."""
     identity: dict[str, Any] = {
-        "adapter_sha256": model.adapter_sha256, "base_sha256": model.base_sha256,
-        "source_manifest_sha256": card.manifest_sha256, "scheduler": settings.scheduler,
-        "steps": settings.steps, "guidance": settings.guidance, "seed": settings.seed,
-    }  # fmt: skip
+        "adapter_sha256": model.adapter_sha256,
+        "base_sha256": model.base_sha256,
+        "source_manifest_sha256": card.manifest_sha256,
+        "scheduler": settings.scheduler,
+        "steps": settings.steps,
+        "guidance": settings.guidance,
+        "seed": settings.seed,
+    }
     if settings.mode != "noise":
         identity.update(mode=settings.mode, strength=settings.strength)
     if settings.mode == "interpolate":
@@ -142,11 +147,29 @@ def run_sample(
                 # The batch size is part of the build key: batches are generated whole, so
                 # another batch size could change an image's last bits.
                 writer = DatasetWriter(out, f"{run_id}/batch{settings.batch_size}")
-                params = {"sample": asdict(settings), "dataset": dataset.name, "adapter": str(adapter), "processes": state.num_processes}
-                run = stack.enter_context(stage_run("sample", recipe.name, params, resume_run_id=find_run("sample", recipe.name, sample_run_id=run_id)))
+                params = {
+                    "sample": asdict(settings),
+                    "dataset": dataset.name,
+                    "adapter": str(adapter),
+                    "processes": state.num_processes,
+                }
+                run = stack.enter_context(
+                    stage_run(
+                        "sample",
+                        recipe.name,
+                        params,
+                        resume_run_id=find_run("sample", recipe.name, sample_run_id=run_id),
+                    )
+                )
                 import mlflow
 
-                set_tags({"sample_run_id": run_id, "manifest_sha256": card.manifest_sha256, "adapter_sha256": model.adapter_sha256})
+                set_tags(
+                    {
+                        "sample_run_id": run_id,
+                        "manifest_sha256": card.manifest_sha256,
+                        "adapter_sha256": model.adapter_sha256,
+                    }
+                )
                 mlflow.log_dict({"plan": plan.rows(), "identity": identity}, "plan.json")
                 mlflow_run_id = run.info.run_id
             except SynthdataError as exc:
@@ -158,7 +181,9 @@ def run_sample(
         common = common_provenance(model, settings, card, run_id)
         mine = shard(all_batches, state.process_index, state.num_processes)
         who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
-        generated = write_batches(model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}", pool=pool)
+        generated = write_batches(
+            model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}", pool=pool
+        )
         state.wait_for_everyone()
         result = SampleResult(plan, run_id, out, len(items), generated, time.monotonic() - started, mlflow_run_id)
         if not state.is_main_process:
@@ -166,11 +191,22 @@ def run_sample(
             return result
         # tracking takes the figures before anything is published
         seconds = time.monotonic() - started
-        log_metrics({"images": len(items), "generated": generated, "seconds": seconds,
-                     "images_per_second": generated / max(seconds, 1e-9), **{f"synthetic.{q.name}": q.synthetic for q in plan.classes}})  # fmt: skip
+        log_metrics(
+            {
+                "images": len(items),
+                "generated": generated,
+                "seconds": seconds,
+                "images_per_second": generated / max(seconds, 1e-9),
+                **{f"synthetic.{q.name}": q.synthetic for q in plan.classes},
+            }
+        )
         publish_set(writer, items, card, common, run_id, plan, settings, identity, recipe.name, mlflow_run_id)
         result.seconds = time.monotonic() - started
-        result.report = build_folder(report, lambda folder: synthetic_set_report(out, folder, plan, recipe.name, dataset)) if report else []
+        result.report = (
+            build_folder(report, lambda folder: synthetic_set_report(out, folder, plan, recipe.name, dataset))
+            if report
+            else []
+        )
         import mlflow
 
         set_tags({"synthetic_manifest_sha256": read_card(out).manifest_sha256})

@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
 from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe
 from synthdata.data.card import read_card
@@ -52,7 +51,9 @@ def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, cha
     frame = read_manifest(folder)
     sources = set(frame["source_manifest_sha256"]) if "source_manifest_sha256" in frame else set()
     if sources != {dataset_manifest}:
-        raise DataError(f"{folder}: synthetic set was made from another dataset (source manifest {sorted(sources)[:1]}), not this one")
+        raise DataError(
+            f"{folder}: synthetic set was made from another dataset (source manifest {sorted(sources)[:1]}), not this one"
+        )
     images, labels, _ = load_split(folder, "train", size=size, channels=channels)
     return Pool(images, labels, manifest_hash(frame))  # the rows read, whatever the card says
 
@@ -79,16 +80,30 @@ def run_utility(
     for kind in sorted(needed):
         if sets[kind] is None:
             option = "--synthetic" if kind == "adapted" else "--scratch"
-            raise DataError(f"arms {[a for a in settings.arms if ARMS[a].synthetic == kind]} need a synthetic set: give {option}")
+            raise DataError(
+                f"arms {[a for a in settings.arms if ARMS[a].synthetic == kind]} need a synthetic set: give {option}"
+            )
     has_val = sum(card.counts.get("val", {}).values()) > 0
     if settings.budget.rule == "plateau" and not has_val:  # before any image is loaded
-        raise DataError(f"{dataset}: no 'val' images, which utility.budget.rule 'plateau' needs; use rule 'epochs' or 'steps'")
+        raise DataError(
+            f"{dataset}: no 'val' images, which utility.budget.rule 'plateau' needs; use rule 'epochs' or 'steps'"
+        )
     real = Pool(*load_split(dataset, "train", size=size, channels=channels)[:2], verified.manifest_sha256)
     test = Pool(*load_split(dataset, "test", size=size, channels=channels)[:2], verified.manifest_sha256)
-    val = Pool(*load_split(dataset, "val", size=size, channels=channels)[:2], verified.manifest_sha256) if has_val else None
-    pools = {kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels, size) for kind in sorted(needed)}
-    leak = check_disjoint(test.images, real=real.images, **({"val": val.images} if val else {}),
-                          **{f"synthetic_{k}": p.images for k, p in pools.items()})  # fmt: skip
+    val = (
+        Pool(*load_split(dataset, "val", size=size, channels=channels)[:2], verified.manifest_sha256)
+        if has_val
+        else None
+    )
+    pools = {
+        kind: _load_synthetic(sets[kind], classes, verified.manifest_sha256, channels, size) for kind in sorted(needed)
+    }
+    leak = check_disjoint(
+        test.images,
+        real=real.images,
+        **({"val": val.images} if val else {}),
+        **{f"synthetic_{k}": p.images for k, p in pools.items()},
+    )
     train_counts = class_counts(real.labels, classes)
     rare = rare_classes(train_counts, settings.rare_fraction)
     reference = ARMS.get(settings.budget.reference_arm) if settings.budget.rule == "plateau" else None
@@ -96,8 +111,11 @@ def run_utility(
     domain = Augmentation(settings.augmentation) if augmented else None
     work = work or (dataset.parent / f".{dataset.name}.utility.work")
     work.mkdir(parents=True, exist_ok=True)
-    params = {"utility": asdict(settings), "dataset": dataset.name,
-              "synthetic": {k: str(sets[k]) for k in sorted(needed)}}  # fmt: skip
+    params = {
+        "utility": asdict(settings),
+        "dataset": dataset.name,
+        "synthetic": {k: str(sets[k]) for k in sorted(needed)},
+    }
     with stage_run("utility", recipe.name, params, output=work):
         import mlflow
 
@@ -105,12 +123,25 @@ def run_utility(
         outcome = run_arms(runner)
         runs = outcome.runs
         names = list(dict.fromkeys(r["arm"] for r in runs))
-        arms = {name: {"description": _description(name), **summarise([r for r in runs if r["arm"] == name], classes)} for name in names}
-        metrics = {"arms": arms, "rare_classes": rare, "train_counts": train_counts, "test_counts": class_counts(test.labels, classes),
-                   "seeds": list(settings.seeds), "steps": outcome.budget.steps, "batch_size": settings.classifier.batch_size,
-                   "model": settings.model, "image_size": size,
-                   "budget": {**asdict(outcome.budget), "text": outcome.budget.describe(), "doubled": outcome.doubled},
-                   "leak_check": leak, "goal": goal(arms), "runs": runs}  # fmt: skip
+        arms = {
+            name: {"description": _description(name), **summarise([r for r in runs if r["arm"] == name], classes)}
+            for name in names
+        }
+        metrics = {
+            "arms": arms,
+            "rare_classes": rare,
+            "train_counts": train_counts,
+            "test_counts": class_counts(test.labels, classes),
+            "seeds": list(settings.seeds),
+            "steps": outcome.budget.steps,
+            "batch_size": settings.classifier.batch_size,
+            "model": settings.model,
+            "image_size": size,
+            "budget": {**asdict(outcome.budget), "text": outcome.budget.describe(), "doubled": outcome.doubled},
+            "leak_check": leak,
+            "goal": goal(arms),
+            "runs": runs,
+        }
         metrics["verdict"] = verdict(metrics)
         # tracking takes the figures before the report and the metrics file are published
         for name, figures in arms.items():
@@ -122,7 +153,10 @@ def run_utility(
         if metrics_path is not None:
             # wall-clock seconds stay out of the metrics file (MLflow and the report have them):
             # the same inputs and seeds then give the same file, byte for byte
-            untimed = {**metrics, "runs": [{**r, "log": {k: v for k, v in r["log"].items() if k != "seconds"}} for r in runs]}
+            untimed = {
+                **metrics,
+                "runs": [{**r, "log": {k: v for k, v in r["log"].items() if k != "seconds"}} for r in runs],
+            }
             paths.append(write_text(metrics_path, json.dumps(untimed, indent=2) + "\n"))
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="utility")
@@ -141,50 +175,118 @@ def _report(folder: Path, recipe: Recipe, metrics: dict[str, Any], classes: list
     folder.mkdir(parents=True, exist_ok=True)
     arms = metrics["arms"]
     order = sorted(classes, key=lambda c: metrics["train_counts"][c])
-    bars = arm_intervals(arms, ["balanced_accuracy", "rare_third_recall"], folder / "arms.png",
-                         title=f"{recipe.name}: test split, {len(metrics['seeds'])} seeds, {metrics['steps']} steps each")  # fmt: skip
-    heat = recall_heatmap({a: [f["recall"][c]["mean"] for c in order] for a, f in arms.items()}, order,
-                          [metrics["train_counts"][c] for c in order], folder / "recall.png", title=f"{recipe.name}: test recall per class")  # fmt: skip
-    curves = training_curves({a: [r["val"]["curve"] for r in metrics["runs"] if r["arm"] == a] for a in arms}, folder / "curves.png",
-                             title=f"{recipe.name}: validation split during training, every arm and seed", budget=metrics["steps"])  # fmt: skip
+    bars = arm_intervals(
+        arms,
+        ["balanced_accuracy", "rare_third_recall"],
+        folder / "arms.png",
+        title=f"{recipe.name}: test split, {len(metrics['seeds'])} seeds, {metrics['steps']} steps each",
+    )
+    heat = recall_heatmap(
+        {a: [f["recall"][c]["mean"] for c in order] for a, f in arms.items()},
+        order,
+        [metrics["train_counts"][c] for c in order],
+        folder / "recall.png",
+        title=f"{recipe.name}: test recall per class",
+    )
+    curves = training_curves(
+        {a: [r["val"]["curve"] for r in metrics["runs"] if r["arm"] == a] for a in arms},
+        folder / "curves.png",
+        title=f"{recipe.name}: validation split during training, every arm and seed",
+        budget=metrics["steps"],
+    )
     page = HtmlReport(f"{recipe.name}: downstream utility")
-    page.text(f"Each arm trains the same network ({metrics['model']} at {metrics['image_size']} px; {metrics['steps']} optimizer steps, "
-              f"batch {metrics['batch_size']}, seeds {metrics['seeds']}) and is scored on the real test split "
-              f"({metrics['leak_check']['test_images']} images, none of which share pixels with any training or validation image). "
-              f"Intervals: 95% Student-t over seeds. Rare classes (fewest training images): {', '.join(metrics['rare_classes'])}.")  # fmt: skip
+    page.text(
+        f"Each arm trains the same network ({metrics['model']} at {metrics['image_size']} px; {metrics['steps']} optimizer steps, "
+        f"batch {metrics['batch_size']}, seeds {metrics['seeds']}) and is scored on the real test split "
+        f"({metrics['leak_check']['test_images']} images, none of which share pixels with any training or validation image). "
+        f"Intervals: 95% Student-t over seeds. Rare classes (fewest training images): {', '.join(metrics['rare_classes'])}."
+    )
     page.heading("Budget")
     page.text("Rule: " + metrics["budget"]["text"])
     if metrics["budget"].get("rungs"):
-        page.table(["steps", "epochs of real train", f"{metrics['budget']['reference_arm']} validation balanced accuracy", "standard error"],
-                   [[f"{r['steps']:.0f}", f"{r['epochs']:.1f}", f"{r['val_balanced_accuracy']:.3f}", f"{r['standard_error']:.3f}"]
-                    for r in metrics["budget"]["rungs"]])  # fmt: skip
+        page.table(
+            [
+                "steps",
+                "epochs of real train",
+                f"{metrics['budget']['reference_arm']} validation balanced accuracy",
+                "standard error",
+            ],
+            [
+                [
+                    f"{r['steps']:.0f}",
+                    f"{r['epochs']:.1f}",
+                    f"{r['val_balanced_accuracy']:.3f}",
+                    f"{r['standard_error']:.3f}",
+                ]
+                for r in metrics["budget"]["rungs"]
+            ],
+        )
     if metrics["budget"].get("doubled"):
-        page.text(f"{metrics['budget']['doubled']}, the best classical arm on the validation split, also trained at twice the budget "
-                  f"({2 * metrics['steps']} steps) as {metrics['budget']['doubled']}{DOUBLED}.")  # fmt: skip
-    page.image(curves, "validation balanced accuracy during training: one line per arm and seed, synthetic arms dashed")
+        page.text(
+            f"{metrics['budget']['doubled']}, the best classical arm on the validation split, also trained at twice the budget "
+            f"({2 * metrics['steps']} steps) as {metrics['budget']['doubled']}{DOUBLED}."
+        )
+    page.image(
+        curves, "validation balanced accuracy during training: one line per arm and seed, synthetic arms dashed"
+    )
     page.heading("Verdict")
     page.bullets(metrics["verdict"])
     page.heading("Headline")
-    page.table(["arm", "what it trains on", *HEADLINE],
-               [[a, f["description"], *[figure_text(f[m]) for m in HEADLINE]] for a, f in arms.items()])  # fmt: skip
+    page.table(
+        ["arm", "what it trains on", *HEADLINE],
+        [[a, f["description"], *[figure_text(f[m]) for m in HEADLINE]] for a, f in arms.items()],
+    )
     page.image(bars, "balanced accuracy and mean recall of the rarest third of classes, mean and 95% interval")
     g = metrics["goal"]
     page.heading("Does synthetic data help?")
     if not g.get("evaluated"):
         page.text(f"Not evaluated: {g['reason']}.")
     else:
-        page.table(["metric", "best classical", "best synthetic", "gain", "wanted", "intervals separate", "met"],
-                   [_goal_row(m, g[m]) for m in GOAL], row_classes=["pass" if g[m]["met"] else "fail" for m in GOAL])
+        page.table(
+            ["metric", "best classical", "best synthetic", "gain", "wanted", "intervals separate", "met"],
+            [_goal_row(m, g[m]) for m in GOAL],
+            row_classes=["pass" if g[m]["met"] else "fail" for m in GOAL],
+        )
     page.heading("Per-class recall")
     page.image(heat, "mean test recall per class and arm, classes from fewest to most training images")
-    page.table(["class", "train images", "test images", *arms],
-               [[c, metrics["train_counts"][c], metrics["test_counts"][c], *[_recall_text(arms[a]["recall"][c]) for a in arms]] for c in order])  # fmt: skip
+    page.table(
+        ["class", "train images", "test images", *arms],
+        [
+            [
+                c,
+                metrics["train_counts"][c],
+                metrics["test_counts"][c],
+                *[_recall_text(arms[a]["recall"][c]) for a in arms],
+            ]
+            for c in order
+        ],
+    )
     page.heading("Equal budget")
-    page.table(["arm", "seed", "steps", "batch", "images seen", "train images (synthetic)", "validation balanced accuracy", "seconds"],
-               [[r["arm"], r["seed"], r["log"]["steps"], r["log"]["batch_size"], r["log"]["images_seen"],
-                 f"{r['log']['train_images']} ({r['log']['synthetic_images']})",
-                 "n/a" if r["val"]["balanced_accuracy"] is None else f"{r['val']['balanced_accuracy']:.3f}",
-                 f"{r['log']['seconds']:.0f}"] for r in metrics["runs"]])  # fmt: skip
+    page.table(
+        [
+            "arm",
+            "seed",
+            "steps",
+            "batch",
+            "images seen",
+            "train images (synthetic)",
+            "validation balanced accuracy",
+            "seconds",
+        ],
+        [
+            [
+                r["arm"],
+                r["seed"],
+                r["log"]["steps"],
+                r["log"]["batch_size"],
+                r["log"]["images_seen"],
+                f"{r['log']['train_images']} ({r['log']['synthetic_images']})",
+                "n/a" if r["val"]["balanced_accuracy"] is None else f"{r['val']['balanced_accuracy']:.3f}",
+                f"{r['log']['seconds']:.0f}",
+            ]
+            for r in metrics["runs"]
+        ],
+    )
     return [bars, heat, curves, page.write(folder / "report.html")]
 
 
@@ -194,5 +296,12 @@ def _recall_text(figure: dict[str, Any]) -> str:
 
 def _goal_row(metric: str, verdict: dict[str, Any]) -> list[Any]:
     separate = verdict["reason"] if verdict["intervals_separate"] is None else verdict["intervals_separate"]
-    return [metric, verdict["best_classical"], verdict["best_synthetic"], f"{verdict['gain']:+.3f}",
-            f"+{verdict['wanted']:.2f}", separate, verdict["met"]]  # fmt: skip
+    return [
+        metric,
+        verdict["best_classical"],
+        verdict["best_synthetic"],
+        f"{verdict['gain']:+.3f}",
+        f"+{verdict['wanted']:.2f}",
+        separate,
+        verdict["met"],
+    ]

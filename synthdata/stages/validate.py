@@ -95,39 +95,84 @@ def run_validate(
     torch.manual_seed(settings.seed)
     classifier = train_domain_classifier(train.images, train.labels, classes, settings.classifier)
     val_accuracy = classifier.per_class_accuracy(
-        load_files(dataset, list(val_rows["relpath"]), size=size, channels=channels) if len(val_rows) else torch.empty(0),
+        load_files(dataset, list(val_rows["relpath"]), size=size, channels=channels)
+        if len(val_rows)
+        else torch.empty(0),
         torch.tensor(val_rows["label"].to_numpy(), dtype=torch.int64),
     )
     train_pixels = pixel_vectors(train.images)
     train_features = classifier(train.images)[1]
     heldout_probs, heldout_features = classifier(heldout.images)
     # Real images' nearest-neighbour distances to the fine-tuning set: the scale every copy test is calibrated on.
-    real_nearest = {"pixel": nearest(pixel_vectors(heldout.images), train_pixels)[0].double(),
-                    "feature": nearest(heldout_features, train_features)[0].double()}  # fmt: skip
-    thresholds = {space: float(torch.quantile(distances, settings.memorisation_quantile)) for space, distances in real_nearest.items()}
+    real_nearest = {
+        "pixel": nearest(pixel_vectors(heldout.images), train_pixels)[0].double(),
+        "feature": nearest(heldout_features, train_features)[0].double(),
+    }
+    thresholds = {
+        space: float(torch.quantile(distances, settings.memorisation_quantile))
+        for space, distances in real_nearest.items()
+    }
     judge = Judge(classifier, train, size, channels, thresholds, train_pixels, train_features)
-    build_key = sha256_bytes(json.dumps([manifest_hash(source_frame), asdict(settings), str(adapter)], sort_keys=True).encode())
+    build_key = sha256_bytes(
+        json.dumps([manifest_hash(source_frame), asdict(settings), str(adapter)], sort_keys=True).encode()
+    )
     writer = DatasetWriter(out, build_key)
     params = {"validate": asdict(settings), "dataset": dataset.name, "synthetic": synthetic.name}
     run_id = sample_record["sample_run_id"]
-    with stage_run("validate", recipe.name, params, resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]), output=out):
+    with stage_run(
+        "validate",
+        recipe.name,
+        params,
+        resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]),
+        output=out,
+    ):
         import mlflow
 
-        set_tags({"build_key": build_key[:32], "sample_run_id": run_id, "synthetic_manifest_sha256": manifest_hash(source_frame)})
-        replacements = Replacements(adapter, recipe.finetune.base, dataset, card, sample_record, writer.staging, description=f"refill {recipe.name}")
+        set_tags(
+            {
+                "build_key": build_key[:32],
+                "sample_run_id": run_id,
+                "synthetic_manifest_sha256": manifest_hash(source_frame),
+            }
+        )
+        replacements = Replacements(
+            adapter,
+            recipe.finetune.base,
+            dataset,
+            card,
+            sample_record,
+            writer.staging,
+            description=f"refill {recipe.name}",
+        )
         filtered = run_filter(judge, synthetic, source_frame, quota, settings.filter, replacements)
         everything, chosen, accepted = filtered.judged, filtered.chosen, filtered.accepted
         dropped = filtered.dropped(classes)
-        figures = measure_set(settings, everything, chosen, heldout, heldout_features, train, classes, quota, thresholds, real_nearest)
+        figures = measure_set(
+            settings, everything, chosen, heldout, heldout_features, train, classes, quota, thresholds, real_nearest
+        )
         figures.lineage["mode"] = str(sample_record["settings"].get("mode", "noise"))
         figures.domain_classifier = {"val_accuracy": val_accuracy, "train_steps": classifier.log.steps}
-        figures.filter = {"dropped": dropped, "regenerated": filtered.regenerated, "accepted": int(len(accepted)), "thresholds": thresholds}
+        figures.filter = {
+            "dropped": dropped,
+            "regenerated": filtered.regenerated,
+            "accepted": int(len(accepted)),
+            "thresholds": thresholds,
+        }
         gate_results = evaluate_gates(settings.gates, figures)
         figures.gates = [g.as_dict() for g in gate_results]
         figures.passed = all(g.passed for g in gate_results) and not accepted.empty
         # The report reads every judged image, dropped replacements included: before publishing
         # removes those from the staging folder.
-        paths = build_folder(report, lambda folder: validation_report(folder, recipe.name, classes, train, heldout, everything, chosen, figures, quota, real_nearest)) if report else []
+        paths = (
+            build_folder(
+                report,
+                lambda folder: validation_report(
+                    folder, recipe.name, classes, train, heldout, everything, chosen, figures, quota, real_nearest
+                ),
+            )
+            if report
+            else []
+        )
         log_metrics(figures.flat())  # before publishing: tracking takes the figures first
         if figures.passed:  # a set that fails a gate is never published where a trainer would find it
             publish_accepted(writer, synthetic, accepted, card, sample_record, dropped, figures)
@@ -135,8 +180,20 @@ def run_validate(
             paths.append(write_text(metrics_path, json.dumps(figures.jsonable(), indent=2) + "\n"))
         for path in paths:
             mlflow.log_artifact(str(path), artifact_path="validate")
-        result = ValidateResult(out, len(accepted), quota, dropped, filtered.regenerated, gate_results, figures, paths, time.monotonic() - started)
+        result = ValidateResult(
+            out,
+            len(accepted),
+            quota,
+            dropped,
+            filtered.regenerated,
+            gate_results,
+            figures,
+            paths,
+            time.monotonic() - started,
+        )
     enforce(gate_results)
     if not result.accepted:
-        raise DataError(f"{synthetic}: no image passed the filter (dropped: {json.dumps(dropped)}); nothing to publish")
+        raise DataError(
+            f"{synthetic}: no image passed the filter (dropped: {json.dumps(dropped)}); nothing to publish"
+        )
     return result

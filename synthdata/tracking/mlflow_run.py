@@ -43,8 +43,9 @@ def _experiment_id(mlflow: Any, root: Path) -> str:
 
 
 @contextmanager
-def stage_run(stage: str, recipe: str, params: dict[str, Any], *, resume_run_id: str | None = None,
-              output: Path | None = None) -> Iterator[Any]:  # fmt: skip
+def stage_run(
+    stage: str, recipe: str, params: dict[str, Any], *, resume_run_id: str | None = None, output: Path | None = None
+) -> Iterator[Any]:
     """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises.
 
     With ``resume_run_id`` (a run a killed stage left behind, recorded in its checkpoint) that
@@ -113,13 +114,18 @@ def close_dead_runs(mlflow: Any, experiment: str, stage: str, recipe: str) -> li
     """Mark FAILED the runs of ``stage`` of ``recipe`` still RUNNING whose process (on this host)
     is gone: a SIGKILL or power cut leaves no chance to close a run, so the next run does it."""
     client = mlflow.MlflowClient()
-    runs = client.search_runs([experiment], filter_string=f"tags.stage = '{stage}' and tags.recipe = '{recipe}' and attributes.status = 'RUNNING'")
+    runs = client.search_runs(
+        [experiment],
+        filter_string=f"tags.stage = '{stage}' and tags.recipe = '{recipe}' and attributes.status = 'RUNNING'",
+    )
     closed = []
     for run in runs:
         pid, host = run.data.tags.get("synthdata.pid"), run.data.tags.get("synthdata.host")
         if pid is None or host != socket.gethostname() or int(pid) == os.getpid() or _alive(int(pid)):
             continue
-        client.set_tag(run.info.run_id, "synthdata.ended", f"process {pid} gone while running; closed by process {os.getpid()}")
+        client.set_tag(
+            run.info.run_id, "synthdata.ended", f"process {pid} gone while running; closed by process {os.getpid()}"
+        )
         client.set_terminated(run.info.run_id, "FAILED")
         closed.append(run.info.run_id)
     return closed
@@ -133,11 +139,20 @@ def pipeline_run(mlflow: Any, experiment: str, recipe: str) -> str:
     short is continued by the next ``dvc repro``.
     """
     client = mlflow.MlflowClient()
-    runs = client.search_runs([experiment], filter_string=f"tags.pipeline = 'true' and tags.recipe = '{recipe}' and attributes.status = 'RUNNING'",
-                              order_by=["attributes.start_time DESC"], max_results=1)  # fmt: skip
+    runs = client.search_runs(
+        [experiment],
+        filter_string=f"tags.pipeline = 'true' and tags.recipe = '{recipe}' and attributes.status = 'RUNNING'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if runs:
         return runs[0].info.run_id
-    tags = {"pipeline": "true", "recipe": recipe, "mlflow.runName": f"{recipe}/pipeline", "git_commit": created_by()["git_commit"]}
+    tags = {
+        "pipeline": "true",
+        "recipe": recipe,
+        "mlflow.runName": f"{recipe}/pipeline",
+        "git_commit": created_by()["git_commit"],
+    }
     return client.create_run(experiment, tags=tags).info.run_id
 
 
@@ -240,9 +255,12 @@ def find_run(stage: str, recipe: str, **tags: str) -> str | None:
     clauses += [f"tags.{key} = '{value}'" for key, value in tags.items()]
     try:
         runs = mlflow.search_runs(
-            experiment_names=[EXPERIMENT], filter_string=" and ".join(clauses),
-            order_by=["attributes.start_time DESC"], max_results=1, output_format="list",
-        )  # fmt: skip
+            experiment_names=[EXPERIMENT],
+            filter_string=" and ".join(clauses),
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+            output_format="list",
+        )
     except Exception:  # no experiment yet, or a store mlflow cannot read
         return None
     return runs[0].info.run_id if runs else None

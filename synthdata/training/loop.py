@@ -72,14 +72,18 @@ def stop_if_diverged(loss: float, step: int, what: str, settings: Any) -> None:
     it, and every weight it would publish, would be NaN or infinite."""
     if not math.isfinite(loss):
         rate = f"learning_rate {settings.learning_rate:g}, batch_size {settings.batch_size}"
-        raise SynthdataError(f"{what} diverged: the loss is non-finite ({loss}) at step {step} ({rate}); nothing is published")
+        raise SynthdataError(
+            f"{what} diverged: the loss is non-finite ({loss}) at step {step} ({rate}); nothing is published"
+        )
 
 
 def stop_if_non_finite(weights: dict[str, torch.Tensor], step: int, what: str) -> None:
     """Raise :class:`SynthdataError` naming the first weight holding a NaN or an infinity."""
     for name, tensor in weights.items():
         if not bool(torch.isfinite(tensor).all()):
-            raise SynthdataError(f"{what} diverged: weight '{name}' is non-finite at step {step}; nothing is published")
+            raise SynthdataError(
+                f"{what} diverged: weight '{name}' is non-finite at step {step}; nothing is published"
+            )
 
 
 def _mix(seed: int, step: int) -> int:
@@ -140,7 +144,11 @@ def train_denoiser(
         parameter.requires_grad_(True)
     table = [p for name, p in trainable.items() if name.startswith("class_embedding.")]
     rest = [p for name, p in trainable.items() if not name.startswith("class_embedding.")]
-    groups = [g for g in ({"params": rest, "scale": 1.0}, {"params": table, "scale": settings.class_table_lr_scale}) if g["params"]]
+    groups = [
+        g
+        for g in ({"params": rest, "scale": 1.0}, {"params": table, "scale": settings.class_table_lr_scale})
+        if g["params"]
+    ]
     optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75, foreach=True)
     meta = load_checkpoint(workdir, params=trainable, ema=ema, optimizer=optimizer)
@@ -175,7 +183,9 @@ def train_denoiser(
             a = alphas[timesteps].to(backbone_device).view(-1, *([1] * (clean.dim() - 1)))
             noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
             for group in optimizer.param_groups:
-                group["lr"] = group["scale"] * settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
+                group["lr"] = (
+                    group["scale"] * settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
+                )
             with accelerator.autocast():
                 prediction = backbone.predict(noisy, timesteps.to(backbone_device), target_labels.to(backbone_device))
             loss = torch.nn.functional.mse_loss(prediction.float(), noise)
@@ -200,9 +210,13 @@ def train_denoiser(
                 stop_if_non_finite(trainable, done, "training")  # a checkpoint resumes only what can finish
                 elapsed = earlier_seconds + time.perf_counter() - started
                 save_checkpoint(
-                    workdir, step=done, params=trainable, ema=ema, optimizer=optimizer,
+                    workdir,
+                    step=done,
+                    params=trainable,
+                    ema=ema,
+                    optimizer=optimizer,
                     record={**record, "losses": losses, "train_seconds": elapsed},
-                )  # fmt: skip
+                )
     seconds = time.perf_counter() - started
     backbone.unet = accelerator.unwrap_model(prepared)
     if end == settings.steps:

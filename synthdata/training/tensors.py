@@ -30,18 +30,24 @@ def to_model_space(array: np.ndarray, size: int, channels: int) -> np.ndarray:
     return np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def load_split(folder: Path | str, split: str, *, size: int, channels: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def load_split(
+    folder: Path | str, split: str, *, size: int, channels: int
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Images (uint8, N x C x size x size), labels (int64) and class names of one split."""
     folder = Path(folder)
     frame, card = read_manifest(folder), read_card(folder)
     rows = frame[frame["split"] == split].sort_values("id")
     if rows.empty:
         raise DataError(f"{folder}: no '{split}' images")
-    images = load_files(folder, list(rows["relpath"]), size=size, channels=channels, description=f"load {folder.name}/{split}")
+    images = load_files(
+        folder, list(rows["relpath"]), size=size, channels=channels, description=f"load {folder.name}/{split}"
+    )
     return images, torch.tensor(rows["label"].to_numpy(), dtype=torch.int64), list(card.classes)
 
 
-def load_files(folder: Path | str, relpaths: list[str], *, size: int, channels: int, description: str | None = None) -> torch.Tensor:
+def load_files(
+    folder: Path | str, relpaths: list[str], *, size: int, channels: int, description: str | None = None
+) -> torch.Tensor:
     """Images (uint8, N x channels x size x size) of ``relpaths`` inside ``folder``; a path that
     leaves the folder is refused."""
     root = Path(folder).resolve()

@@ -36,29 +36,80 @@ class Arm:
     """Mix pairs of images of each batch, and their labels in the same proportion (MONAI)."""
 
 
-ARMS: dict[str, Arm] = {arm.name: arm for arm in (
-    Arm("real", None, False, False, "real long-tailed train split, uniform batches"),
-    Arm("real-oversampled", None, True, False, "real, class-balanced batches (rare classes oversampled)"),
-    Arm("real-augmented", None, False, True, "real with the domain augmentation"),
-    Arm("real-oversampled-augmented", None, True, True, "real, class-balanced batches and the domain augmentation"),
-    Arm("real-logit-adjusted", None, False, False, "real, uniform batches, logit-adjusted loss (Menon et al. 2021)",
-        logit_adjusted=True),
-    Arm("real-logit-adjusted-augmented", None, False, True, "real, logit-adjusted loss and the domain augmentation",
-        logit_adjusted=True),
-    Arm("real-oversampled-mixup", None, True, True, "real, class-balanced batches, domain augmentation and mixup",
-        mix="mixup"),
-    Arm("real-oversampled-cutmix", None, True, True, "real, class-balanced batches, domain augmentation and CutMix",
-        mix="cutmix"),
-    Arm("real+synth", "adapted", False, False, "real + the validated synthetic set (LoRA-adapted base)"),
-    Arm("real+synth-oversampled", "adapted", True, False, "real + synthetic, class-balanced batches (synthetic on top of oversampling)"),
-    Arm("real+synth-augmented", "adapted", False, True, "real + synthetic with the domain augmentation"),
-    Arm("real+synth-oversampled-augmented", "adapted", True, True,
-        "real + synthetic on top of the best cheap trick: class-balanced batches and the domain augmentation"),
-    Arm("real+synth-logit-adjusted-augmented", "adapted", False, True,
-        "real + synthetic with the logit-adjusted loss (priors of the real split) and the domain augmentation",
-        logit_adjusted=True),
-    Arm("real+synth-scratch", "scratch", False, False, "real + a synthetic set from the same network trained from scratch"),
-)}  # fmt: skip
+ARMS: dict[str, Arm] = {
+    arm.name: arm
+    for arm in (
+        Arm("real", None, False, False, "real long-tailed train split, uniform batches"),
+        Arm("real-oversampled", None, True, False, "real, class-balanced batches (rare classes oversampled)"),
+        Arm("real-augmented", None, False, True, "real with the domain augmentation"),
+        Arm(
+            "real-oversampled-augmented", None, True, True, "real, class-balanced batches and the domain augmentation"
+        ),
+        Arm(
+            "real-logit-adjusted",
+            None,
+            False,
+            False,
+            "real, uniform batches, logit-adjusted loss (Menon et al. 2021)",
+            logit_adjusted=True,
+        ),
+        Arm(
+            "real-logit-adjusted-augmented",
+            None,
+            False,
+            True,
+            "real, logit-adjusted loss and the domain augmentation",
+            logit_adjusted=True,
+        ),
+        Arm(
+            "real-oversampled-mixup",
+            None,
+            True,
+            True,
+            "real, class-balanced batches, domain augmentation and mixup",
+            mix="mixup",
+        ),
+        Arm(
+            "real-oversampled-cutmix",
+            None,
+            True,
+            True,
+            "real, class-balanced batches, domain augmentation and CutMix",
+            mix="cutmix",
+        ),
+        Arm("real+synth", "adapted", False, False, "real + the validated synthetic set (LoRA-adapted base)"),
+        Arm(
+            "real+synth-oversampled",
+            "adapted",
+            True,
+            False,
+            "real + synthetic, class-balanced batches (synthetic on top of oversampling)",
+        ),
+        Arm("real+synth-augmented", "adapted", False, True, "real + synthetic with the domain augmentation"),
+        Arm(
+            "real+synth-oversampled-augmented",
+            "adapted",
+            True,
+            True,
+            "real + synthetic on top of the best cheap trick: class-balanced batches and the domain augmentation",
+        ),
+        Arm(
+            "real+synth-logit-adjusted-augmented",
+            "adapted",
+            False,
+            True,
+            "real + synthetic with the logit-adjusted loss (priors of the real split) and the domain augmentation",
+            logit_adjusted=True,
+        ),
+        Arm(
+            "real+synth-scratch",
+            "scratch",
+            False,
+            False,
+            "real + a synthetic set from the same network trained from scratch",
+        ),
+    )
+}
 
 DEFAULT_ARMS = [
     "real",

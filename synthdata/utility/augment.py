@@ -58,7 +58,9 @@ def _number(value: Any) -> bool:
 
 
 def _numbers(count: int | None) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, list) and (count is None or len(v) == count) and 0 < len(v) <= 6 and all(map(_number, v))
+    return lambda v: (
+        isinstance(v, list) and (count is None or len(v) == count) and 0 < len(v) <= 6 and all(map(_number, v))
+    )
 
 
 NUMBER = Kind(f"a finite number within +-{LARGEST:g}", _number)
@@ -66,13 +68,17 @@ PROBABILITY = Kind("a probability in [0, 1]", lambda v: _number(v) and 0 <= v <=
 INTEGER = Kind(f"an integer within +-{LARGEST:g}", lambda v: _number(v) and isinstance(v, int))
 FLAG = Kind("true or false", lambda v: isinstance(v, bool))
 PAIR = Kind("a list of 2 numbers", _numbers(2))
-NUMBER_OR_PAIR = Kind(f"a number or a list of 2 numbers (each within +-{LARGEST:g})", lambda v: _number(v) or _numbers(2)(v))
+NUMBER_OR_PAIR = Kind(
+    f"a number or a list of 2 numbers (each within +-{LARGEST:g})", lambda v: _number(v) or _numbers(2)(v)
+)
 NUMBERS = Kind("a number or a list of up to 6 numbers", lambda v: _number(v) or _numbers(None)(v))
 
 
 def choice(*allowed: str | int) -> Kind:
     """One of a fixed set of strings (or of a library's integer constants)."""
-    return Kind(f"one of {list(allowed)}", lambda v: not isinstance(v, bool) and type(v) in (str, int) and v in allowed)
+    return Kind(
+        f"one of {list(allowed)}", lambda v: not isinstance(v, bool) and type(v) in (str, int) and v in allowed
+    )
 
 
 _CV_INTERPOLATION = choice(0, 1, 2, 3, 4)  # cv2 INTER_NEAREST, LINEAR, CUBIC, AREA, LANCZOS4
@@ -89,39 +95,99 @@ TRANSFORMS: dict[str, dict[str, Kind]] = {
     "albumentations.RandomRotate90": _FLIP,
     "albumentations.Transpose": _FLIP,
     "albumentations.D4": _FLIP,
-    "albumentations.Affine": {"scale": NUMBER_OR_PAIR, "translate_percent": NUMBER_OR_PAIR, "rotate": NUMBER_OR_PAIR,
-                              "shear": NUMBER_OR_PAIR, "interpolation": _CV_INTERPOLATION, "keep_ratio": FLAG,
-                              "balanced_scale": FLAG, "border_mode": _CV_BORDER, "fill": NUMBER, "p": PROBABILITY},
-    "albumentations.Rotate": {"limit": NUMBER_OR_PAIR, "interpolation": _CV_INTERPOLATION, "border_mode": _CV_BORDER,
-                              "fill": NUMBER, "p": PROBABILITY},
+    "albumentations.Affine": {
+        "scale": NUMBER_OR_PAIR,
+        "translate_percent": NUMBER_OR_PAIR,
+        "rotate": NUMBER_OR_PAIR,
+        "shear": NUMBER_OR_PAIR,
+        "interpolation": _CV_INTERPOLATION,
+        "keep_ratio": FLAG,
+        "balanced_scale": FLAG,
+        "border_mode": _CV_BORDER,
+        "fill": NUMBER,
+        "p": PROBABILITY,
+    },
+    "albumentations.Rotate": {
+        "limit": NUMBER_OR_PAIR,
+        "interpolation": _CV_INTERPOLATION,
+        "border_mode": _CV_BORDER,
+        "fill": NUMBER,
+        "p": PROBABILITY,
+    },
     # albumentations: intensity and colour
-    "albumentations.RandomBrightnessContrast": {"brightness_limit": NUMBER_OR_PAIR, "contrast_limit": NUMBER_OR_PAIR,
-                                                "brightness_by_max": FLAG, "ensure_safe_range": FLAG, "p": PROBABILITY},
-    "albumentations.ColorJitter": {"brightness": NUMBER_OR_PAIR, "contrast": NUMBER_OR_PAIR, "saturation": NUMBER_OR_PAIR,
-                                   "hue": NUMBER_OR_PAIR, "p": PROBABILITY},
-    "albumentations.HueSaturationValue": {"hue_shift_limit": NUMBER_OR_PAIR, "sat_shift_limit": NUMBER_OR_PAIR,
-                                          "val_shift_limit": NUMBER_OR_PAIR, "p": PROBABILITY},
-    "albumentations.RGBShift": {"r_shift_limit": NUMBER_OR_PAIR, "g_shift_limit": NUMBER_OR_PAIR,
-                                "b_shift_limit": NUMBER_OR_PAIR, "p": PROBABILITY},
+    "albumentations.RandomBrightnessContrast": {
+        "brightness_limit": NUMBER_OR_PAIR,
+        "contrast_limit": NUMBER_OR_PAIR,
+        "brightness_by_max": FLAG,
+        "ensure_safe_range": FLAG,
+        "p": PROBABILITY,
+    },
+    "albumentations.ColorJitter": {
+        "brightness": NUMBER_OR_PAIR,
+        "contrast": NUMBER_OR_PAIR,
+        "saturation": NUMBER_OR_PAIR,
+        "hue": NUMBER_OR_PAIR,
+        "p": PROBABILITY,
+    },
+    "albumentations.HueSaturationValue": {
+        "hue_shift_limit": NUMBER_OR_PAIR,
+        "sat_shift_limit": NUMBER_OR_PAIR,
+        "val_shift_limit": NUMBER_OR_PAIR,
+        "p": PROBABILITY,
+    },
+    "albumentations.RGBShift": {
+        "r_shift_limit": NUMBER_OR_PAIR,
+        "g_shift_limit": NUMBER_OR_PAIR,
+        "b_shift_limit": NUMBER_OR_PAIR,
+        "p": PROBABILITY,
+    },
     "albumentations.RandomGamma": {"gamma_limit": NUMBER_OR_PAIR, "p": PROBABILITY},
     "albumentations.GaussianBlur": {"blur_limit": NUMBER_OR_PAIR, "sigma_limit": NUMBER_OR_PAIR, "p": PROBABILITY},
     "albumentations.Blur": {"blur_limit": NUMBER_OR_PAIR, "p": PROBABILITY},
     "albumentations.MedianBlur": {"blur_limit": NUMBER_OR_PAIR, "p": PROBABILITY},
     "albumentations.MotionBlur": {"blur_limit": NUMBER_OR_PAIR, "allow_shifted": FLAG, "p": PROBABILITY},
-    "albumentations.GaussNoise": {"std_range": PAIR, "mean_range": PAIR, "per_channel": FLAG, "noise_scale_factor": NUMBER,
-                                  "p": PROBABILITY},
+    "albumentations.GaussNoise": {
+        "std_range": PAIR,
+        "mean_range": PAIR,
+        "per_channel": FLAG,
+        "noise_scale_factor": NUMBER,
+        "p": PROBABILITY,
+    },
     "albumentations.Sharpen": {"alpha": PAIR, "lightness": PAIR, "p": PROBABILITY},
     # MONAI: random intensity transforms
     "monai.RandScaleIntensity": {"factors": NUMBER_OR_PAIR, "prob": PROBABILITY, "channel_wise": FLAG},
     "monai.RandShiftIntensity": {"offsets": NUMBER_OR_PAIR, "safe": FLAG, "prob": PROBABILITY, "channel_wise": FLAG},
-    "monai.RandStdShiftIntensity": {"factors": NUMBER_OR_PAIR, "prob": PROBABILITY, "nonzero": FLAG, "channel_wise": FLAG},
-    "monai.RandAdjustContrast": {"gamma": NUMBER_OR_PAIR, "prob": PROBABILITY, "invert_image": FLAG, "retain_stats": FLAG},
+    "monai.RandStdShiftIntensity": {
+        "factors": NUMBER_OR_PAIR,
+        "prob": PROBABILITY,
+        "nonzero": FLAG,
+        "channel_wise": FLAG,
+    },
+    "monai.RandAdjustContrast": {
+        "gamma": NUMBER_OR_PAIR,
+        "prob": PROBABILITY,
+        "invert_image": FLAG,
+        "retain_stats": FLAG,
+    },
     "monai.RandGaussianNoise": {"mean": NUMBER, "std": NUMBER, "prob": PROBABILITY, "sample_std": FLAG},
-    "monai.RandRicianNoise": {"mean": NUMBER, "std": NUMBER, "prob": PROBABILITY, "channel_wise": FLAG, "relative": FLAG,
-                              "sample_std": FLAG},
+    "monai.RandRicianNoise": {
+        "mean": NUMBER,
+        "std": NUMBER,
+        "prob": PROBABILITY,
+        "channel_wise": FLAG,
+        "relative": FLAG,
+        "sample_std": FLAG,
+    },
     "monai.RandGaussianSmooth": {"sigma_x": PAIR, "sigma_y": PAIR, "prob": PROBABILITY, "approx": _MONAI_APPROX},
-    "monai.RandGaussianSharpen": {"sigma1_x": PAIR, "sigma1_y": PAIR, "sigma2_x": NUMBER_OR_PAIR, "sigma2_y": NUMBER_OR_PAIR,
-                                  "alpha": PAIR, "approx": _MONAI_APPROX, "prob": PROBABILITY},
+    "monai.RandGaussianSharpen": {
+        "sigma1_x": PAIR,
+        "sigma1_y": PAIR,
+        "sigma2_x": NUMBER_OR_PAIR,
+        "sigma2_y": NUMBER_OR_PAIR,
+        "alpha": PAIR,
+        "approx": _MONAI_APPROX,
+        "prob": PROBABILITY,
+    },
     "monai.RandBiasField": {"degree": INTEGER, "coeff_range": PAIR, "prob": PROBABILITY},
     "monai.RandHistogramShift": {"num_control_points": NUMBER_OR_PAIR, "prob": PROBABILITY},
     "monai.RandGibbsNoise": {"alpha": NUMBER_OR_PAIR, "prob": PROBABILITY},
@@ -129,12 +195,29 @@ TRANSFORMS: dict[str, dict[str, Kind]] = {
     "monai.RandFlip": {"prob": PROBABILITY, "spatial_axis": NUMBERS},
     "monai.RandAxisFlip": {"prob": PROBABILITY},
     "monai.RandRotate90": {"prob": PROBABILITY, "max_k": INTEGER, "spatial_axes": PAIR},
-    "monai.RandRotate": {"range_x": NUMBER_OR_PAIR, "prob": PROBABILITY, "mode": _MONAI_MODE, "padding_mode": _MONAI_PADDING},
-    "monai.RandAffine": {"prob": PROBABILITY, "rotate_range": NUMBERS, "shear_range": NUMBERS, "translate_range": NUMBERS,
-                         "scale_range": NUMBERS, "mode": _MONAI_MODE, "padding_mode": _MONAI_PADDING},
-    "monai.RandZoom": {"prob": PROBABILITY, "min_zoom": NUMBER, "max_zoom": NUMBER,
-                       "mode": choice("area", "bilinear", "nearest"), "padding_mode": choice("edge", "constant", "reflect")},
-}  # fmt: skip
+    "monai.RandRotate": {
+        "range_x": NUMBER_OR_PAIR,
+        "prob": PROBABILITY,
+        "mode": _MONAI_MODE,
+        "padding_mode": _MONAI_PADDING,
+    },
+    "monai.RandAffine": {
+        "prob": PROBABILITY,
+        "rotate_range": NUMBERS,
+        "shear_range": NUMBERS,
+        "translate_range": NUMBERS,
+        "scale_range": NUMBERS,
+        "mode": _MONAI_MODE,
+        "padding_mode": _MONAI_PADDING,
+    },
+    "monai.RandZoom": {
+        "prob": PROBABILITY,
+        "min_zoom": NUMBER,
+        "max_zoom": NUMBER,
+        "mode": choice("area", "bilinear", "nearest"),
+        "padding_mode": choice("edge", "constant", "reflect"),
+    },
+}
 """Every transform a recipe may build, with the parameters each may be given."""
 
 
@@ -175,7 +258,9 @@ def check_spec(spec: TransformSpec) -> None:
         raise SettingError("transform", _unlisted(spec.transform))
     for name, value in spec.params.items():
         if name not in kinds:
-            raise SettingError(f"params.{name}", f"is unknown: {spec.transform} rejects its params (it takes {', '.join(kinds)})")
+            raise SettingError(
+                f"params.{name}", f"is unknown: {spec.transform} rejects its params (it takes {', '.join(kinds)})"
+            )
         if not kinds[name].admits(value):
             raise SettingError(f"params.{name}", f"must be {kinds[name].words}, got {value!r}")
 
@@ -238,7 +323,9 @@ class Augmentation:
                 if library == "albumentations":
                     image = compose(image=image)["image"]
                 else:
-                    image = np.asarray(compose(np.ascontiguousarray(image.transpose(2, 0, 1))), dtype=np.float32).transpose(1, 2, 0)
+                    image = np.asarray(
+                        compose(np.ascontiguousarray(image.transpose(2, 0, 1))), dtype=np.float32
+                    ).transpose(1, 2, 0)
             if image.shape != out.shape[1:]:
                 raise ValueError(f"augmentation changed the image shape {out.shape[1:]} -> {image.shape}")
             out[i] = np.clip(image, 0.0, 1.0)

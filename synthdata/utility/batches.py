@@ -37,7 +37,9 @@ def synthetic_count(share: float, batch_size: int, step: int) -> int:
     return math.floor(share * batch_size * (step + 1)) - math.floor(share * batch_size * step)
 
 
-def mixed_draw(labels: torch.Tensor, real_count: int, num_classes: int, batch_size: int, balanced: bool, share: float | None) -> Draw:
+def mixed_draw(
+    labels: torch.Tensor, real_count: int, num_classes: int, batch_size: int, balanced: bool, share: float | None
+) -> Draw:
     """The batch draw of a synthetic arm over ``labels`` (the real images first, then the
     synthetic ones): pooled, or with a fixed synthetic share, each part uniform or class-balanced."""
     if share is None or real_count == len(labels):
@@ -67,4 +69,6 @@ def training_prior(labels: torch.Tensor, real_count: int, num_classes: int, shar
     fixed synthetic share ``s``, ``(1 - s) * prior(real) + s * prior(synthetic)``."""
     if share is None or real_count == len(labels):
         return class_prior(labels, num_classes)
-    return (1 - share) * class_prior(labels[:real_count], num_classes) + share * class_prior(labels[real_count:], num_classes)
+    return (1 - share) * class_prior(labels[:real_count], num_classes) + share * class_prior(
+        labels[real_count:], num_classes
+    )

@@ -77,12 +77,20 @@ class BudgetOutcome:
             return f"{self.steps} steps, set by hand (utility.classifier.steps); convergence not checked."
         if self.rule == "epochs":
             return f"{self.steps} steps = {self.epochs:g} epochs of the real train split (utility.budget.epochs); convergence not checked."
-        ladder = ", ".join(f"{r['steps']:.0f} steps: {r['val_balanced_accuracy']:.3f} (s.e. {r['standard_error']:.3f})" for r in self.rungs)
-        verdict = ("converged: the next doubling gained less than the tolerance or the standard error" if self.converged else
-                   "NOT converged: still improving at utility.budget.max_epochs, the largest rung")  # fmt: skip
-        return (f"{self.steps} steps ({self.epochs:.3g} epochs of the real train split), chosen on the validation split by "
-                f"doubling {self.reference_arm}'s steps while its balanced accuracy rose by more than the tolerance and its "
-                f"standard error ({ladder}); {verdict}.")  # fmt: skip
+        ladder = ", ".join(
+            f"{r['steps']:.0f} steps: {r['val_balanced_accuracy']:.3f} (s.e. {r['standard_error']:.3f})"
+            for r in self.rungs
+        )
+        verdict = (
+            "converged: the next doubling gained less than the tolerance or the standard error"
+            if self.converged
+            else "NOT converged: still improving at utility.budget.max_epochs, the largest rung"
+        )
+        return (
+            f"{self.steps} steps ({self.epochs:.3g} epochs of the real train split), chosen on the validation split by "
+            f"doubling {self.reference_arm}'s steps while its balanced accuracy rose by more than the tolerance and its "
+            f"standard error ({ladder}); {verdict}."
+        )
 
 
 def balanced_accuracy_error(recall: dict[str, float | None], counts: dict[str, int]) -> float:
@@ -121,8 +129,12 @@ def choose_budget(
     rungs: list[dict[str, float]] = []
     while True:
         value, error = val_score(steps)
-        rungs.append({"steps": steps, "epochs": steps / per_epoch, "val_balanced_accuracy": value, "standard_error": error})
-        if len(rungs) >= 2 and rungs[-1]["val_balanced_accuracy"] - rungs[-2]["val_balanced_accuracy"] < max(settings.tolerance, error):
+        rungs.append(
+            {"steps": steps, "epochs": steps / per_epoch, "val_balanced_accuracy": value, "standard_error": error}
+        )
+        if len(rungs) >= 2 and rungs[-1]["val_balanced_accuracy"] - rungs[-2]["val_balanced_accuracy"] < max(
+            settings.tolerance, error
+        ):
             chosen, converged = int(rungs[-2]["steps"]), True
             break
         if len(rungs) > doublings:

@@ -57,7 +57,9 @@ def score(predictions: torch.Tensor, labels: torch.Tensor, classes: list[str], r
         "rare_third_recall": _mean([per_class[name] for name in rare if name in tested]),
         "recall": per_class,
     }
-    reasons: dict[str, object] = {m: NO_TEST_IMAGES for m in ("balanced_accuracy", "rare_third_recall") if figures[m] is None}
+    reasons: dict[str, object] = {
+        m: NO_TEST_IMAGES for m in ("balanced_accuracy", "rare_third_recall") if figures[m] is None
+    }
     if tested != set(classes):
         reasons["recall"] = {name: NO_TEST_IMAGES for name in classes if name not in tested}
     figures["reasons"] = reasons
@@ -75,7 +77,12 @@ def interval(values: list[float | None], reason: str = NO_TEST_IMAGES) -> dict[s
         return {"mean": mean, "ci95": None, "n": 1, "reason": ONE_SEED}
     half = float(stats.t.ppf(0.975, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
     # every figure here is a rate in [0, 1]; the interval is clipped to it
-    return {"mean": mean, "ci95": [max(mean - half, 0.0), min(mean + half, 1.0)], "n": len(array), "values": array.tolist()}
+    return {
+        "mean": mean,
+        "ci95": [max(mean - half, 0.0), min(mean + half, 1.0)],
+        "n": len(array),
+        "values": array.tolist(),
+    }
 
 
 def summarise(runs: list[dict[str, object]], classes: list[str]) -> dict[str, object]:

@@ -31,7 +31,6 @@ from synthdata.utility.budget import BudgetOutcome, balanced_accuracy_error, cho
 from synthdata.utility.metrics import class_counts, score
 from synthdata.utility.settings import UtilitySettings
 
-
 RECORD_FORMAT = 2
 """Part of every run's fingerprint: a record written in an older format is never read back."""
 
@@ -91,23 +90,58 @@ class ArmRunner:
                 curve.append((done, last["balanced_accuracy"]))
 
         objective = Objective(
-            logit_adjustment=logit_adjustment(training_prior(labels, real_count, n, share), settings.logit_tau) if arm.logit_adjusted else None,
+            logit_adjustment=logit_adjustment(training_prior(labels, real_count, n, share), settings.logit_tau)
+            if arm.logit_adjusted
+            else None,
             sample_weights=synthetic_weights(len(labels), real_count, mixing.loss_weight) if mixing else None,
-            mix=arm.mix, mix_alpha=settings.mix_alpha,
+            mix=arm.mix,
+            mix_alpha=settings.mix_alpha,
             draw=mixed_draw(labels, real_count, n, classifier.batch_size, arm.balanced, share) if mixing else None,
-            checkpoint=checkpoint, every=max(1, steps // settings.budget.curve_points) if settings.budget.curve_points else steps,
-        )  # fmt: skip
+            checkpoint=checkpoint,
+            every=max(1, steps // settings.budget.curve_points) if settings.budget.curve_points else steps,
+        )
         network = lambda: build_network(settings.model, n, self.real.images.shape[1], width=classifier.width)  # noqa: E731
-        model, log = train_classifier(images, labels, n, classifier, augment=self._augment(arm.augmented), description=f"{name} seed {seed}",
-                                      network=network, objective=objective)  # fmt: skip
-        record = {"arm": name, "seed": seed, "fingerprint": key, **score(predict(model, self.test.images).argmax(1), self.test.labels, self.classes, self.rare),
-                  "val": {"balanced_accuracy": curve[-1][1] if curve else None, "curve": curve,
-                          "standard_error": balanced_accuracy_error(last["recall"], class_counts(self.val.labels, self.classes)) if last else None},
-                  "log": {"steps": log.steps, "batch_size": classifier.batch_size, "images_seen": log.images_seen,
-                          "train_images": len(images), "real_images": real_count, "synthetic_images": len(images) - real_count,
-                          "balanced": classifier.balanced, "augmented": arm.augmented, "logit_adjusted": arm.logit_adjusted,
-                          "mix": arm.mix, "synthetic_share": share, "synthetic_loss_weight": mixing.loss_weight if mixing else None,
-                          "model": settings.model, "image_size": self.size, "seconds": log.seconds, "losses": log.losses}}  # fmt: skip
+        model, log = train_classifier(
+            images,
+            labels,
+            n,
+            classifier,
+            augment=self._augment(arm.augmented),
+            description=f"{name} seed {seed}",
+            network=network,
+            objective=objective,
+        )
+        record = {
+            "arm": name,
+            "seed": seed,
+            "fingerprint": key,
+            **score(predict(model, self.test.images).argmax(1), self.test.labels, self.classes, self.rare),
+            "val": {
+                "balanced_accuracy": curve[-1][1] if curve else None,
+                "curve": curve,
+                "standard_error": balanced_accuracy_error(last["recall"], class_counts(self.val.labels, self.classes))
+                if last
+                else None,
+            },
+            "log": {
+                "steps": log.steps,
+                "batch_size": classifier.batch_size,
+                "images_seen": log.images_seen,
+                "train_images": len(images),
+                "real_images": real_count,
+                "synthetic_images": len(images) - real_count,
+                "balanced": classifier.balanced,
+                "augmented": arm.augmented,
+                "logit_adjusted": arm.logit_adjusted,
+                "mix": arm.mix,
+                "synthetic_share": share,
+                "synthetic_loss_weight": mixing.loss_weight if mixing else None,
+                "model": settings.model,
+                "image_size": self.size,
+                "seconds": log.seconds,
+                "losses": log.losses,
+            },
+        }
         write_text(record_path, json.dumps({**record, "arm": arm.name}) + "\n")
         return record
 
@@ -120,12 +154,22 @@ class ArmRunner:
 
     def _fingerprint(self, name: str, classifier, pool: Pool | None, mixing) -> str:
         arm, settings = arm_of(name), self.settings
-        spec = {"record": RECORD_FORMAT, "classifier": asdict(classifier), "arm": asdict(arm), "real": self.real.manifest_sha256,
-                "synthetic": pool.manifest_sha256 if pool else None, "test": self.test.manifest_sha256,
-                "val": self.val.manifest_sha256 if self.val else None, "curve_points": settings.budget.curve_points,
-                "augmentation": [asdict(s) for s in settings.augmentation] if arm.augmented else None, "size": self.size,
-                "model": settings.model, "mixing": asdict(mixing) if mixing else None,
-                "logit_tau": settings.logit_tau if arm.logit_adjusted else None, "mix_alpha": settings.mix_alpha if arm.mix else None}  # fmt: skip
+        spec = {
+            "record": RECORD_FORMAT,
+            "classifier": asdict(classifier),
+            "arm": asdict(arm),
+            "real": self.real.manifest_sha256,
+            "synthetic": pool.manifest_sha256 if pool else None,
+            "test": self.test.manifest_sha256,
+            "val": self.val.manifest_sha256 if self.val else None,
+            "curve_points": settings.budget.curve_points,
+            "augmentation": [asdict(s) for s in settings.augmentation] if arm.augmented else None,
+            "size": self.size,
+            "model": settings.model,
+            "mixing": asdict(mixing) if mixing else None,
+            "logit_tau": settings.logit_tau if arm.logit_adjusted else None,
+            "mix_alpha": settings.mix_alpha if arm.mix else None,
+        }
         return sha256_bytes(json.dumps(spec, sort_keys=True, default=str).encode())[:16]
 
 
@@ -133,11 +177,14 @@ def run_arms(runner: ArmRunner) -> ArmsResult:
     """The budget by its rule, every arm and seed at it, and the best classical arm at twice it."""
     settings = runner.settings
     first = settings.seeds[0]
+
     def val_score(steps: int) -> tuple[float, float]:
         val = runner.run(settings.budget.reference_arm, first, steps)["val"]
         return val["balanced_accuracy"] or 0.0, val["standard_error"]
 
-    budget = choose_budget(settings.budget, settings.classifier.steps, len(runner.real.images), settings.classifier.batch_size, val_score)
+    budget = choose_budget(
+        settings.budget, settings.classifier.steps, len(runner.real.images), settings.classifier.batch_size, val_score
+    )
     runs = [runner.run(name, seed, budget.steps) for name in settings.arms for seed in settings.seeds]
     doubled = None
     classical = [name for name in settings.arms if is_classical(name)]

@@ -50,9 +50,17 @@ def histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return counts / max(counts.sum(), 1)
 
 
-def attribute_gaps(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray], real_labels: np.ndarray,
-                   synthetic_labels: np.ndarray, classes: list[str], *, bins: int = 5,
-                   gap_share: float = 0.1, thin_share: float = 0.1) -> dict[str, object]:  # fmt: skip
+def attribute_gaps(
+    real: dict[str, np.ndarray],
+    synthetic: dict[str, np.ndarray],
+    real_labels: np.ndarray,
+    synthetic_labels: np.ndarray,
+    classes: list[str],
+    *,
+    bins: int = 5,
+    gap_share: float = 0.1,
+    thin_share: float = 0.1,
+) -> dict[str, object]:
     """Per class and attribute: real and synthetic bin shares, the gaps left and the bins filled.
 
     ``gap``: the class's real share in the bin >= ``gap_share`` and the synthetic share below a
@@ -68,27 +76,37 @@ def attribute_gaps(real: dict[str, np.ndarray], synthetic: dict[str, np.ndarray]
                 continue
             hr, hs = histogram(r, edges), histogram(s, edges)
             per_class[cls] = {
-                "real": hr.round(4).tolist(), "synthetic": hs.round(4).tolist(),
+                "real": hr.round(4).tolist(),
+                "synthetic": hs.round(4).tolist(),
                 "gaps": [int(i) for i in np.flatnonzero((hr >= gap_share) & (hs < hr / 4))],
-                "filled": [int(i) for i in np.flatnonzero((hr < thin_share) & (hs > 2 * np.maximum(hr, 1e-9)) & (hs >= thin_share))],
-            }  # fmt: skip
+                "filled": [
+                    int(i)
+                    for i in np.flatnonzero((hr < thin_share) & (hs > 2 * np.maximum(hr, 1e-9)) & (hs >= thin_share))
+                ],
+            }
         report[name] = {"edges": edges.round(5).tolist(), "classes": per_class}
     return report
 
 
-def cluster_coverage(real: torch.Tensor, synthetic: torch.Tensor, *, clusters: int = 10, seed: int = 0, miss_share: float = 0.02) -> dict[str, object]:
+def cluster_coverage(
+    real: torch.Tensor, synthetic: torch.Tensor, *, clusters: int = 10, seed: int = 0, miss_share: float = 0.02
+) -> dict[str, object]:
     """k-means (scikit-learn) on real features; shares per cluster and the clusters missed."""
     from sklearn.cluster import KMeans
 
     clusters = max(1, min(clusters, len(real)))
     model = KMeans(n_clusters=clusters, n_init=4, random_state=seed).fit(real.double().numpy())
     real_share = np.bincount(model.labels_, minlength=clusters) / len(real)
-    synthetic_share = np.bincount(model.predict(synthetic.double().numpy()), minlength=clusters) / max(len(synthetic), 1)
+    synthetic_share = np.bincount(model.predict(synthetic.double().numpy()), minlength=clusters) / max(
+        len(synthetic), 1
+    )
     missed = [int(i) for i in np.flatnonzero((real_share >= miss_share) & (synthetic_share < real_share / 4))]
     return {
-        "real": real_share.round(4).tolist(), "synthetic": synthetic_share.round(4).tolist(),
-        "missed": missed, "missed_real_share": float(real_share[missed].sum()) if missed else 0.0,
-    }  # fmt: skip
+        "real": real_share.round(4).tolist(),
+        "synthetic": synthetic_share.round(4).tolist(),
+        "missed": missed,
+        "missed_real_share": float(real_share[missed].sum()) if missed else 0.0,
+    }
 
 
 def diversity(features: torch.Tensor, *, limit: int = 2000, seed: int = 0) -> float:

@@ -61,44 +61,113 @@ _CONTEXT = {  # the Croissant 1.0 context, plus prov for the derivation
 _TYPES = {"string": "sc:Text", "int64": "sc:Integer", "float64": "sc:Float"}
 
 
-def croissant(card: DatasetCard, source: DatasetCard, *, manifest_file_sha256: str, shards: list[str],
-              dropped: dict[str, dict[str, int]], known_gaps: list[str]) -> dict[str, Any]:  # fmt: skip
+def croissant(
+    card: DatasetCard,
+    source: DatasetCard,
+    *,
+    manifest_file_sha256: str,
+    shards: list[str],
+    dropped: dict[str, dict[str, int]],
+    known_gaps: list[str],
+) -> dict[str, Any]:
     """The JSON-LD document for the synthetic set ``card``, made from the real set ``source``;
     ``manifest_file_sha256`` is the checksum of the ``manifest.parquet`` file itself (the
     manifest's content hash is on the card)."""
     derived = card.derived_from or {}
     distribution: list[dict[str, Any]] = [
-        {"@type": "cr:FileObject", "@id": "manifest", "name": MANIFEST_FILE, "contentUrl": MANIFEST_FILE,
-         "encodingFormat": "application/x-parquet", "sha256": manifest_file_sha256,
-         "description": f"one row per image with its provenance; content hash {card.manifest_sha256}"},
-        {"@type": "cr:FileSet", "@id": "png-files", "name": "png-files", "encodingFormat": "image/png", "includes": "*/*.png"},
-    ]  # fmt: skip
+        {
+            "@type": "cr:FileObject",
+            "@id": "manifest",
+            "name": MANIFEST_FILE,
+            "contentUrl": MANIFEST_FILE,
+            "encodingFormat": "application/x-parquet",
+            "sha256": manifest_file_sha256,
+            "description": f"one row per image with its provenance; content hash {card.manifest_sha256}",
+        },
+        {
+            "@type": "cr:FileSet",
+            "@id": "png-files",
+            "name": "png-files",
+            "encodingFormat": "image/png",
+            "includes": "*/*.png",
+        },
+    ]
     if shards:
-        distribution.append({"@type": "cr:FileSet", "@id": "shards", "name": "webdataset shards",
-                             "encodingFormat": "application/x-tar", "includes": "shards/*.tar"})  # fmt: skip
+        distribution.append(
+            {
+                "@type": "cr:FileSet",
+                "@id": "shards",
+                "name": "webdataset shards",
+                "encodingFormat": "application/x-tar",
+                "includes": "shards/*.tar",
+            }
+        )
     # Two record sets: the images as files (content, path, class from the folder name) and the
     # manifest's provenance rows, whose relpath references the image's path (the join).
     image_fields = [
-        {"@type": "cr:Field", "@id": "images/image", "name": "image", "dataType": "sc:ImageObject",
-         "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "content"}}},
-        {"@type": "cr:Field", "@id": "images/relpath", "name": "relpath", "dataType": "sc:Text",
-         "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "fullpath"}, "transform": {"regex": "^(?:.*/)?([^/]+/[^/]+\\.png)$"}}},
-        {"@type": "cr:Field", "@id": "images/label", "name": "label", "dataType": "sc:Text",
-         "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "fullpath"}, "transform": {"regex": "^(?:.*/)?([^/]+)/[^/]+\\.png$"}}},
-    ]  # fmt: skip
+        {
+            "@type": "cr:Field",
+            "@id": "images/image",
+            "name": "image",
+            "dataType": "sc:ImageObject",
+            "source": {"fileSet": {"@id": "png-files"}, "extract": {"fileProperty": "content"}},
+        },
+        {
+            "@type": "cr:Field",
+            "@id": "images/relpath",
+            "name": "relpath",
+            "dataType": "sc:Text",
+            "source": {
+                "fileSet": {"@id": "png-files"},
+                "extract": {"fileProperty": "fullpath"},
+                "transform": {"regex": "^(?:.*/)?([^/]+/[^/]+\\.png)$"},
+            },
+        },
+        {
+            "@type": "cr:Field",
+            "@id": "images/label",
+            "name": "label",
+            "dataType": "sc:Text",
+            "source": {
+                "fileSet": {"@id": "png-files"},
+                "extract": {"fileProperty": "fullpath"},
+                "transform": {"regex": "^(?:.*/)?([^/]+)/[^/]+\\.png$"},
+            },
+        },
+    ]
     fields = [
-        {"@type": "cr:Field", "@id": "synthetic/relpath", "name": "relpath", "dataType": "sc:Text",
-         "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "relpath"}}, "references": {"field": {"@id": "images/relpath"}}},
-        {"@type": "cr:Field", "@id": "synthetic/label", "name": "label", "dataType": "sc:Text",
-         "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "label_name"}}},
-    ]  # fmt: skip
+        {
+            "@type": "cr:Field",
+            "@id": "synthetic/relpath",
+            "name": "relpath",
+            "dataType": "sc:Text",
+            "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "relpath"}},
+            "references": {"field": {"@id": "images/relpath"}},
+        },
+        {
+            "@type": "cr:Field",
+            "@id": "synthetic/label",
+            "name": "label",
+            "dataType": "sc:Text",
+            "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": "label_name"}},
+        },
+    ]
     fields += [
-        {"@type": "cr:Field", "@id": f"synthetic/{column}", "name": column, "dataType": _TYPES[dtype],
-         "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": column}}}
+        {
+            "@type": "cr:Field",
+            "@id": f"synthetic/{column}",
+            "name": column,
+            "dataType": _TYPES[dtype],
+            "source": {"fileObject": {"@id": "manifest"}, "extract": {"column": column}},
+        }
         for column, dtype in PROVENANCE_COLUMNS.items()
-    ]  # fmt: skip
+    ]
     counts = card.counts.get("train", {})
-    drop_text = "; ".join(f"{cls}: " + ", ".join(f"{n} {why}" for why, n in reasons.items()) for cls, reasons in dropped.items() if reasons)
+    drop_text = "; ".join(
+        f"{cls}: " + ", ".join(f"{n} {why}" for why, n in reasons.items())
+        for cls, reasons in dropped.items()
+        if reasons
+    )
     return {
         "@context": _CONTEXT,
         "@type": "sc:Dataset",
@@ -110,19 +179,38 @@ def croissant(card: DatasetCard, source: DatasetCard, *, manifest_file_sha256: s
         "url": source.homepage,
         "version": card.created_by.get("synthdata", "unknown"),
         "isLiveDataset": False,
-        "isBasedOn": {"@type": "sc:Dataset", "name": source.name, "url": source.homepage,
-                      "identifier": f"manifest sha256 {source.manifest_sha256}"},  # fmt: skip
+        "isBasedOn": {
+            "@type": "sc:Dataset",
+            "name": source.name,
+            "url": source.homepage,
+            "identifier": f"manifest sha256 {source.manifest_sha256}",
+        },
         "prov:wasDerivedFrom": [
             {"@id": f"dataset:{source.name}", "identifier": source.manifest_sha256},
             {"@id": f"model:{derived.get('base_id', 'unknown')}", "identifier": derived.get("base_sha256", "")},
             {"@id": "adapter", "identifier": derived.get("adapter_sha256", "")},
         ],
-        "prov:wasGeneratedBy": {"@type": "prov:Activity", "name": f"synthdata sample run {derived.get('sample_run_id', '')}",
-                                "prov:used": derived.get("sample", {})},  # fmt: skip
+        "prov:wasGeneratedBy": {
+            "@type": "prov:Activity",
+            "name": f"synthdata sample run {derived.get('sample_run_id', '')}",
+            "prov:used": derived.get("sample", {}),
+        },
         "distribution": distribution,
         "recordSet": [
-            {"@type": "cr:RecordSet", "@id": "images", "name": "images", "key": {"@id": "images/relpath"}, "field": image_fields},
-            {"@type": "cr:RecordSet", "@id": "synthetic", "name": "synthetic", "key": {"@id": "synthetic/relpath"}, "field": fields},
+            {
+                "@type": "cr:RecordSet",
+                "@id": "images",
+                "name": "images",
+                "key": {"@id": "images/relpath"},
+                "field": image_fields,
+            },
+            {
+                "@type": "cr:RecordSet",
+                "@id": "synthetic",
+                "name": "synthetic",
+                "key": {"@id": "synthetic/relpath"},
+                "field": fields,
+            },
         ],
         "rai:dataCollection": (
             "No image was collected: every image was generated by a diffusion model "

@@ -44,6 +44,10 @@ class DomainClassifier:
         return path
 
 
-def train_domain_classifier(images: torch.Tensor, labels: torch.Tensor, classes: list[str], settings: ClassifierSettings) -> DomainClassifier:
-    model, log = train_classifier(images, labels, len(classes), settings, augment=random_shift(2), description="domain classifier")
+def train_domain_classifier(
+    images: torch.Tensor, labels: torch.Tensor, classes: list[str], settings: ClassifierSettings
+) -> DomainClassifier:
+    model, log = train_classifier(
+        images, labels, len(classes), settings, augment=random_shift(2), description="domain classifier"
+    )
     return DomainClassifier(model, log, list(classes))

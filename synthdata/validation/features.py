@@ -42,7 +42,10 @@ class EffNetFeatures:
                     batch = batch.expand(-1, 3, -1, -1)
                 # EfficientNet-Lite was trained on inputs scaled as (x - 127) / 128.
                 batch = torch.nn.functional.interpolate(
-                    (batch - 127.0) / 128.0, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False
+                    (batch - 127.0) / 128.0,
+                    size=(self.input_size, self.input_size),
+                    mode="bilinear",
+                    align_corners=False,
                 )
                 outputs.append(self.network.extract_features(batch).mean(dim=(2, 3)).double())
                 bar.advance(len(batch))

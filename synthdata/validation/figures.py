@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from synthdata.validation.coverage import ATTRIBUTES, attribute_gaps, attributes, cluster_coverage, diversity, histogram
+from synthdata.validation.coverage import (
+    ATTRIBUTES,
+    attribute_gaps,
+    attributes,
+    cluster_coverage,
+    diversity,
+    histogram,
+)
 from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.filter import Judged, Real
 from synthdata.validation.lineage import is_duplicate, quantiles, source_lists, within_source_diversity
@@ -66,9 +73,18 @@ class ValidationFigures:
         return flat_metrics(self.as_dict())
 
 
-def measure_set(settings: ValidateSettings, everything: Judged, chosen: list[int], heldout: Real, heldout_features: torch.Tensor,
-             train: Real, classes: list[str], quota: dict[str, int], thresholds: dict[str, float],
-             real_nearest: dict[str, torch.Tensor]) -> ValidationFigures:  # fmt: skip
+def measure_set(
+    settings: ValidateSettings,
+    everything: Judged,
+    chosen: list[int],
+    heldout: Real,
+    heldout_features: torch.Tensor,
+    train: Real,
+    classes: list[str],
+    quota: dict[str, int],
+    thresholds: dict[str, float],
+    real_nearest: dict[str, torch.Tensor],
+) -> ValidationFigures:
     """Realism, coverage, diversity and memorisation figures of the accepted set."""
     generator = torch.Generator().manual_seed(settings.seed)
     accepted_labels = torch.as_tensor(everything.rows["label"].to_numpy()[chosen], dtype=torch.int64)
@@ -80,19 +96,37 @@ def measure_set(settings: ValidateSettings, everything: Judged, chosen: list[int
         # measure() uses a reference and a floor sample of the synthetic count each: no more.
         pool = torch.randperm(len(heldout.images), generator=generator)[: 2 * len(subset)]
         if "domain" in settings.features:
-            overall.update(measure(accepted_domain[subset], heldout_features[pool], standard_metrics("domain", k=settings.neighbours),
-                                   resamples=settings.resamples, seed=settings.seed))  # fmt: skip
+            overall.update(
+                measure(
+                    accepted_domain[subset],
+                    heldout_features[pool],
+                    standard_metrics("domain", k=settings.neighbours),
+                    resamples=settings.resamples,
+                    seed=settings.seed,
+                )
+            )
         if "effnet" in settings.features:
             effnet = EffNetFeatures()
             images = everything.load([chosen[i] for i in subset.tolist()], heldout.images.shape[-1])
-            overall.update(measure(effnet(images), effnet(heldout.images[pool]), standard_metrics("EffNet", k=settings.neighbours),
-                                   resamples=settings.resamples, seed=settings.seed))  # fmt: skip
+            overall.update(
+                measure(
+                    effnet(images),
+                    effnet(heldout.images[pool]),
+                    standard_metrics("EffNet", k=settings.neighbours),
+                    resamples=settings.resamples,
+                    seed=settings.seed,
+                )
+            )
     per_class: dict[str, dict[str, Any]] = {}
     labels_all = everything.rows["label_name"].to_numpy()
     derived = everything.derived
     # Memorisation is asked of images made from noise; a derived image is judged against its own source.
-    near = ~derived & ((everything.pixel_distance < thresholds["pixel"]) | (everything.feature_distance < thresholds["feature"]))
-    duplicate = derived & is_duplicate(everything.source_pixel_distance, everything.source_feature_distance, thresholds)
+    near = ~derived & (
+        (everything.pixel_distance < thresholds["pixel"]) | (everything.feature_distance < thresholds["feature"])
+    )
+    duplicate = derived & is_duplicate(
+        everything.source_pixel_distance, everything.source_feature_distance, thresholds
+    )
     chosen_sources = source_lists(everything.rows.iloc[chosen])
     for label, name in enumerate(classes):
         if name not in quota:
@@ -106,20 +140,39 @@ def measure_set(settings: ValidateSettings, everything: Judged, chosen: list[int
             "fill": len(mine) / quota[name],
             "generated": int(made.sum()),
             "near_copy_fraction": float(near[made & ~derived].mean()) if (made & ~derived).any() else float("nan"),
-            "diversity_ratio": diversity(mine) / diversity(real) if len(mine) >= 2 and len(real) >= 2 else float("nan"),
+            "diversity_ratio": diversity(mine) / diversity(real)
+            if len(mine) >= 2 and len(real) >= 2
+            else float("nan"),
             "real_heldout": int(len(real)),
         }
         if (made & derived).any():
             own = accepted_labels.numpy() == label
-            entry.update({
-                "duplicate_of_source_fraction": float(duplicate[made & derived].mean()),
-                "source_pixel_distance": float(np.median(everything.source_pixel_distance[made & derived])),
-                "source_feature_distance": float(np.median(everything.source_feature_distance[made & derived])),
-                "sources_used": len({s for p, ids in zip(chosen, chosen_sources, strict=True) if labels_all[p] == name for s in ids}),
-                "within_source_diversity_ratio": within_source_diversity(mine, [ids for ids, o in zip(chosen_sources, own, strict=True) if o], real),
-            })  # fmt: skip
+            entry.update(
+                {
+                    "duplicate_of_source_fraction": float(duplicate[made & derived].mean()),
+                    "source_pixel_distance": float(np.median(everything.source_pixel_distance[made & derived])),
+                    "source_feature_distance": float(np.median(everything.source_feature_distance[made & derived])),
+                    "sources_used": len(
+                        {
+                            s
+                            for p, ids in zip(chosen, chosen_sources, strict=True)
+                            if labels_all[p] == name
+                            for s in ids
+                        }
+                    ),
+                    "within_source_diversity_ratio": within_source_diversity(
+                        mine, [ids for ids, o in zip(chosen_sources, own, strict=True) if o], real
+                    ),
+                }
+            )
         if len(mine) >= 3 and len(real) >= 6:
-            figures = measure(mine, real, standard_metrics("domain", k=min(settings.neighbours, 3)), resamples=settings.resamples, seed=settings.seed)
+            figures = measure(
+                mine,
+                real,
+                standard_metrics("domain", k=min(settings.neighbours, 3)),
+                resamples=settings.resamples,
+                seed=settings.seed,
+            )
             entry.update({k: v.as_dict() for k, v in figures.items()})
         per_class[name] = entry
     real_attributes = attributes(heldout.images)
@@ -134,7 +187,9 @@ def measure_set(settings: ValidateSettings, everything: Judged, chosen: list[int
             synthetic_share = np.asarray(entry["synthetic"])
             real_share = np.asarray(entry["real"])
             entry["train"] = train_share.round(4).tolist()
-            entry["filled"] = [int(i) for i in np.flatnonzero((train_share < 0.1) & (real_share >= 0.1) & (synthetic_share >= 0.1))]
+            entry["filled"] = [
+                int(i) for i in np.flatnonzero((train_share < 0.1) & (real_share >= 0.1) & (synthetic_share >= 0.1))
+            ]
     clusters = cluster_coverage(heldout_features, accepted_domain, seed=settings.seed) if accepted_count else {}
     counts_before = {c: int((train.labels == i).sum()) for i, c in enumerate(classes)}
     counts_after = {c: counts_before[c] + int((accepted_labels == i).sum()) for i, c in enumerate(classes)}
@@ -153,8 +208,10 @@ def measure_set(settings: ValidateSettings, everything: Judged, chosen: list[int
         lineage={
             "derived": int(derived.sum()),
             "duplicates_of_source": int(duplicate.sum()),
-            "distance_to_source": {"pixel": quantiles(everything.source_pixel_distance[derived]),
-                                   "feature": quantiles(everything.source_feature_distance[derived])},
+            "distance_to_source": {
+                "pixel": quantiles(everything.source_pixel_distance[derived]),
+                "feature": quantiles(everything.source_feature_distance[derived]),
+            },
             "real_nearest_neighbour": {space: quantiles(d.numpy()) for space, d in real_nearest.items()},
             "thresholds": thresholds,
         },

@@ -87,7 +87,15 @@ def heldout_real(dataset: Path, pool: Path | None, size: int, channels: int) -> 
     images, labels = [], []
     for folder, rows in parts:
         if len(rows):
-            images.append(load_files(folder, list(rows["relpath"]), size=size, channels=channels, description=f"load held-out {folder.name}"))
+            images.append(
+                load_files(
+                    folder,
+                    list(rows["relpath"]),
+                    size=size,
+                    channels=channels,
+                    description=f"load held-out {folder.name}",
+                )
+            )
             labels.append(torch.tensor(rows["label"].to_numpy(), dtype=torch.int64))
     if not images:
         raise DataError(f"{dataset}: no held-out real images (no val split and no --pool); validation needs some")
@@ -122,19 +130,27 @@ class Judged:
     def concat(parts: list[Judged]) -> Judged:
         return Judged(
             pd.concat([p.rows for p in parts], ignore_index=True),
-            np.concatenate([p.confidence for p in parts]), np.concatenate([p.predicted for p in parts]),
-            np.concatenate([p.pixel_distance for p in parts]), np.concatenate([p.pixel_neighbour for p in parts]),
-            np.concatenate([p.feature_distance for p in parts]), torch.cat([p.domain_features for p in parts]),
+            np.concatenate([p.confidence for p in parts]),
+            np.concatenate([p.predicted for p in parts]),
+            np.concatenate([p.pixel_distance for p in parts]),
+            np.concatenate([p.pixel_neighbour for p in parts]),
+            np.concatenate([p.feature_distance for p in parts]),
+            torch.cat([p.domain_features for p in parts]),
             {k: np.concatenate([p.attributes[k] for p in parts]) for k in ATTRIBUTES},
-            np.concatenate([p.source_pixel_distance for p in parts]), np.concatenate([p.source_feature_distance for p in parts]),
-        )  # fmt: skip
+            np.concatenate([p.source_pixel_distance for p in parts]),
+            np.concatenate([p.source_feature_distance for p in parts]),
+        )
 
     def load(self, positions: list[int], size: int) -> torch.Tensor:
         """Images of judged rows by position."""
         out = []
         for pos in positions:
             row = self.rows.iloc[pos]
-            out.append(load_files(row["_folder"], [row["relpath"]], size=size, channels=int(row["channels"]), description="load")[0])
+            out.append(
+                load_files(
+                    row["_folder"], [row["relpath"]], size=size, channels=int(row["channels"]), description="load"
+                )[0]
+            )
         return torch.stack(out) if out else torch.empty(0)
 
 
@@ -167,9 +183,17 @@ class Judge:
         index = self.train_index
         for start in range(0, len(rows), CHUNK):
             chunk = rows.iloc[start : start + CHUNK]
-            images = load_files(folder, list(chunk["relpath"]), size=self.size, channels=self.channels, description=f"judge {folder.name}")
+            images = load_files(
+                folder,
+                list(chunk["relpath"]),
+                size=self.size,
+                channels=self.channels,
+                description=f"judge {folder.name}",
+            )
             probabilities, features = self.classifier(images)
-            parts["conf"].append(probabilities[torch.arange(len(chunk)), torch.tensor(labels[start : start + CHUNK])].numpy())
+            parts["conf"].append(
+                probabilities[torch.arange(len(chunk)), torch.tensor(labels[start : start + CHUNK])].numpy()
+            )
             parts["pred"].append(probabilities.argmax(dim=1).numpy())
             distance, neighbour = nearest(pixel_vectors(images), self.train_pixels)
             parts["pd"].append(distance.numpy())
@@ -180,11 +204,28 @@ class Judge:
             parts["fd"].append(nearest(features, self.train_features)[0].numpy())
             parts["feat"].append(features)
             parts["attr"].append(attributes(images))
-        attrs = {name: np.concatenate([a[name] for a in parts["attr"]]) if parts["attr"] else np.empty(0) for name in ATTRIBUTES}
+        attrs = {
+            name: np.concatenate([a[name] for a in parts["attr"]]) if parts["attr"] else np.empty(0)
+            for name in ATTRIBUTES
+        }
         cat = lambda key: np.concatenate(parts[key]) if parts[key] else np.empty(0)  # noqa: E731
-        feats = torch.cat(parts["feat"]) if parts["feat"] else torch.empty(0, self.classifier.model.feature_dim, dtype=torch.float64)
-        return Judged(rows.assign(_folder=str(folder)).reset_index(drop=True), cat("conf"), cat("pred"), cat("pd"), cat("pn").astype(int),
-                      cat("fd"), feats, attrs, cat("spd"), cat("sfd"))  # fmt: skip
+        feats = (
+            torch.cat(parts["feat"])
+            if parts["feat"]
+            else torch.empty(0, self.classifier.model.feature_dim, dtype=torch.float64)
+        )
+        return Judged(
+            rows.assign(_folder=str(folder)).reset_index(drop=True),
+            cat("conf"),
+            cat("pred"),
+            cat("pd"),
+            cat("pn").astype(int),
+            cat("fd"),
+            feats,
+            attrs,
+            cat("spd"),
+            cat("sfd"),
+        )
 
     def reasons(self, judged: Judged, rule: FilterSettings) -> list[str]:
         """Why each image is dropped under ``rule`` ('' when accepted): the first reason that applies."""
@@ -240,8 +281,14 @@ class FilterResult:
         return out
 
 
-def run_filter(judge: Judge, folder: Path, rows: pd.DataFrame, quota: dict[str, int], rule: FilterSettings,
-               replacements: Replacements | None) -> FilterResult:  # fmt: skip
+def run_filter(
+    judge: Judge,
+    folder: Path,
+    rows: pd.DataFrame,
+    quota: dict[str, int],
+    rule: FilterSettings,
+    replacements: Replacements | None,
+) -> FilterResult:
     """Judge the set, refill each class's deficit (when ``rule`` allows and ``replacements`` is
     given) and choose the accepted images."""
     judged = judge.judge(folder, rows)
@@ -274,11 +321,23 @@ def refill_request(deficit: dict[str, int], rate: dict[str, float], cap: float) 
     return {c: max(1, min(math.ceil(d / rate[c] * 1.2), math.ceil(cap * d))) for c, d in deficit.items() if d > 0}
 
 
-def _refill(judge: Judge, judged: Judged, accepted: np.ndarray, deficit: dict[str, int], rule: FilterSettings, replacements: Replacements,
-            parts: list[Judged], all_reasons: list[str]) -> int:  # fmt: skip
+def _refill(
+    judge: Judge,
+    judged: Judged,
+    accepted: np.ndarray,
+    deficit: dict[str, int],
+    rule: FilterSettings,
+    replacements: Replacements,
+    parts: list[Judged],
+    all_reasons: list[str],
+) -> int:
     """Replacement rounds until no class is short or the rounds run out; returns images made."""
     rows = judged.rows
-    next_index = {c: int(rows.loc[rows["label_name"] == c, "sample_index"].max()) + 1 for c in deficit if (rows["label_name"] == c).any()}
+    next_index = {
+        c: int(rows.loc[rows["label_name"] == c, "sample_index"].max()) + 1
+        for c in deficit
+        if (rows["label_name"] == c).any()
+    }
     rate = {}
     for c in deficit:
         made = (rows["label_name"] == c).to_numpy()

@@ -57,8 +57,14 @@ class GateResult:
         return f"{self.metric} for {self.scope} is {self.value:.4g}, gate {self.gate} needs {sign} {self.threshold:g}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"gate": self.gate, "metric": self.metric, "scope": self.scope, "value": self.value,
-                "threshold": self.threshold, "passed": self.passed}  # fmt: skip
+        return {
+            "gate": self.gate,
+            "metric": self.metric,
+            "scope": self.scope,
+            "value": self.value,
+            "threshold": self.threshold,
+            "passed": self.passed,
+        }
 
 
 def _check(gate: str, metric: str, scope: str, value: float, threshold: float) -> GateResult:
@@ -81,7 +87,11 @@ def evaluate_gates(gates: GateSettings, figures: ValidationFigures) -> list[Gate
         if threshold is not None and metric in overall:
             results.append(_check(gate, metric, "overall", overall[metric]["value"], threshold))
     per_class = figures.classes
-    for gate, metric in (("max_near_copy_fraction", "near_copy_fraction"), ("min_fill", "fill"), ("min_diversity_ratio", "diversity_ratio")):
+    for gate, metric in (
+        ("max_near_copy_fraction", "near_copy_fraction"),
+        ("min_fill", "fill"),
+        ("min_diversity_ratio", "diversity_ratio"),
+    ):
         threshold = getattr(gates, gate)
         if threshold is None:
             continue

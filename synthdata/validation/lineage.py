@@ -41,11 +41,14 @@ def check_lineage(rows: pd.DataFrame, train_ids: set[str], where: str) -> None:
     for row_id, sources in zip(rows["id"], source_lists(rows), strict=True):
         foreign = [s for s in sources if s not in train_ids]
         if foreign:
-            raise DataError(f"{where}: image {row_id} names source {foreign[0]!r}, which is not a train image of the dataset")
+            raise DataError(
+                f"{where}: image {row_id} names source {foreign[0]!r}, which is not a train image of the dataset"
+            )
 
 
-def source_distances(vectors: torch.Tensor, sources: list[list[str]], train_vectors: torch.Tensor,
-                     train_index: dict[str, int]) -> np.ndarray:  # fmt: skip
+def source_distances(
+    vectors: torch.Tensor, sources: list[list[str]], train_vectors: torch.Tensor, train_index: dict[str, int]
+) -> np.ndarray:
     """Each vector's distance to the nearest of its own sources (NaN without a source)."""
     out = np.full(len(vectors), np.nan)
     for i, ids in enumerate(sources):

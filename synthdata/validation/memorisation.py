@@ -58,7 +58,9 @@ class Memorisation:
         }
 
 
-def memorisation(space: str, synthetic: torch.Tensor, training: torch.Tensor, heldout: torch.Tensor, *, quantile: float = 0.01) -> Memorisation:
+def memorisation(
+    space: str, synthetic: torch.Tensor, training: torch.Tensor, heldout: torch.Tensor, *, quantile: float = 0.01
+) -> Memorisation:
     """Nearest fine-tuning neighbours of ``synthetic`` and the near-copy threshold calibrated on
     ``heldout`` real vectors (same space, never the test split)."""
     if len(heldout) == 0:

@@ -40,7 +40,9 @@ def base_sha256(base: Path | str | None) -> str:
     return file_sha256(path)
 
 
-def check_provenance(folder: Path, adapter: Path, base: Path | str | None, source_manifest_sha256: str) -> pd.DataFrame:
+def check_provenance(
+    folder: Path, adapter: Path, base: Path | str | None, source_manifest_sha256: str
+) -> pd.DataFrame:
     """Run every check on the synthetic set in ``folder``; returns its manifest."""
     folder, adapter = Path(folder), Path(adapter)
     frame, card = read_manifest(folder), read_card(folder)
@@ -51,14 +53,20 @@ def check_provenance(folder: Path, adapter: Path, base: Path | str | None, sourc
     actual = record["sha256"]
     wrong = frame["adapter_sha256"] != actual
     if wrong.any():
-        raise DataError(f"{folder}: rows {_rows(frame, wrong)} name adapter {frame.loc[wrong, 'adapter_sha256'].iloc[0][:16]}…, not {adapter} ({actual[:16]}…)")
+        raise DataError(
+            f"{folder}: rows {_rows(frame, wrong)} name adapter {frame.loc[wrong, 'adapter_sha256'].iloc[0][:16]}…, not {adapter} ({actual[:16]}…)"
+        )
     expected_base = "" if record["mode"] == "scratch" else base_sha256(base)
     if record["mode"] != "scratch" and record["base_sha256"] != expected_base:
-        raise DataError(f"{adapter}: belongs to base {record['base_sha256'][:16]}…, not to {base or DEFAULT_BASE} ({expected_base[:16]}…)")
+        raise DataError(
+            f"{adapter}: belongs to base {record['base_sha256'][:16]}…, not to {base or DEFAULT_BASE} ({expected_base[:16]}…)"
+        )
     wrong = frame["base_sha256"] != expected_base
     if wrong.any():
         raise DataError(f"{folder}: rows {_rows(frame, wrong)} name a base whose sha256 is not the adapter's base")
     wrong = frame["source_manifest_sha256"] != source_manifest_sha256
     if wrong.any():
-        raise DataError(f"{folder}: rows {_rows(frame, wrong)} were made from another dataset (source manifest differs)")
+        raise DataError(
+            f"{folder}: rows {_rows(frame, wrong)} were made from another dataset (source manifest differs)"
+        )
     return frame

@@ -28,7 +28,9 @@ Metric = Callable[..., dict[str, float]]
 """(synthetic or second real sample, real reference, optional multiplicities of each) -> named figures."""
 
 
-def _chunked_min_k(queries: torch.Tensor, points: torch.Tensor, k: int, *, exclude_self: bool = False, chunk: int = 1024) -> torch.Tensor:
+def _chunked_min_k(
+    queries: torch.Tensor, points: torch.Tensor, k: int, *, exclude_self: bool = False, chunk: int = 1024
+) -> torch.Tensor:
     """Distance from each query to its k-th nearest point (the query itself left out when
     ``exclude_self`` and ``queries is points``)."""
     out = []
@@ -41,7 +43,9 @@ def _chunked_min_k(queries: torch.Tensor, points: torch.Tensor, k: int, *, exclu
     return torch.cat(out)
 
 
-def _ball_weights(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, weights: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+def _ball_weights(
+    queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, weights: torch.Tensor, chunk: int = 1024
+) -> torch.Tensor:
     """For each query, the total weight of the balls (centre, radius) that contain it."""
     out = []
     for start in range(0, len(queries), chunk):
@@ -50,7 +54,9 @@ def _ball_weights(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Ten
     return torch.cat(out)
 
 
-def _any_query_in_ball(queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+def _any_query_in_ball(
+    queries: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, chunk: int = 1024
+) -> torch.Tensor:
     """For each ball, whether any query falls inside it."""
     hit = torch.zeros(len(centres), dtype=torch.bool)
     for start in range(0, len(queries), chunk):
@@ -59,8 +65,14 @@ def _any_query_in_ball(queries: torch.Tensor, centres: torch.Tensor, radii: torc
     return hit
 
 
-def prdc(fake: torch.Tensor, real: torch.Tensor, k: int = 5, *, fake_weights: torch.Tensor | None = None,
-         real_weights: torch.Tensor | None = None) -> dict[str, float]:  # fmt: skip
+def prdc(
+    fake: torch.Tensor,
+    real: torch.Tensor,
+    k: int = 5,
+    *,
+    fake_weights: torch.Tensor | None = None,
+    real_weights: torch.Tensor | None = None,
+) -> dict[str, float]:
     """Precision, recall, density and coverage of ``fake`` against ``real`` (features, rows).
 
     Weights are bootstrap multiplicities of the rows being counted (0: not drawn): synthetic
@@ -116,15 +128,22 @@ class Figure:
         return {"value": self.value, "ci95": list(self.ci95), "floor": self.floor, "n": self.n}
 
 
-def _all(metrics: list[Metric], a: torch.Tensor, b: torch.Tensor, wa: torch.Tensor | None = None, wb: torch.Tensor | None = None) -> dict[str, float]:
+def _all(
+    metrics: list[Metric],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    wa: torch.Tensor | None = None,
+    wb: torch.Tensor | None = None,
+) -> dict[str, float]:
     values: dict[str, float] = {}
     for metric in metrics:
         values.update(metric(a, b, wa, wb))
     return values
 
 
-def _intervals(metrics: list[Metric], fake: torch.Tensor, real: torch.Tensor, resamples: int, seed: int,
-               point: dict[str, float]) -> dict[str, tuple[float, float]]:  # fmt: skip
+def _intervals(
+    metrics: list[Metric], fake: torch.Tensor, real: torch.Tensor, resamples: int, seed: int, point: dict[str, float]
+) -> dict[str, tuple[float, float]]:
     """95% bootstrap interval of each figure: both sides resampled with replacement, passed as
     multiplicities over their rows; the percentile interval is shifted by the bootstrap's own
     estimate of bias (mean of the resamples minus the figure). Fréchet distance needs this: a
@@ -151,7 +170,9 @@ def split_real(real: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, tor
     return real[order[:n]], real[order[n : 2 * n]]
 
 
-def measure(fake: torch.Tensor, real: torch.Tensor, metrics: list[Metric], *, resamples: int = 10, seed: int = 0) -> dict[str, Figure]:
+def measure(
+    fake: torch.Tensor, real: torch.Tensor, metrics: list[Metric], *, resamples: int = 10, seed: int = 0
+) -> dict[str, Figure]:
     """Each figure of ``fake`` against a real reference, with interval and floor.
 
     The real pool is split into a reference and a floor sample of equal size ``n`` (at most
@@ -172,8 +193,12 @@ def standard_metrics(space: str, *, k: int = 5, kid_subset: int = 500) -> list[M
     (``FD-EffNet``, ``KID-domain``, ...): they are not Inception FID/KID."""
     return [
         lambda a, b, wa=None, wb=None: {f"FD-{space}": frechet_distance(_expand(a, wa), _expand(b, wb))},
-        lambda a, b, wa=None, wb=None: {f"KID-{space}": kid(_expand(a, wa), _expand(b, wb), subset_size=kid_subset, subsets=10)},
-        lambda a, b, wa=None, wb=None: {f"{name}-{space}": value for name, value in prdc(a, b, k, fake_weights=wa, real_weights=wb).items()},
+        lambda a, b, wa=None, wb=None: {
+            f"KID-{space}": kid(_expand(a, wa), _expand(b, wb), subset_size=kid_subset, subsets=10)
+        },
+        lambda a, b, wa=None, wb=None: {
+            f"{name}-{space}": value for name, value in prdc(a, b, k, fake_weights=wa, real_weights=wb).items()
+        },
     ]
 
 

@@ -52,9 +52,7 @@ def get_source(
 ) -> Source:
     """A user source for ``imagefolder``/``npz`` with a path, else :func:`builtin_source`."""
     if name in USER_FORMATS and path:
-        return UserSource(
-            name, path, name=dataset or name, classes=classes, channels=channels, licence=licence
-        )
+        return UserSource(name, path, name=dataset or name, classes=classes, channels=channels, licence=licence)
     return builtin_source(name)
 
 

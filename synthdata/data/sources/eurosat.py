@@ -19,9 +19,17 @@ from synthdata.data.sources.base import RawSample, Source, SourceInfo
 from synthdata.errors import DataError
 
 CLASSES = (
-    "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
-    "Pasture", "PermanentCrop", "Residential", "River", "SeaLake",
-)  # fmt: skip
+    "AnnualCrop",
+    "Forest",
+    "HerbaceousVegetation",
+    "Highway",
+    "Industrial",
+    "Pasture",
+    "PermanentCrop",
+    "Residential",
+    "River",
+    "SeaLake",
+)
 
 
 class EuroSAT(Source):
@@ -37,10 +45,14 @@ class EuroSAT(Source):
         classes=CLASSES,
         channels=3,
         files=(
-            RemoteFile("eurosat/EuroSAT_RGB.zip", "e91dc817f5026a2d937b4ca61bf0011f1a959f0ad098595229237e8039b78d56", None),
+            RemoteFile(
+                "eurosat/EuroSAT_RGB.zip", "e91dc817f5026a2d937b4ca61bf0011f1a959f0ad098595229237e8039b78d56", None
+            ),
             RemoteFile("eurosat/train.csv", "e5086fc1db7ca6bb85fb770cfb15c26a7e56bd945953bd8403038519c178a89e", None),
             RemoteFile("eurosat/test.csv", "88c77e93aae99847ab4b1fb7c3a1abaae0e0e105319c664942236cc33bd61867", None),
-            RemoteFile("eurosat/label_map.json", "1ab1df47ca0d0985ed7b73736e050621f3c3804b7b12e2230d5736ba5a64e947", None),
+            RemoteFile(
+                "eurosat/label_map.json", "1ab1df47ca0d0985ed7b73736e050621f3c3804b7b12e2230d5736ba5a64e947", None
+            ),
         ),
     )
 
@@ -54,7 +66,9 @@ class EuroSAT(Source):
                 for line, row in enumerate(csv.DictReader(io.StringIO(table.read_text())), start=2):
                     name, label = row["Filename"], row["ClassName"]
                     if label not in CLASSES or label_map[label] != int(row["Label"]):
-                        raise DataError(f"{table}:{line}: label '{label}' ({row['Label']}) is outside the declared set")
+                        raise DataError(
+                            f"{table}:{line}: label '{label}' ({row['Label']}) is outside the declared set"
+                        )
                     member = PurePosixPath("EuroSAT_RGB") / name
                     try:
                         payload = tree.read(member)

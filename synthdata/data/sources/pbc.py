@@ -32,7 +32,9 @@ class PBC(Source):
         classes=("basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"),
         channels=3,
         files=(
-            RemoteFile("pbc/pbc-blood-32.zip", "662458bc8bd4448494108637bc755c3ea0994974852dd3cfe3d6c1ee5870c830", None),
+            RemoteFile(
+                "pbc/pbc-blood-32.zip", "662458bc8bd4448494108637bc755c3ea0994974852dd3cfe3d6c1ee5870c830", None
+            ),
         ),
     )
 

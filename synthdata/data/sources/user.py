@@ -6,10 +6,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from synthdata.data.archives import FileTree
-from synthdata.hashing import file_sha256
 from synthdata.data.sources.base import RawSample, Source, SourceInfo
 from synthdata.data.sources.readers import class_folder_samples, npz_samples
 from synthdata.errors import DataError
+from synthdata.hashing import file_sha256
 from synthdata.paths import shown
 
 
