@@ -116,13 +116,14 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
         "planned": quota,
         "accepted": validated.accepted,
         "accepted_fraction": validated.accepted / quota if quota else 0.0,
-        "generated": sampled.generated + validated.regenerated,
+        "generated": sampled.images + validated.regenerated,
         "dropped": figures.filter["dropped"],
         "fd_domain": overall.get("FD-domain", {}).get("value"),
         "fd_domain_floor": overall.get("FD-domain", {}).get("floor"),
         "fd_effnet": overall.get("FD-EffNet", {}).get("value"),
         "fd_effnet_floor": overall.get("FD-EffNet", {}).get("floor"),
-        "images_per_second": sampled.generated / sample_seconds if sampled.generated else None,
+        # a resumed run made only part of its images in this call: no speed figure then
+        "images_per_second": sampled.generated / sample_seconds if sampled.generated == sampled.images else None,
         "sample_seconds": sample_seconds,
         "distance_to_source": figures.lineage["distance_to_source"],
         "real_nearest_neighbour": figures.lineage["real_nearest_neighbour"],
@@ -203,6 +204,10 @@ def _utility(recipe, dataset: Path, modes: dict) -> None:
         entry["seeds"] = list(settings.seeds)
 
 
+def speed(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
 def _table(recipe: str, modes: dict) -> list[str]:
     lines = [
         f"## {recipe}",
@@ -236,7 +241,7 @@ def _table(recipe: str, modes: dict) -> list[str]:
         passed = 1 - sum(n for reasons in e["dropped"].values() for n in reasons.values()) / max(e["generated"], 1)
         lines.append(
             f"| {spec} | {e['accepted_fraction']:.2f} ({e['accepted']}/{e['planned']}) | {passed:.2f} of {e['generated']} | {fd} | {fe} | {distance} | "
-            f"{e['images_per_second'] or 0:.1f} | {' | '.join(utility[:2])} | {' | '.join(utility[2:])} | {gates} |"
+            f"{speed(e['images_per_second'])} | {' | '.join(utility[:2])} | {' | '.join(utility[2:])} | {gates} |"
         )
     first = next(iter(modes.values()))
     if "best_classical" in first:
