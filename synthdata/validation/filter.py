@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +171,9 @@ class Judge:
     train_pixels: torch.Tensor
     train_features: torch.Tensor
 
-    @property
+    @cached_property
     def train_index(self) -> dict[str, int]:
+        """Row of each train id (computed once: every refill round is judged against it)."""
         return {identifier: i for i, identifier in enumerate(self.train.ids)}
 
     def judge(self, folder: Path, rows: pd.DataFrame) -> Judged:
