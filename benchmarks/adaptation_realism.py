@@ -17,12 +17,12 @@ import torch
 from common import machine, write_result
 
 from synthdata.config.recipe import load_recipe
+from synthdata.data.tensors import load_split, to_uint8
 from synthdata.models.adapter import load_adapted
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import load_base
 from synthdata.sampling.generate import generate
 from synthdata.stages.finetune import run_finetune
-from synthdata.training.tensors import load_split, to_uint8
 from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.frechet import frechet_distance
 

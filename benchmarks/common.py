@@ -37,8 +37,8 @@ def real_pools(dataset: Path, size: int) -> tuple[Any, Any, Any, Any]:
 
 def split_pool(folder: Path, split: str, size: int, channels: int, digest: str) -> Any:
     """One split of ``folder`` as a utility pool (images at ``size``, labels, manifest hash)."""
-    from synthdata.training.tensors import load_split
-    from synthdata.utility.runner import Pool
+    from synthdata.data.tensors import load_split
+    from synthdata.downstream.runner import Pool
 
     images, labels, _ = load_split(folder, split, size=size, channels=channels)
     return Pool(images, labels, digest)

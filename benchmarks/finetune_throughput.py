@@ -17,11 +17,11 @@ import torch
 from common import machine, write_result
 
 from synthdata.config.recipe import load_recipe
+from synthdata.data.tensors import load_split
 from synthdata.models.adapter import adapt
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import load_base
 from synthdata.training.loop import train_denoiser
-from synthdata.training.tensors import load_split
 
 
 def reference_loop(model, images, labels, scheduler, steps: int, batch_size: int, lr: float) -> float:

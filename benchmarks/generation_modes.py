@@ -26,12 +26,12 @@ from common import RESULTS, machine, real_pools, split_pool, write_result
 from synthdata.config.recipe import GateSettings, load_recipe
 from synthdata.data.card import read_card
 from synthdata.data.manifest import verify_dataset
+from synthdata.downstream.arms import DOUBLED, is_classical
+from synthdata.downstream.augment import Augmentation
+from synthdata.downstream.metrics import class_counts, figure_text, interval, rare_classes
+from synthdata.downstream.runner import ArmRunner
 from synthdata.stages.sample import run_sample
 from synthdata.stages.validate import run_validate
-from synthdata.utility.arms import DOUBLED, is_classical
-from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
-from synthdata.utility.runner import ArmRunner
 from synthdata.validation.gates import evaluate_gates
 
 ARM = "real+synth-oversampled-augmented"

@@ -18,9 +18,9 @@ import torch
 from common import machine, write_result
 
 from synthdata.config.recipe import load_recipe
+from synthdata.data.tensors import load_split, to_uint8
 from synthdata.sampling.generate import generate
 from synthdata.sampling.model import load_sampling_model
-from synthdata.training.tensors import load_split, to_uint8
 from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.frechet import frechet_distance
 

@@ -21,11 +21,11 @@ from common import machine, write_result
 
 from synthdata.config.recipe import load_recipe
 from synthdata.data.manifest import verify_dataset
-from synthdata.training.tensors import load_split
-from synthdata.utility.arms import ARMS
-from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
-from synthdata.utility.runner import ArmRunner, Pool, run_arms
+from synthdata.data.tensors import load_split
+from synthdata.downstream.arms import ARMS
+from synthdata.downstream.augment import Augmentation
+from synthdata.downstream.metrics import class_counts, figure_text, interval, rare_classes
+from synthdata.downstream.runner import ArmRunner, Pool, run_arms
 
 OLD_STEPS = 400
 """The CPU preset's hand-picked budget before the rule: 400 steps x batch 64."""

@@ -23,11 +23,11 @@ from common import machine, real_pools, split_pool, write_result
 from synthdata.config.recipe import load_recipe
 from synthdata.data.card import read_card
 from synthdata.data.manifest import verify_dataset
-from synthdata.utility.augment import Augmentation
-from synthdata.utility.batches import SyntheticMixing
-from synthdata.utility.budget import epochs_to_steps
-from synthdata.utility.metrics import class_counts, figure_text, interval, rare_classes
-from synthdata.utility.runner import ArmRunner
+from synthdata.downstream.augment import Augmentation
+from synthdata.downstream.batches import SyntheticMixing
+from synthdata.downstream.budget import epochs_to_steps
+from synthdata.downstream.metrics import class_counts, figure_text, interval, rare_classes
+from synthdata.downstream.runner import ArmRunner
 
 BASELINE, ARM = "real-oversampled-augmented", "real+synth-oversampled-augmented"
 

@@ -26,11 +26,11 @@ import yaml
 
 from synthdata.atomic import write_text
 from synthdata.config.recipe import load_recipe
+from synthdata.downstream.metrics import HEADLINE, figure_text
 from synthdata.errors import SynthdataError
 from synthdata.pipeline import run_stages
 from synthdata.provenance import versions
 from synthdata.tracking.mlflow_run import finish_pipeline
-from synthdata.utility.metrics import HEADLINE, figure_text
 
 ANCHOR = {"pneumoniamnist": 0.854, "breastmnist": 0.863}
 """MedMNIST v2 (Yang et al. 2023), ResNet-18 (28), test accuracy."""

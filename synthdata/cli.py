@@ -432,8 +432,8 @@ def utility(
 ) -> None:
     """Train a downstream classifier per arm and seed at equal steps (by the recipe's budget rule); score each on the real test split."""
     from synthdata.config.recipe import load_recipe
+    from synthdata.downstream.verdict import headline_rows
     from synthdata.stages.utility import run_utility
-    from synthdata.utility.verdict import headline_rows
 
     spec = load_recipe(recipe)
     max_epochs = spec.utility.budget.max_epochs

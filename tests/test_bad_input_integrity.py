@@ -291,7 +291,7 @@ def test_an_edited_adapter_config_is_refused_at_load(setup, tmp_path, monkeypatc
 
 
 def test_a_class_without_test_images_has_no_recall_and_leaves_the_rare_mean():
-    from synthdata.utility.metrics import NO_TEST_IMAGES, score, summarise
+    from synthdata.downstream.metrics import NO_TEST_IMAGES, score, summarise
 
     labels = torch.tensor([0, 0, 0, 1, 1, 1])  # class "c" has no test image
     predictions = torch.tensor([0, 0, 0, 1, 1, 2])  # one prediction of "c" all the same
@@ -307,7 +307,7 @@ def test_a_class_without_test_images_has_no_recall_and_leaves_the_rare_mean():
 
 
 def test_one_seed_has_no_interval():
-    from synthdata.utility.metrics import ONE_SEED, interval
+    from synthdata.downstream.metrics import ONE_SEED, interval
 
     figure = interval([0.7])
     assert figure == {"mean": 0.7, "ci95": None, "n": 1, "reason": ONE_SEED}
@@ -316,8 +316,8 @@ def test_one_seed_has_no_interval():
 
 def _metrics(seeds: list[int], rare: list[str]) -> dict:
     """Utility figures of two arms on a test split where class c has no image."""
-    from synthdata.utility.metrics import score, summarise
-    from synthdata.utility.verdict import goal, verdict
+    from synthdata.downstream.metrics import score, summarise
+    from synthdata.downstream.verdict import goal, verdict
 
     labels, classes = torch.tensor([0, 0, 1, 1]), ["a", "b", "c"]
     runs = {
@@ -346,9 +346,9 @@ def _metrics(seeds: list[int], rare: list[str]) -> dict:
 
 def test_the_printed_table_and_the_report_say_n_a_and_why(tmp_path):
     from synthdata.config.recipe import DataSettings, Recipe
+    from synthdata.downstream.metrics import NO_TEST_IMAGES, ONE_SEED
+    from synthdata.downstream.verdict import headline_rows
     from synthdata.stages.utility import _report
-    from synthdata.utility.metrics import NO_TEST_IMAGES, ONE_SEED
-    from synthdata.utility.verdict import headline_rows
 
     one = _metrics([0], ["c"])
     rows = headline_rows(one)

@@ -119,7 +119,7 @@ def test_an_unlisted_transform_or_parameter_is_refused(case, tmp_path, monkeypat
 def test_every_allowlisted_transform_and_parameter_exists_in_its_library():
     import inspect
 
-    from synthdata.utility.augment import TRANSFORMS, transform_class
+    from synthdata.downstream.augment import TRANSFORMS, transform_class
 
     for name, params in TRANSFORMS.items():
         accepted = inspect.signature(transform_class(name)).parameters

@@ -16,6 +16,7 @@ from synthdata.data.card import read_card
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.images import read_png_text
 from synthdata.data.manifest import DERIVED_SOURCE_TYPE, DIGITAL_SOURCE_TYPE, read_manifest
+from synthdata.data.tensors import to_uint8, to_unit_range
 from synthdata.errors import DataError, RecipeError
 from synthdata.sampling.anchors import anchor, source_order, source_pool
 from synthdata.sampling.generate import generate, start_index
@@ -24,7 +25,6 @@ from synthdata.sampling.model import load_sampling_model
 from synthdata.sampling.output import RECORD_FILE
 from synthdata.stages.sample import run_sample
 from synthdata.stages.validate import run_validate
-from synthdata.training.tensors import to_uint8, to_unit_range
 from synthdata.validation.lineage import check_lineage
 
 VALIDATE = "{classifier: {steps: 30, batch_size: 32}, resamples: 2, features: [domain], gates: {min_fill: null, max_near_copy_fraction: null, min_diversity_ratio: null}}"

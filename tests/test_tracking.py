@@ -40,15 +40,15 @@ def test_stage_runs_nest_under_one_pipeline_run_until_it_is_closed():
         pass
     with stage_run("sample", "tiny", {}) as second:
         pass
-    parent = mlflow.get_run(first.info.run_id).data.tags["mlflow.parentRunId"]
-    assert mlflow.get_run(second.info.run_id).data.tags["mlflow.parentRunId"] == parent
+    parent = mlflow.get_run(first.run_id).data.tags["mlflow.parentRunId"]
+    assert mlflow.get_run(second.run_id).data.tags["mlflow.parentRunId"] == parent
     assert mlflow.get_run(parent).info.status == "RUNNING"  # open until the report stage closes it
     assert finish_pipeline("tiny", {"real.balanced_accuracy": 0.5}) == parent
     assert mlflow.get_run(parent).info.status == "FINISHED" and mlflow.get_run(parent).data.metrics == {
         "real.balanced_accuracy": 0.5
     }
     # the next pipeline run gets a parent of its own; a run it reopens (same inputs) moves to it
-    with stage_run("sample", "tiny", {}, resume_run_id=second.info.run_id):
+    with stage_run("sample", "tiny", {}, resume_run_id=second.run_id):
         pass
-    reopened = mlflow.get_run(second.info.run_id).data.tags["mlflow.parentRunId"]
+    reopened = mlflow.get_run(second.run_id).data.tags["mlflow.parentRunId"]
     assert reopened != parent and mlflow.get_run(reopened).data.tags["pipeline"] == "true"

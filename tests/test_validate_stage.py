@@ -175,7 +175,7 @@ def test_a_failed_gate_exits_naming_metric_and_threshold_and_publishes_nothing(s
 
 
 def test_held_out_real_images_never_include_the_test_split(setup, tmp_path):
-    from synthdata.training.tensors import load_files
+    from synthdata.data.tensors import load_files
     from synthdata.validation.filter import heldout_real
 
     frame = read_manifest(setup / "d")

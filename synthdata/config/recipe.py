@@ -18,13 +18,13 @@ from synthdata.config.strict import build, check_numbers
 from synthdata.data.ingest import DataSettings
 from synthdata.data.longtail import LongtailSettings
 from synthdata.data.splits import SplitSettings
+from synthdata.downstream.settings import UtilitySettings
 from synthdata.errors import RecipeError
 from synthdata.models.adapter import AdapterSettings
 from synthdata.models.base import UNetSettings
 from synthdata.paths import RECIPE_NAME
 from synthdata.sampling.settings import SampleSettings
 from synthdata.training.loop import TrainSettings
-from synthdata.utility.settings import UtilitySettings
 from synthdata.validation.filter import FilterSettings
 from synthdata.validation.gates import GateSettings
 from synthdata.validation.settings import ValidateSettings

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from synthdata.data.tensors import to_uint8
 from synthdata.reporting.grid import save_grid
 from synthdata.sampling.generate import generate
-from synthdata.training.tensors import to_uint8
 
 
 def sample_grid(

@@ -28,11 +28,11 @@ import torch
 
 from synthdata.data.leaks import pixel_hashes
 from synthdata.data.manifest import GenerationMode, read_manifest
+from synthdata.data.tensors import load_files
 from synthdata.errors import DataError
 from synthdata.sampling.jobs import Item
 from synthdata.sampling.model import SamplingModel
 from synthdata.sampling.settings import SampleSettings
-from synthdata.training.tensors import load_files
 
 _STREAM = 0x5EED_A7C4  # the draws of an anchor, apart from anything else seeded by the image's seed
 

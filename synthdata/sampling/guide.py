@@ -21,8 +21,8 @@ import torch
 
 from synthdata.classify.network import SmallResNet
 from synthdata.classify.train import ClassifierSettings, random_shift, train_classifier
+from synthdata.data.tensors import load_split
 from synthdata.errors import SynthdataError
-from synthdata.training.tensors import load_split
 
 
 @dataclass

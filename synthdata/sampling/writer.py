@@ -18,6 +18,7 @@ from synthdata.atomic import write_bytes
 from synthdata.data.card import DatasetCard
 from synthdata.data.images import encode_png
 from synthdata.data.manifest import SYNTHETIC_SOURCE, source_type
+from synthdata.data.tensors import to_uint8, to_unit_range
 from synthdata.hashing import file_sha256
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
@@ -27,7 +28,6 @@ from synthdata.sampling.jobs import Item
 from synthdata.sampling.model import SamplingModel
 from synthdata.sampling.output import png_text, to_dataset_format, xmp_packet
 from synthdata.sampling.settings import SampleSettings
-from synthdata.training.tensors import to_uint8, to_unit_range
 
 
 def common_provenance(

@@ -9,10 +9,10 @@ import torch
 
 from synthdata.atomic import write_text
 from synthdata.data.card import read_card
+from synthdata.data.tensors import load_split, to_uint8
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import BASE_RECORD, load_base
 from synthdata.sampling.generate import generate
-from synthdata.training.tensors import load_split, to_uint8
 from synthdata.validation.features import FEATURE_NAME, EffNetFeatures
 from synthdata.validation.frechet import frechet_distance
 

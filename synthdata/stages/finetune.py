@@ -15,6 +15,7 @@ from typing import Any
 from synthdata.atomic import build_folder
 from synthdata.config.recipe import FinetuneSettings, Recipe
 from synthdata.data.manifest import verify_dataset
+from synthdata.data.tensors import load_split
 from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion, weights_file, write_adapter
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE, UNetSettings, load_base
@@ -27,10 +28,9 @@ from synthdata.models.stable_diffusion import (
 from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.samples import sample_grid
-from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
+from synthdata.tracking.mlflow_run import stage_run
 from synthdata.training.checkpoint import discard_if_stale, recorded_run_id
 from synthdata.training.loop import TrainResult, train_denoiser
-from synthdata.training.tensors import load_split
 
 
 @dataclass
@@ -101,9 +101,9 @@ def run_finetune(
     discard_if_stale(workdir, fingerprint)
     params = {"finetune": asdict(settings), "dataset": dataset.name}
     with stage_run("finetune", recipe.name, params, resume_run_id=recorded_run_id(workdir), output=out) as run:
-        import mlflow
-
-        set_tags({"manifest_sha256": manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode})
+        run.set_tags(
+            {"manifest_sha256": manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode}
+        )
         result = train_denoiser(
             prepared.backbone,
             trainable,
@@ -112,8 +112,8 @@ def run_finetune(
             prepared.scheduler,
             settings.train,
             workdir,
-            record={"mlflow_run_id": run.info.run_id, "fingerprint": fingerprint},
-            log=lambda m, s: log_metrics(m, step=s),
+            record={"mlflow_run_id": run.run_id, "fingerprint": fingerprint},
+            log=lambda m, s: run.log_metrics(m, step=s),
             stop_after=stop_after,
         )
         if result.steps < settings.train.steps:
@@ -129,7 +129,7 @@ def run_finetune(
             "steps": result.steps,
             "train_seconds": round(result.seconds, 1),
             "hardware": hardware(),
-            "mlflow_run_id": run.info.run_id,
+            "mlflow_run_id": run.run_id,
             "created_by": created_by(),
         }
 
@@ -145,8 +145,8 @@ def run_finetune(
             curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
             trainable_count = sum(p.numel() for p in trainable.values())
             total = sum(p.numel() for p in model.unet.parameters())
-            set_tags({"adapter_sha256": sha})
-            log_metrics(
+            run.set_tags({"adapter_sha256": sha})
+            run.log_metrics(
                 {
                     "trainable_parameters": trainable_count,
                     "trainable_fraction": trainable_count / total,
@@ -155,8 +155,8 @@ def run_finetune(
                     "train_seconds": result.seconds,
                 }
             )
-            mlflow.log_artifact(str(grid), artifact_path="samples")
-            mlflow.log_artifact(str(curve), artifact_path="plots")
+            run.log_artifact(grid, "samples")
+            run.log_artifact(curve, "plots")
             return [grid, curve]
 
         build_folder(out, build)

@@ -9,7 +9,7 @@ from pathlib import Path
 from synthdata.config.recipe import Recipe
 from synthdata.data.ingest import IngestResult, ingest
 from synthdata.data.sources import get_source
-from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
+from synthdata.tracking.mlflow_run import stage_run
 
 
 def run_ingest(recipe: Recipe, out: Path) -> IngestResult:
@@ -22,14 +22,12 @@ def run_ingest(recipe: Recipe, out: Path) -> IngestResult:
         channels=data.channels,
         licence=data.licence,
     )
-    with stage_run("ingest", recipe.name, {"data": asdict(data)}, output=out):
-        import mlflow
-
+    with stage_run("ingest", recipe.name, {"data": asdict(data)}, output=out) as run:
         started = time.perf_counter()
         result = ingest(source, out, split=data.split, image_size=data.image_size)
-        set_tags({"manifest_sha256": result.manifest_sha256})
+        run.set_tags({"manifest_sha256": result.manifest_sha256})
         metrics = {f"images_{s}": sum(c.values()) for s, c in result.counts.items()}
         metrics |= {f"removed_{k}": v for k, v in result.removed.items()}
-        log_metrics({**metrics, "images": result.images, "seconds": time.perf_counter() - started})
-        mlflow.log_artifact(str(out / "README.md"), artifact_path="card")
+        run.log_metrics({**metrics, "images": result.images, "seconds": time.perf_counter() - started})
+        run.log_artifact(out / "README.md", "card")
     return result

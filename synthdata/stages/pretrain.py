@@ -10,15 +10,15 @@ import torch
 from synthdata.atomic import build_folder
 from synthdata.config.recipe import PretrainSettings, Recipe
 from synthdata.data.manifest import verify_dataset
+from synthdata.data.tensors import load_split
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import build_scheduler, build_unet, write_base
 from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.samples import sample_grid
-from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
+from synthdata.tracking.mlflow_run import stage_run
 from synthdata.training.checkpoint import recorded_run_id
 from synthdata.training.loop import TrainResult, train_denoiser
-from synthdata.training.tensors import load_split
 
 
 def run_pretrain(
@@ -38,9 +38,7 @@ def run_pretrain(
     with stage_run(
         "pretrain", recipe.name, {"pretrain": asdict(settings)}, resume_run_id=resume_id, output=out
     ) as run:
-        import mlflow
-
-        set_tags({"manifest_sha256": card.manifest_sha256})
+        run.set_tags({"manifest_sha256": card.manifest_sha256})
         result = train_denoiser(
             backbone,
             trainable,
@@ -49,11 +47,11 @@ def run_pretrain(
             scheduler,
             settings.train,
             workdir,
-            record={"mlflow_run_id": run.info.run_id},
-            log=lambda m, s: log_metrics(m, step=s),
+            record={"mlflow_run_id": run.run_id},
+            log=lambda m, s: run.log_metrics(m, step=s),
             stop_after=stop_after,
         )
-        log_metrics({"images_per_second": result.images_per_second, "train_seconds": result.seconds})
+        run.log_metrics({"images_per_second": result.images_per_second, "train_seconds": result.seconds})
         if result.steps < settings.train.steps:
             return result
         record = {
@@ -70,7 +68,7 @@ def run_pretrain(
             "hardware": hardware(),
             "parameters": sum(p.numel() for p in unet.parameters()),
             "final_loss": result.losses[-1][1] if result.losses else None,
-            "mlflow_run_id": run.info.run_id,
+            "mlflow_run_id": run.run_id,
             "created_by": created_by(),
         }
         size = settings.unet.sample_size
@@ -86,9 +84,9 @@ def run_pretrain(
                 shape=(settings.unet.channels, size, size),
             )
             curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} pretraining")
-            set_tags({"base_sha256": sha})
-            mlflow.log_artifact(str(grid), artifact_path="samples")
-            mlflow.log_artifact(str(curve), artifact_path="plots")
+            run.set_tags({"base_sha256": sha})
+            run.log_artifact(grid, "samples")
+            run.log_artifact(curve, "plots")
             return [grid, curve]
 
         build_folder(out, build)

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from synthdata.downstream.metrics import HEADLINE
+from synthdata.downstream.verdict import GOAL, headline_rows
 from synthdata.errors import DataError
 from synthdata.provenance import versions
 from synthdata.reporting.html import HtmlReport
 from synthdata.tracking.mlflow_run import finish_pipeline
-from synthdata.utility.metrics import HEADLINE
-from synthdata.utility.verdict import GOAL, headline_rows
 
 REALISM = ("FD-EffNet", "FD-domain", "precision-domain", "recall-domain", "coverage-domain")
 

@@ -37,7 +37,7 @@ from synthdata.sampling.publish import publish_set
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import common_provenance, write_batches
-from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
+from synthdata.tracking.mlflow_run import find_run, stage_run
 
 
 @dataclass
@@ -161,17 +161,15 @@ def run_sample(
                         resume_run_id=find_run("sample", recipe.name, sample_run_id=run_id),
                     )
                 )
-                import mlflow
-
-                set_tags(
+                run.set_tags(
                     {
                         "sample_run_id": run_id,
                         "manifest_sha256": card.manifest_sha256,
                         "adapter_sha256": model.adapter_sha256,
                     }
                 )
-                mlflow.log_dict({"plan": plan.rows(), "identity": identity}, "plan.json")
-                mlflow_run_id = run.info.run_id
+                run.log_dict({"plan": plan.rows(), "identity": identity}, "plan.json")
+                mlflow_run_id = run.run_id
             except SynthdataError as exc:
                 problem, error = str(exc), exc
         problem, mlflow_run_id = _share(state, [problem, mlflow_run_id])
@@ -191,7 +189,7 @@ def run_sample(
             return result
         # tracking takes the figures before anything is published
         seconds = time.monotonic() - started
-        log_metrics(
+        run.log_metrics(
             {
                 "images": len(items),
                 "generated": generated,
@@ -207,9 +205,7 @@ def run_sample(
             if report
             else []
         )
-        import mlflow
-
-        set_tags({"synthetic_manifest_sha256": read_card(out).manifest_sha256})
+        run.set_tags({"synthetic_manifest_sha256": read_card(out).manifest_sha256})
         for path in result.report:
-            mlflow.log_artifact(str(path), artifact_path="grids" if path.parent.name == "grids" else None)
+            run.log_artifact(path, "grids" if path.parent.name == "grids" else None)
     return result

@@ -1,10 +1,10 @@
 """Stage: does the synthetic set make a downstream model better on the rare classes?
 
-Each arm (``synthdata.utility.arms``) trains the same network (``utility.model``, at
+Each arm (``synthdata.downstream.arms``) trains the same network (``utility.model``, at
 ``utility.image_size``) for the same number of optimizer steps, batch size and seeds, on the
 long-tailed real train split with or without oversampling, domain augmentation, logit
 adjustment, mixup / CutMix and synthetic images. The steps come from a rule
-(``synthdata.utility.budget``): by default where the real reference arm's validation accuracy
+(``synthdata.downstream.budget``): by default where the real reference arm's validation accuracy
 stops rising, so no arm wins by learning faster; the best classical arm also trains at twice
 that. Each model is scored on the real *test* split, which nothing else in synthdata reads and
 no choice here depends on. Before training, every training and validation image's pixels are
@@ -24,15 +24,15 @@ from synthdata.config.recipe import Recipe
 from synthdata.data.card import read_card
 from synthdata.data.leaks import check_disjoint
 from synthdata.data.manifest import manifest_hash, read_manifest, verify_dataset
+from synthdata.data.tensors import load_split
+from synthdata.downstream.arms import ARMS, DOUBLED, arm_of
+from synthdata.downstream.augment import Augmentation
+from synthdata.downstream.metrics import HEADLINE, class_counts, figure_text, rare_classes, summarise
+from synthdata.downstream.runner import ArmRunner, Pool, run_arms
+from synthdata.downstream.settings import UtilitySettings
+from synthdata.downstream.verdict import GOAL, goal, verdict
 from synthdata.errors import DataError
-from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
-from synthdata.training.tensors import load_split
-from synthdata.utility.arms import ARMS, DOUBLED, arm_of
-from synthdata.utility.augment import Augmentation
-from synthdata.utility.metrics import HEADLINE, class_counts, figure_text, rare_classes, summarise
-from synthdata.utility.runner import ArmRunner, Pool, run_arms
-from synthdata.utility.settings import UtilitySettings
-from synthdata.utility.verdict import GOAL, goal, verdict
+from synthdata.tracking.mlflow_run import stage_run
 
 
 @dataclass
@@ -116,9 +116,7 @@ def run_utility(
         "dataset": dataset.name,
         "synthetic": {k: str(sets[k]) for k in sorted(needed)},
     }
-    with stage_run("utility", recipe.name, params, output=work):
-        import mlflow
-
+    with stage_run("utility", recipe.name, params, output=work) as run:
         runner = ArmRunner(settings, classes, real, val, test, pools, rare, work, size, domain)
         outcome = run_arms(runner)
         runs = outcome.runs
@@ -145,10 +143,10 @@ def run_utility(
         metrics["verdict"] = verdict(metrics)
         # tracking takes the figures before the report and the metrics file are published
         for name, figures in arms.items():
-            log_metrics({f"{name}.{m}": figures[m]["mean"] for m in HEADLINE})
-        log_metrics({f"{r['arm']}.seed{r['seed']}.seconds": r["log"]["seconds"] for r in runs})
-        log_metrics({"budget.steps": outcome.budget.steps, "budget.epochs": outcome.budget.epochs})
-        set_tags({"test_pixels_sha256": leak["test_pixels_sha256"], "budget_rule": outcome.budget.rule})
+            run.log_metrics({f"{name}.{m}": figures[m]["mean"] for m in HEADLINE})
+        run.log_metrics({f"{r['arm']}.seed{r['seed']}.seconds": r["log"]["seconds"] for r in runs})
+        run.log_metrics({"budget.steps": outcome.budget.steps, "budget.epochs": outcome.budget.epochs})
+        run.set_tags({"test_pixels_sha256": leak["test_pixels_sha256"], "budget_rule": outcome.budget.rule})
         paths = build_folder(report, lambda folder: _report(folder, recipe, metrics, classes)) if report else []
         if metrics_path is not None:
             # wall-clock seconds stay out of the metrics file (MLflow and the report have them):
@@ -159,7 +157,7 @@ def run_utility(
             }
             paths.append(write_text(metrics_path, json.dumps(untimed, indent=2) + "\n"))
         for path in paths:
-            mlflow.log_artifact(str(path), artifact_path="utility")
+            run.log_artifact(path, "utility")
     return UtilityResult(arms, runs, metrics, paths, time.monotonic() - started)
 
 

@@ -27,6 +27,7 @@ import torch
 from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe
 from synthdata.data.manifest import manifest_hash, verify_dataset
+from synthdata.data.tensors import load_files, load_split
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.hashing import sha256_bytes
@@ -34,8 +35,7 @@ from synthdata.models.adapter import read_adapter_record
 from synthdata.reporting.validation import validation_report
 from synthdata.sampling.output import RECORD_FILE
 from synthdata.sampling.refill import Replacements
-from synthdata.tracking.mlflow_run import find_run, log_metrics, set_tags, stage_run
-from synthdata.training.tensors import load_files, load_split
+from synthdata.tracking.mlflow_run import find_run, stage_run
 from synthdata.validation.domain import train_domain_classifier
 from synthdata.validation.figures import ValidationFigures, measure_set
 from synthdata.validation.filter import Judge, Real, heldout_real, run_filter
@@ -125,10 +125,8 @@ def run_validate(
         params,
         resume_run_id=find_run("validate", recipe.name, build_key=build_key[:32]),
         output=out,
-    ):
-        import mlflow
-
-        set_tags(
+    ) as run:
+        run.set_tags(
             {
                 "build_key": build_key[:32],
                 "sample_run_id": run_id,
@@ -173,13 +171,13 @@ def run_validate(
             if report
             else []
         )
-        log_metrics(figures.flat())  # before publishing: tracking takes the figures first
+        run.log_metrics(figures.flat())  # before publishing: tracking takes the figures first
         if figures.passed:  # a set that fails a gate is never published where a trainer would find it
             publish_accepted(writer, synthetic, accepted, card, sample_record, dropped, figures)
         if metrics_path is not None:
             paths.append(write_text(metrics_path, json.dumps(figures.jsonable(), indent=2) + "\n"))
         for path in paths:
-            mlflow.log_artifact(str(path), artifact_path="validate")
+            run.log_artifact(path, "validate")
         result = ValidateResult(
             out,
             len(accepted),

@@ -9,15 +9,13 @@ from synthdata.atomic import write_text
 from synthdata.data.card import read_card
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.manifest import read_manifest, verify_dataset
-from synthdata.tracking.mlflow_run import log_metrics, set_tags, stage_run
+from synthdata.tracking.mlflow_run import stage_run
 
 
 def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path | None) -> dict:
     """Validate every folder in ``datasets``; the first failure raises, naming its rows."""
     summary: dict[str, dict] = {}
-    with stage_run("validate-data", recipe_name, {"datasets": [str(d) for d in datasets]}):
-        import mlflow
-
+    with stage_run("validate-data", recipe_name, {"datasets": [str(d) for d in datasets]}) as run:
         for folder in datasets:
             # the suite first: it names the expectation a defective table breaks; then the files and the card
             report = validate_dataset(folder, read_manifest(folder), read_card(folder), files=False)
@@ -31,9 +29,9 @@ def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path 
                 "classes": len(card.classes),
                 **{f"images_{s}": int((frame["split"] == s).sum()) for s in card.counts},
             }
-            set_tags({f"manifest_sha256.{folder.name}": verified.manifest_sha256})
-            log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
+            run.set_tags({f"manifest_sha256.{folder.name}": verified.manifest_sha256})
+            run.log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
         if metrics_out is not None:
             write_text(metrics_out, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-            mlflow.log_artifact(str(metrics_out))
+            run.log_artifact(metrics_out)
     return summary

@@ -2,9 +2,9 @@
 ``mlruns/artifacts``. Every run carries the git commit and synthdata version as tags; stages
 add the manifest hash of what they produced.
 
-Stages log through :func:`log_metrics`, :func:`log_params` and :func:`set_tags`, never through
-``mlflow`` directly: every key then passes :func:`tracking_keys`, so a class or folder name MLflow
-would refuse (``cd4+``, ``v1+v2``) cannot fail a stage after it has published its output.
+Stages log through the :class:`StageRun` that :func:`stage_run` yields, never through ``mlflow``
+directly: every key then passes :func:`tracking_keys`, so a class or folder name MLflow would
+refuse (``cd4+``, ``v1+v2``) cannot fail a stage after it has published its output.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 import socket
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,58 @@ def store_root() -> Path:
     return Path(os.environ.get(STORE_ENV, "mlruns")).resolve()
 
 
+def _tracking() -> tuple[Any, Path]:
+    """``mlflow``, pointed at the local store (made if missing), with its loggers quietened."""
+    import mlflow
+
+    # mlflow sets up its loggers on import; quiet its schema-migration chatter afterwards.
+    for name in ("alembic", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    root = store_root()
+    root.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    return mlflow, root
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """The active MLflow run of one stage: what a stage logs goes through here."""
+
+    run_id: str
+
+    def log_metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
+        """Log ``metrics`` (keys through :func:`tracking_keys`; a None figure is left out)."""
+        import mlflow
+
+        tracked = _tracked_metrics(metrics)
+        if tracked:
+            mlflow.log_metrics(tracked, step=step)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        """Log ``params`` as strings (keys through :func:`tracking_keys`)."""
+        import mlflow
+
+        mlflow.log_params(_tracked(params, MAX_PARAM_VALUE))
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        """Set ``tags`` as strings (keys through :func:`tracking_keys`)."""
+        import mlflow
+
+        mlflow.set_tags(_tracked(tags, MAX_TAG_VALUE))
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        """Copy the file at ``path`` into the run's artifacts (under ``folder`` if given)."""
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path=folder)
+
+    def log_dict(self, value: dict[str, Any], name: str) -> None:
+        """Store ``value`` as the JSON artifact ``name``."""
+        import mlflow
+
+        mlflow.log_dict(value, name)
+
+
 def _experiment_id(mlflow: Any, root: Path) -> str:
     experiment = mlflow.get_experiment_by_name(EXPERIMENT)
     if experiment is not None:
@@ -45,7 +98,7 @@ def _experiment_id(mlflow: Any, root: Path) -> str:
 @contextmanager
 def stage_run(
     stage: str, recipe: str, params: dict[str, Any], *, resume_run_id: str | None = None, output: Path | None = None
-) -> Iterator[Any]:
+) -> Iterator[StageRun]:
     """An active MLflow run for ``stage`` of ``recipe``; marked FAILED if the body raises.
 
     With ``resume_run_id`` (a run a killed stage left behind, recorded in its checkpoint) that
@@ -62,16 +115,8 @@ def stage_run(
         yield from _stage_run(stage, recipe, params, resume_run_id)
 
 
-def _stage_run(stage: str, recipe: str, params: dict[str, Any], resume_run_id: str | None) -> Iterator[Any]:
-    import mlflow
-
-    # mlflow sets up its loggers on import; quiet its schema-migration chatter afterwards.
-    for name in ("alembic", "mlflow"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-    root = store_root()
-    root.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+def _stage_run(stage: str, recipe: str, params: dict[str, Any], resume_run_id: str | None) -> Iterator[StageRun]:
+    mlflow, root = _tracking()
     # every version needed to repeat the run, as tags (synthdata.torch, synthdata.git_commit, ...)
     tags = {"stage": stage, "recipe": recipe, **{f"synthdata.{k}": v for k, v in versions().items()}}
     tags["git_commit"] = created_by()["git_commit"]
@@ -79,17 +124,19 @@ def _stage_run(stage: str, recipe: str, params: dict[str, Any], resume_run_id: s
     close_dead_runs(mlflow, experiment, stage, recipe)
     if resume_run_id is not None and _run_exists(mlflow, resume_run_id):
         with mlflow.start_run(run_id=resume_run_id) as run:
-            set_tags({"resumed": "true", **_process_tags()})
+            reopened = StageRun(run.info.run_id)
+            reopened.set_tags({"resumed": "true", **_process_tags()})
             # a run reopened by a later pipeline run (same inputs, same outputs) now belongs to it
             mlflow.set_tag("mlflow.parentRunId", pipeline_run(mlflow, experiment, recipe))
-            yield run
+            yield reopened
         return
     tags["mlflow.parentRunId"] = pipeline_run(mlflow, experiment, recipe)
     tags.update(_process_tags())
     tags = _tracked(tags, MAX_TAG_VALUE)
     with mlflow.start_run(experiment_id=experiment, run_name=f"{recipe}/{stage}", tags=tags) as run:
-        log_params(flatten(params))
-        yield run
+        started = StageRun(run.info.run_id)
+        started.log_params(flatten(params))
+        yield started
 
 
 def _process_tags() -> dict[str, str]:
@@ -158,11 +205,7 @@ def pipeline_run(mlflow: Any, experiment: str, recipe: str) -> str:
 
 def finish_pipeline(recipe: str, metrics: dict[str, float]) -> str | None:
     """Log ``metrics`` on the open pipeline run of ``recipe`` and mark it FINISHED; its id."""
-    import mlflow
-
-    root = store_root()
-    root.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow, root = _tracking()
     client = mlflow.MlflowClient()
     run_id = pipeline_run(mlflow, _experiment_id(mlflow, root), recipe)
     for key, value in _tracked_metrics(metrics).items():
@@ -220,37 +263,11 @@ def _tracked_metrics(metrics: dict[str, float | None]) -> dict[str, float]:
     return {keys[name]: float(value) for name, value in metrics.items() if value is not None}
 
 
-def log_metrics(metrics: dict[str, float | None], step: int | None = None) -> None:
-    """Log ``metrics`` on the active run (keys through :func:`tracking_keys`; None left out)."""
-    import mlflow
-
-    tracked = _tracked_metrics(metrics)
-    if tracked:
-        mlflow.log_metrics(tracked, step=step)
-
-
-def log_params(params: dict[str, Any]) -> None:
-    """Log ``params`` as strings on the active run (keys through :func:`tracking_keys`)."""
-    import mlflow
-
-    mlflow.log_params(_tracked(params, MAX_PARAM_VALUE))
-
-
-def set_tags(tags: dict[str, Any]) -> None:
-    """Set ``tags`` as strings on the active run (keys through :func:`tracking_keys`)."""
-    import mlflow
-
-    mlflow.set_tags(_tracked(tags, MAX_TAG_VALUE))
-
-
 def find_run(stage: str, recipe: str, **tags: str) -> str | None:
     """The newest run of ``stage`` for ``recipe`` carrying every tag in ``tags``, if any."""
-    import mlflow
-
-    root = store_root()
-    if not (root / "mlflow.db").is_file():
+    if not (store_root() / "mlflow.db").is_file():
         return None
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow, _ = _tracking()
     clauses = [f"tags.stage = '{stage}'", f"tags.recipe = '{recipe}'"]
     clauses += [f"tags.{key} = '{value}'" for key, value in tags.items()]
     try:

@@ -26,7 +26,7 @@ from synthdata.validation.coverage import (
 from synthdata.validation.features import EffNetFeatures
 from synthdata.validation.filter import Judged, Real
 from synthdata.validation.lineage import is_duplicate, quantiles, source_lists, within_source_diversity
-from synthdata.validation.realism import Figure, measure, standard_metrics
+from synthdata.validation.realism import MetricEstimate, measure, standard_metrics
 
 if TYPE_CHECKING:
     from synthdata.validation.settings import ValidateSettings
@@ -90,7 +90,7 @@ def measure_set(
     accepted_labels = torch.as_tensor(everything.rows["label"].to_numpy()[chosen], dtype=torch.int64)
     accepted_domain = everything.domain_features[chosen]
     accepted_count = len(chosen)
-    overall: dict[str, Figure] = {}
+    overall: dict[str, MetricEstimate] = {}
     if accepted_count >= 3:
         subset = torch.randperm(accepted_count, generator=generator)[:MAX_METRIC_SAMPLES]
         # measure() uses a reference and a floor sample of the synthetic count each: no more.

@@ -116,8 +116,8 @@ def kid(fake: torch.Tensor, real: torch.Tensor, *, subsets: int = 20, subset_siz
 
 
 @dataclass
-class Figure:
-    """One metric: its value, a 95% interval over resamples, and the real-vs-real floor."""
+class MetricEstimate:
+    """One metric's estimate: its value, a 95% interval over resamples, and the real-vs-real floor."""
 
     value: float
     ci95: tuple[float, float]
@@ -172,7 +172,7 @@ def split_real(real: torch.Tensor, n: int, seed: int) -> tuple[torch.Tensor, tor
 
 def measure(
     fake: torch.Tensor, real: torch.Tensor, metrics: list[Metric], *, resamples: int = 10, seed: int = 0
-) -> dict[str, Figure]:
+) -> dict[str, MetricEstimate]:
     """Each figure of ``fake`` against a real reference, with interval and floor.
 
     The real pool is split into a reference and a floor sample of equal size ``n`` (at most
@@ -185,7 +185,7 @@ def measure(
     values, floors = _all(metrics, fake, reference), _all(metrics, second, reference)
     nan = (float("nan"), float("nan"))
     intervals = _intervals(metrics, fake, reference, resamples, seed + 2, values) if resamples >= 2 else {}
-    return {name: Figure(values[name], intervals.get(name, nan), floors[name], n) for name in values}
+    return {name: MetricEstimate(values[name], intervals.get(name, nan), floors[name], n) for name in values}
 
 
 def standard_metrics(space: str, *, k: int = 5, kid_subset: int = 500) -> list[Metric]:

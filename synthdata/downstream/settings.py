@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from synthdata.classify.network import MODEL_NAME
 from synthdata.classify.train import ClassifierSettings
 from synthdata.config.strict import SettingError, check_numbers
-from synthdata.utility.arms import ARMS, DEFAULT_ARMS
-from synthdata.utility.augment import TransformSpec
-from synthdata.utility.batches import SyntheticMixing
-from synthdata.utility.budget import BudgetSettings
+from synthdata.downstream.arms import ARMS, DEFAULT_ARMS
+from synthdata.downstream.augment import TransformSpec
+from synthdata.downstream.batches import SyntheticMixing
+from synthdata.downstream.budget import BudgetSettings
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class UtilitySettings:
     the real arms have converged, scored on the untouched real test split."""
 
     arms: list[str] | None = None
-    """Arms to train (see ``synthdata.utility.arms``); ``real+synth-scratch`` needs a scratch set.
+    """Arms to train (see ``synthdata.downstream.arms``); ``real+synth-scratch`` needs a scratch set.
     Default: ``DEFAULT_ARMS`` (uniform real, the strongest cheap baselines, synthetic on top of the
     best of them), less the augmented ones when no augmentation is given."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"range": "seed"})

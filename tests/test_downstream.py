@@ -19,18 +19,18 @@ from synthdata.config.recipe import UtilitySettings, load_recipe
 from synthdata.data.card import read_card
 from synthdata.data.leaks import pixel_hashes
 from synthdata.data.manifest import read_manifest, write_manifest
+from synthdata.data.tensors import load_split
+from synthdata.downstream import runner as utility_runner
+from synthdata.downstream.augment import Augmentation, TransformSpec
+from synthdata.downstream.batches import SyntheticMixing
+from synthdata.downstream.budget import BudgetSettings
+from synthdata.downstream.metrics import interval, rare_classes, score
 from synthdata.errors import DataError, RecipeError
 from synthdata.hashing import file_sha256
 from synthdata.stages.report import run_report
 from synthdata.stages.sample import run_sample
 from synthdata.stages.utility import run_utility
 from synthdata.stages.validate import run_validate
-from synthdata.training.tensors import load_split
-from synthdata.utility import runner as utility_runner
-from synthdata.utility.augment import Augmentation, TransformSpec
-from synthdata.utility.batches import SyntheticMixing
-from synthdata.utility.budget import BudgetSettings
-from synthdata.utility.metrics import interval, rare_classes, score
 
 VALIDATE = "{classifier: {steps: 60, batch_size: 32}, resamples: 2, features: [domain], gates: {min_fill: 0.0, max_near_copy_fraction: null, min_diversity_ratio: null}}"
 AUGMENT = [

@@ -7,7 +7,7 @@ finished run is kept in the work folder under a fingerprint of everything that d
 so a killed stage retrains only what it had not finished, and the budget rule's ladder reuses
 the runs it shares with the arms.
 
-:func:`run_arms` chooses the budget (``synthdata.utility.budget``), trains every arm and seed at
+:func:`run_arms` chooses the budget (``synthdata.downstream.budget``), trains every arm and seed at
 it, then the best classical arm, by validation balanced accuracy, at twice the budget.
 """
 
@@ -23,13 +23,13 @@ import torch
 from synthdata.atomic import write_text
 from synthdata.classify.network import build_network
 from synthdata.classify.train import Objective, logit_adjustment, predict, random_shift, train_classifier
+from synthdata.downstream.arms import DOUBLED, arm_of, is_classical
+from synthdata.downstream.augment import Augmentation
+from synthdata.downstream.batches import mixed_draw, synthetic_weights, training_prior
+from synthdata.downstream.budget import BudgetOutcome, balanced_accuracy_error, choose_budget
+from synthdata.downstream.metrics import class_counts, score
+from synthdata.downstream.settings import UtilitySettings
 from synthdata.hashing import sha256_bytes
-from synthdata.utility.arms import DOUBLED, arm_of, is_classical
-from synthdata.utility.augment import Augmentation
-from synthdata.utility.batches import mixed_draw, synthetic_weights, training_prior
-from synthdata.utility.budget import BudgetOutcome, balanced_accuracy_error, choose_budget
-from synthdata.utility.metrics import class_counts, score
-from synthdata.utility.settings import UtilitySettings
 
 RECORD_FORMAT = 2
 """Part of every run's fingerprint: a record written in an older format is never read back."""

@@ -1,6 +1,6 @@
 """Whether the synthetic arms helped: the goal, the comparison in words, the headline rows.
 
-Judged on the figures ``synthdata.utility.metrics`` gives each arm (mean and 95% interval over
+Judged on the figures ``synthdata.downstream.metrics`` gives each arm (mean and 95% interval over
 seeds on the real test split). The utility stage records the goal and the verdict in its
 metrics; the report stage and the command line print the same headline rows.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthdata.utility.arms import DOUBLED, is_classical
-from synthdata.utility.metrics import figure_text
+from synthdata.downstream.arms import DOUBLED, is_classical
+from synthdata.downstream.metrics import figure_text
 
 GOAL = {"balanced_accuracy": 0.03, "rare_third_recall": 0.10}
 """What "helps" means: the best synthetic arm beats the best classical arm (the doubled-budget
