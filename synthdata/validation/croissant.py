@@ -74,6 +74,56 @@ def croissant(
     ``manifest_file_sha256`` is the checksum of the ``manifest.parquet`` file itself (the
     manifest's content hash is on the card)."""
     derived = card.derived_from or {}
+    return {
+        **_dataset(card, source),
+        **_derivation(source, derived),
+        "distribution": _distribution(card, manifest_file_sha256, shards),
+        "recordSet": _record_sets(),
+        **_responsible_ai(card, source, derived, dropped, known_gaps),
+        "sc:digitalSourceType": source_type(str((derived.get("sample") or {}).get("mode", "noise"))),
+    }
+
+
+def _dataset(card: DatasetCard, source: DatasetCard) -> dict[str, Any]:
+    """The schema.org description: name, licence and citation of the source, version."""
+    return {
+        "@context": _CONTEXT,
+        "@type": "sc:Dataset",
+        "conformsTo": ["http://mlcommons.org/croissant/1.0", "http://mlcommons.org/croissant/RAI/1.0"],
+        "name": card.name,
+        "description": card.description,
+        "license": source.licence,
+        "citeAs": source.citation,
+        "url": source.homepage,
+        "version": card.created_by.get("synthdata", "unknown"),
+        "isLiveDataset": False,
+    }
+
+
+def _derivation(source: DatasetCard, derived: dict[str, Any]) -> dict[str, Any]:
+    """What the set was derived from (source manifest, base model, adapter) and the sample run."""
+    return {
+        "isBasedOn": {
+            "@type": "sc:Dataset",
+            "name": source.name,
+            "url": source.homepage,
+            "identifier": f"manifest sha256 {source.manifest_sha256}",
+        },
+        "prov:wasDerivedFrom": [
+            {"@id": f"dataset:{source.name}", "identifier": source.manifest_sha256},
+            {"@id": f"model:{derived.get('base_id', 'unknown')}", "identifier": derived.get("base_sha256", "")},
+            {"@id": "adapter", "identifier": derived.get("adapter_sha256", "")},
+        ],
+        "prov:wasGeneratedBy": {
+            "@type": "prov:Activity",
+            "name": f"synthdata sample run {derived.get('sample_run_id', '')}",
+            "prov:used": derived.get("sample", {}),
+        },
+    }
+
+
+def _distribution(card: DatasetCard, manifest_file_sha256: str, shards: list[str]) -> list[dict[str, Any]]:
+    """The files: the manifest, the PNG file set and, when written, the WebDataset shards."""
     distribution: list[dict[str, Any]] = [
         {
             "@type": "cr:FileObject",
@@ -102,9 +152,33 @@ def croissant(
                 "includes": "shards/*.tar",
             }
         )
+    return distribution
+
+
+def _record_sets() -> list[dict[str, Any]]:
     # Two record sets: the images as files (content, path, class from the folder name) and the
     # manifest's provenance rows, whose relpath references the image's path (the join).
-    image_fields = [
+    return [
+        {
+            "@type": "cr:RecordSet",
+            "@id": "images",
+            "name": "images",
+            "key": {"@id": "images/relpath"},
+            "field": _image_fields(),
+        },
+        {
+            "@type": "cr:RecordSet",
+            "@id": "synthetic",
+            "name": "synthetic",
+            "key": {"@id": "synthetic/relpath"},
+            "field": _synthetic_fields(),
+        },
+    ]
+
+
+def _image_fields() -> list[dict[str, Any]]:
+    """The ``images`` record set: each PNG's content, its path and its class (the folder name)."""
+    return [
         {
             "@type": "cr:Field",
             "@id": "images/image",
@@ -135,6 +209,11 @@ def croissant(
             },
         },
     ]
+
+
+def _synthetic_fields() -> list[dict[str, Any]]:
+    """The ``synthetic`` record set: the manifest's relpath (joined to the images), label and
+    provenance columns."""
     fields = [
         {
             "@type": "cr:Field",
@@ -162,56 +241,19 @@ def croissant(
         }
         for column, dtype in PROVENANCE_COLUMNS.items()
     ]
+    return fields
+
+
+def _responsible_ai(
+    card: DatasetCard,
+    source: DatasetCard,
+    derived: dict[str, Any],
+    dropped: dict[str, dict[str, int]],
+    known_gaps: list[str],
+) -> dict[str, Any]:
+    """The ``rai:`` fields: how the images were made, what was dropped, biases and limitations."""
     counts = card.counts.get("train", {})
-    drop_text = "; ".join(
-        f"{cls}: " + ", ".join(f"{n} {why}" for why, n in reasons.items())
-        for cls, reasons in dropped.items()
-        if reasons
-    )
     return {
-        "@context": _CONTEXT,
-        "@type": "sc:Dataset",
-        "conformsTo": ["http://mlcommons.org/croissant/1.0", "http://mlcommons.org/croissant/RAI/1.0"],
-        "name": card.name,
-        "description": card.description,
-        "license": source.licence,
-        "citeAs": source.citation,
-        "url": source.homepage,
-        "version": card.created_by.get("synthdata", "unknown"),
-        "isLiveDataset": False,
-        "isBasedOn": {
-            "@type": "sc:Dataset",
-            "name": source.name,
-            "url": source.homepage,
-            "identifier": f"manifest sha256 {source.manifest_sha256}",
-        },
-        "prov:wasDerivedFrom": [
-            {"@id": f"dataset:{source.name}", "identifier": source.manifest_sha256},
-            {"@id": f"model:{derived.get('base_id', 'unknown')}", "identifier": derived.get("base_sha256", "")},
-            {"@id": "adapter", "identifier": derived.get("adapter_sha256", "")},
-        ],
-        "prov:wasGeneratedBy": {
-            "@type": "prov:Activity",
-            "name": f"synthdata sample run {derived.get('sample_run_id', '')}",
-            "prov:used": derived.get("sample", {}),
-        },
-        "distribution": distribution,
-        "recordSet": [
-            {
-                "@type": "cr:RecordSet",
-                "@id": "images",
-                "name": "images",
-                "key": {"@id": "images/relpath"},
-                "field": image_fields,
-            },
-            {
-                "@type": "cr:RecordSet",
-                "@id": "synthetic",
-                "name": "synthetic",
-                "key": {"@id": "synthetic/relpath"},
-                "field": fields,
-            },
-        ],
         "rai:dataCollection": (
             "No image was collected: every image was generated by a diffusion model "
             f"({derived.get('base_id', 'a base model')}) adapted with LoRA to the train split of {source.name}, "
@@ -222,7 +264,7 @@ def croissant(
         "rai:dataCollectionRawData": f"{source.name} train split (manifest sha256 {source.manifest_sha256}); licence {source.licence}",
         "rai:dataPreprocessingProtocol": [
             f"Images in the source's own format ({card.width}x{card.height}, {card.channels} channel(s)), PNG.",
-            f"Dropped and replaced before acceptance: {drop_text or 'none'}.",
+            f"Dropped and replaced before acceptance: {_drop_text(dropped) or 'none'}.",
         ],
         "rai:dataBiases": [
             "A generative model reproduces, and can amplify, the biases of its training data: the rare classes "
@@ -240,8 +282,16 @@ def croissant(
         "rai:dataUseCases": ["Augmenting the rare classes of the source's train split, at equal training budget."],
         "rai:personalSensitiveInformation": "Inherits whatever the source dataset holds; images are checked for near-copies of training images.",
         "rai:hasSyntheticData": True,
-        "sc:digitalSourceType": source_type(str((derived.get("sample") or {}).get("mode", "noise"))),
     }
+
+
+def _drop_text(dropped: dict[str, dict[str, int]]) -> str:
+    """``class: n reason, ...; ...`` for every class with a drop."""
+    return "; ".join(
+        f"{cls}: " + ", ".join(f"{n} {why}" for why, n in reasons.items())
+        for cls, reasons in dropped.items()
+        if reasons
+    )
 
 
 def write_croissant(folder: Path, document: dict[str, Any]) -> Path:
