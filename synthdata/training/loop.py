@@ -114,6 +114,30 @@ class _BatchOrder:
         return torch.cat(parts)
 
 
+@dataclass
+class _Resumed:
+    """Where a run starts: its step, the losses logged so far and the record to carry on."""
+
+    start: int
+    losses: list[tuple[int, float]]
+    record: dict[str, Any]
+
+    @property
+    def seconds(self) -> float:
+        """Training wall time of the runs before this one."""
+        return float(self.record.get("train_seconds", 0.0))
+
+
+@dataclass(frozen=True)
+class _NoisedBatch:
+    """One step's training pairs: noisy inputs at their timesteps and labels, and the noise to predict."""
+
+    noisy: torch.Tensor
+    timesteps: torch.Tensor
+    labels: torch.Tensor
+    noise: torch.Tensor
+
+
 def train_denoiser(
     backbone: Any,
     trainable: dict[str, torch.nn.Parameter],
@@ -137,11 +161,55 @@ def train_denoiser(
     from diffusers.training_utils import EMAModel
 
     accelerator = Accelerator(mixed_precision=settings.mixed_precision, cpu=not torch.cuda.is_available())
-    module = backbone.module
+    _train_only(backbone.module, trainable)
+    optimizer = _optimizer(trainable, settings)
+    ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75, foreach=True)
+    resumed = _resume(workdir, trainable, ema, optimizer, record)
+    prepared, optimizer = _prepare(accelerator, backbone, optimizer)
+    order = _BatchOrder(len(images), settings.batch_size, settings.seed)
+    end = settings.steps if stop_after is None else min(settings.steps, stop_after)
+    losses, window = resumed.losses, list[float]()
+    started = time.perf_counter()
+    with progress_bar("train", total=settings.steps) as bar:
+        bar.advance(resumed.start)
+        for step in range(resumed.start, end):
+            # 1. the step's batch, noised at random timesteps (every draw derived from (seed, step))
+            batch = _noised_batch(backbone, images, labels, order, noise_scheduler, settings, accelerator, step)
+            # 2. the warm-up learning rate
+            _warm_up(optimizer, settings, step)
+            # 3. predict the noise, step the optimizer and the EMA
+            window.append(_optimise(backbone, batch, trainable, optimizer, ema, settings, accelerator))
+            stop_if_diverged(window[-1], step + 1, "training", settings)
+            bar.advance()
+            done = step + 1
+            # 4. the mean loss of the window, every log_every steps
+            if done % settings.log_every == 0 or done == settings.steps:
+                _log_window(window, losses, done, optimizer, log)
+            # 5. a checkpoint that resumes exactly here
+            if accelerator.is_main_process and (done % settings.checkpoint_every == 0 or done == end):
+                elapsed = resumed.seconds + time.perf_counter() - started
+                _checkpoint(workdir, done, trainable, ema, optimizer, {**resumed.record, "losses": losses}, elapsed)
+    seconds = time.perf_counter() - started
+    backbone.unet = accelerator.unwrap_model(prepared)
+    if end == settings.steps:
+        ema.copy_to(list(trainable.values()))
+        stop_if_non_finite(trainable, end, "training")
+    trained = max(0, end - resumed.start)
+    throughput = trained * settings.batch_size / seconds if seconds > 0 else 0.0
+    return TrainResult(end, resumed.start, losses, resumed.seconds + seconds, throughput)
+
+
+def _train_only(module: torch.nn.Module, trainable: dict[str, torch.nn.Parameter]) -> None:
+    """Freeze every parameter of ``module`` but the ``trainable`` ones."""
     for parameter in module.parameters():
         parameter.requires_grad_(False)
     for parameter in trainable.values():
         parameter.requires_grad_(True)
+
+
+def _optimizer(trainable: dict[str, torch.nn.Parameter], settings: TrainSettings) -> torch.optim.AdamW:
+    """AdamW over ``trainable``; the class-embedding table in a group of its own, whose ``scale``
+    multiplies the learning rate by ``settings.class_table_lr_scale``."""
     table = [p for name, p in trainable.items() if name.startswith("class_embedding.")]
     rest = [p for name, p in trainable.items() if not name.startswith("class_embedding.")]
     groups = [
@@ -149,78 +217,116 @@ def train_denoiser(
         for g in ({"params": rest, "scale": 1.0}, {"params": table, "scale": settings.class_table_lr_scale})
         if g["params"]
     ]
-    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    ema = EMAModel(list(trainable.values()), decay=settings.ema_decay, use_ema_warmup=True, power=0.75, foreach=True)
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+
+
+def _resume(
+    workdir: Path, trainable: dict[str, torch.nn.Parameter], ema: Any, optimizer: Any, record: dict[str, Any] | None
+) -> _Resumed:
+    """Load the latest checkpoint in ``workdir`` into the parameters, EMA and optimizer, if there
+    is one; the checkpoint's record overrides the caller's ``record``."""
     meta = load_checkpoint(workdir, params=trainable, ema=ema, optimizer=optimizer)
     start = meta["step"] if meta else 0
     losses: list[tuple[int, float]] = [tuple(x) for x in meta["record"].get("losses", [])] if meta else []
     record = dict(record or {}) | ({k: v for k, v in meta["record"].items() if k != "losses"} if meta else {})
+    return _Resumed(start, losses, record)
+
+
+def _prepare(accelerator: Any, backbone: Any, optimizer: Any) -> tuple[Any, Any]:
+    """The backbone's module in training mode and the optimizer, prepared by ``accelerate``."""
+    module = backbone.module
     module.train()
     prepared, optimizer = accelerator.prepare(module, optimizer)
     # Forward through the prepared module: under DDP (accelerate launch, several GPUs) that is
     # the wrapper that averages gradients across processes; on one device it is the module.
     backbone.unet = prepared
-    backbone_device = accelerator.device
-    alphas = noise_scheduler.alphas_cumprod
-    timesteps_total = noise_scheduler.config.num_train_timesteps
-    order = _BatchOrder(len(images), settings.batch_size, settings.seed)
-    end = settings.steps if stop_after is None else min(settings.steps, stop_after)
-    window: list[float] = []
-    started, trained = time.perf_counter(), 0
-    earlier_seconds = float(record.get("train_seconds", 0.0))
-    with progress_bar("train", total=settings.steps) as bar:
-        bar.advance(start)
-        for step in range(start, end):
-            generator = torch.Generator().manual_seed(_mix(settings.seed, step))
-            torch.manual_seed(_mix(settings.seed, step))  # dropout inside the network (LoRA dropout)
-            batch = order.indices(step)[accelerator.process_index :: accelerator.num_processes]
-            clean = backbone.encode(to_unit_range(images[batch]).to(backbone_device))
-            target_labels = labels[batch].clone()
-            dropped = torch.rand(len(batch), generator=generator) < settings.class_dropout
-            target_labels[dropped] = backbone.null_class
-            noise = torch.randn(clean.shape, generator=generator).to(backbone_device)
-            timesteps = torch.randint(0, timesteps_total, (len(batch),), generator=generator)
-            a = alphas[timesteps].to(backbone_device).view(-1, *([1] * (clean.dim() - 1)))
-            noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
-            for group in optimizer.param_groups:
-                group["lr"] = (
-                    group["scale"] * settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
-                )
-            with accelerator.autocast():
-                prediction = backbone.predict(noisy, timesteps.to(backbone_device), target_labels.to(backbone_device))
-            loss = torch.nn.functional.mse_loss(prediction.float(), noise)
-            accelerator.backward(loss)
-            if settings.grad_clip > 0:
-                accelerator.clip_grad_norm_(list(trainable.values()), settings.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            ema.step(list(trainable.values()))
-            window.append(float(loss.detach()))
-            stop_if_diverged(window[-1], step + 1, "training", settings)
-            trained += 1
-            bar.advance()
-            done = step + 1
-            if done % settings.log_every == 0 or done == settings.steps:
-                mean = sum(window) / len(window)
-                losses.append((done, mean))
-                window.clear()
-                if log is not None:
-                    log({"loss": mean, "lr": optimizer.param_groups[0]["lr"]}, done)
-            if accelerator.is_main_process and (done % settings.checkpoint_every == 0 or done == end):
-                stop_if_non_finite(trainable, done, "training")  # a checkpoint resumes only what can finish
-                elapsed = earlier_seconds + time.perf_counter() - started
-                save_checkpoint(
-                    workdir,
-                    step=done,
-                    params=trainable,
-                    ema=ema,
-                    optimizer=optimizer,
-                    record={**record, "losses": losses, "train_seconds": elapsed},
-                )
-    seconds = time.perf_counter() - started
-    backbone.unet = accelerator.unwrap_model(prepared)
-    if end == settings.steps:
-        ema.copy_to(list(trainable.values()))
-        stop_if_non_finite(trainable, end, "training")
-    throughput = trained * settings.batch_size / seconds if seconds > 0 else 0.0
-    return TrainResult(end, start, losses, earlier_seconds + seconds, throughput)
+    return prepared, optimizer
+
+
+def _noised_batch(
+    backbone: Any,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    order: _BatchOrder,
+    noise_scheduler: Any,
+    settings: TrainSettings,
+    accelerator: Any,
+    step: int,
+) -> _NoisedBatch:
+    """This process's share of step ``step``'s batch, labels dropped to the null class at
+    ``settings.class_dropout``, noised at uniformly drawn timesteps."""
+    device = accelerator.device
+    generator = torch.Generator().manual_seed(_mix(settings.seed, step))
+    torch.manual_seed(_mix(settings.seed, step))  # dropout inside the network (LoRA dropout)
+    batch = order.indices(step)[accelerator.process_index :: accelerator.num_processes]
+    clean = backbone.encode(to_unit_range(images[batch]).to(device))
+    target_labels = labels[batch].clone()
+    dropped = torch.rand(len(batch), generator=generator) < settings.class_dropout
+    target_labels[dropped] = backbone.null_class
+    noise = torch.randn(clean.shape, generator=generator).to(device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator)
+    a = noise_scheduler.alphas_cumprod[timesteps].to(device).view(-1, *([1] * (clean.dim() - 1)))
+    noisy = a.sqrt() * clean + (1 - a).sqrt() * noise
+    return _NoisedBatch(noisy, timesteps, target_labels, noise)
+
+
+def _warm_up(optimizer: Any, settings: TrainSettings, step: int) -> None:
+    """Each group's learning rate at ``step``: its scale times the rate, ramped up linearly over
+    ``settings.warmup_steps``."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["scale"] * settings.learning_rate * min(1.0, (step + 1) / max(1, settings.warmup_steps))
+
+
+def _optimise(
+    backbone: Any,
+    batch: _NoisedBatch,
+    trainable: dict[str, torch.nn.Parameter],
+    optimizer: Any,
+    ema: Any,
+    settings: TrainSettings,
+    accelerator: Any,
+) -> float:
+    """One optimizer step on the noise-prediction loss of ``batch`` (gradients clipped), then
+    the EMA's; returns the loss."""
+    device = accelerator.device
+    with accelerator.autocast():
+        prediction = backbone.predict(batch.noisy, batch.timesteps.to(device), batch.labels.to(device))
+    loss = torch.nn.functional.mse_loss(prediction.float(), batch.noise)
+    accelerator.backward(loss)
+    if settings.grad_clip > 0:
+        accelerator.clip_grad_norm_(list(trainable.values()), settings.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    ema.step(list(trainable.values()))
+    return float(loss.detach())
+
+
+def _log_window(
+    window: list[float],
+    losses: list[tuple[int, float]],
+    done: int,
+    optimizer: Any,
+    log: Callable[[dict[str, float], int], None] | None,
+) -> None:
+    """Append the window's mean loss at step ``done`` to ``losses``, empty the window, and pass
+    the mean and the learning rate to ``log``."""
+    mean = sum(window) / len(window)
+    losses.append((done, mean))
+    window.clear()
+    if log is not None:
+        log({"loss": mean, "lr": optimizer.param_groups[0]["lr"]}, done)
+
+
+def _checkpoint(
+    workdir: Path,
+    done: int,
+    trainable: dict[str, torch.nn.Parameter],
+    ema: Any,
+    optimizer: Any,
+    record: dict[str, Any],
+    seconds: float,
+) -> None:
+    """A checkpoint of the run after ``done`` steps, ``seconds`` of training in all."""
+    stop_if_non_finite(trainable, done, "training")  # a checkpoint resumes only what can finish
+    record = {**record, "train_seconds": seconds}
+    save_checkpoint(workdir, step=done, params=trainable, ema=ema, optimizer=optimizer, record=record)
