@@ -345,10 +345,9 @@ def _metrics(seeds: list[int], rare: list[str]) -> dict:
 
 
 def test_the_printed_table_and_the_report_say_n_a_and_why(tmp_path):
-    from synthdata.config.recipe import DataSettings, Recipe
     from synthdata.downstream.metrics import NO_TEST_IMAGES, ONE_SEED
     from synthdata.downstream.verdict import headline_rows
-    from synthdata.stages.utility import _report
+    from synthdata.reporting.downstream import utility_report
 
     one = _metrics([0], ["c"])
     rows = headline_rows(one)
@@ -356,8 +355,7 @@ def test_the_printed_table_and_the_report_say_n_a_and_why(tmp_path):
     assert rows[0][2] == NO_TEST_IMAGES  # the only rare class has no test image
     assert one["goal"] == {"evaluated": False, "reason": f"rare third recall {NO_TEST_IMAGES}"}
     json.dumps(one, allow_nan=False)
-    recipe = Recipe(name="t", domain="medical", data=DataSettings(source="imagefolder", path="x"))
-    page = _report(tmp_path / "one", recipe, one, ["a", "b", "c"])[-1].read_text()
+    page = utility_report(tmp_path / "one", "t", one, ["a", "b", "c"])[-1].read_text()
     # each arm: three headline cells without an interval, rare-third recall and c's recall without a value
     assert page.count(ONE_SEED) >= 6 and page.count(NO_TEST_IMAGES) >= 4
     assert ">nan<" not in page.lower() and ">0.000<" not in page

@@ -14,7 +14,7 @@ it, then the best classical arm, by validation balanced accuracy, at twice the b
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,19 @@ import torch
 
 from synthdata.atomic import write_text
 from synthdata.classify.network import build_network
-from synthdata.classify.train import Objective, logit_adjustment, predict, random_shift, train_classifier
-from synthdata.downstream.arms import DOUBLED, arm_of, is_classical
+from synthdata.classify.train import (
+    Checkpoint,
+    ClassifierSettings,
+    Objective,
+    TrainLog,
+    logit_adjustment,
+    predict,
+    random_shift,
+    train_classifier,
+)
+from synthdata.downstream.arms import ARMS, DOUBLED, Arm, arm_of, is_classical
 from synthdata.downstream.augment import Augmentation
-from synthdata.downstream.batches import mixed_draw, synthetic_weights, training_prior
+from synthdata.downstream.batches import SyntheticMixing, mixed_draw, synthetic_weights, training_prior
 from synthdata.downstream.budget import BudgetOutcome, balanced_accuracy_error, choose_budget
 from synthdata.downstream.metrics import class_counts, score
 from synthdata.downstream.settings import UtilitySettings
@@ -72,7 +81,6 @@ class ArmRunner:
         pool = self.synthetic.get(arm.synthetic) if arm.synthetic else None
         images = self.real.images if pool is None else torch.cat([self.real.images, pool.images])
         labels = self.real.labels if pool is None else torch.cat([self.real.labels, pool.labels])
-        real_count, n = len(self.real.images), len(self.classes)
         classifier = replace(settings.classifier, seed=seed, balanced=arm.balanced, steps=steps)
         mixing = settings.synthetic if pool is not None else None
         key = self._fingerprint(name, classifier, pool, mixing)
@@ -80,26 +88,9 @@ class ArmRunner:
         record_path = self.work / f"{arm.name}-seed{seed}-{key}.json"
         if record_path.is_file():
             return {**json.loads(record_path.read_text()), "arm": name}
-        share = mixing.share if mixing else None
-        curve: list[tuple[int, float]] = []
-        last: dict[str, Any] = {}
-
-        def checkpoint(model: torch.nn.Module, done: int) -> None:
-            if self.val is not None:
-                last.update(score(predict(model, self.val.images).argmax(1), self.val.labels, self.classes, self.rare))
-                curve.append((done, last["balanced_accuracy"]))
-
-        objective = Objective(
-            logit_adjustment=logit_adjustment(training_prior(labels, real_count, n, share), settings.logit_tau)
-            if arm.logit_adjusted
-            else None,
-            sample_weights=synthetic_weights(len(labels), real_count, mixing.loss_weight) if mixing else None,
-            mix=arm.mix,
-            mix_alpha=settings.mix_alpha,
-            draw=mixed_draw(labels, real_count, n, classifier.batch_size, arm.balanced, share) if mixing else None,
-            checkpoint=checkpoint,
-            every=max(1, steps // settings.budget.curve_points) if settings.budget.curve_points else steps,
-        )
+        validation = _ValidationCurve(self.val, self.classes, self.rare)
+        objective = self._objective(arm, labels, classifier, mixing, validation.checkpoint)
+        n = len(self.classes)
         network = lambda: build_network(settings.model, n, self.real.images.shape[1], width=classifier.width)  # noqa: E731
         model, log = train_classifier(
             images,
@@ -116,34 +107,64 @@ class ArmRunner:
             "seed": seed,
             "fingerprint": key,
             **score(predict(model, self.test.images).argmax(1), self.test.labels, self.classes, self.rare),
-            "val": {
-                "balanced_accuracy": curve[-1][1] if curve else None,
-                "curve": curve,
-                "standard_error": balanced_accuracy_error(last["recall"], class_counts(self.val.labels, self.classes))
-                if last
-                else None,
-            },
-            "log": {
-                "steps": log.steps,
-                "batch_size": classifier.batch_size,
-                "images_seen": log.images_seen,
-                "train_images": len(images),
-                "real_images": real_count,
-                "synthetic_images": len(images) - real_count,
-                "balanced": classifier.balanced,
-                "augmented": arm.augmented,
-                "logit_adjusted": arm.logit_adjusted,
-                "mix": arm.mix,
-                "synthetic_share": share,
-                "synthetic_loss_weight": mixing.loss_weight if mixing else None,
-                "model": settings.model,
-                "image_size": self.size,
-                "seconds": log.seconds,
-                "losses": log.losses,
-            },
+            "val": validation.figures(),
+            "log": self._log(arm, classifier, log, len(images), mixing),
         }
         write_text(record_path, json.dumps({**record, "arm": arm.name}) + "\n")
         return record
+
+    def _objective(
+        self,
+        arm: Arm,
+        labels: torch.Tensor,
+        classifier: ClassifierSettings,
+        mixing: SyntheticMixing | None,
+        checkpoint: Checkpoint,
+    ) -> Objective:
+        """The arm's loss and batches: logit adjustment, synthetic weights and share, mixup / CutMix."""
+        settings, real_count, n = self.settings, len(self.real.images), len(self.classes)
+        share = mixing.share if mixing else None
+        steps = classifier.steps
+        return Objective(
+            logit_adjustment=logit_adjustment(training_prior(labels, real_count, n, share), settings.logit_tau)
+            if arm.logit_adjusted
+            else None,
+            sample_weights=synthetic_weights(len(labels), real_count, mixing.loss_weight) if mixing else None,
+            mix=arm.mix,
+            mix_alpha=settings.mix_alpha,
+            draw=mixed_draw(labels, real_count, n, classifier.batch_size, arm.balanced, share) if mixing else None,
+            checkpoint=checkpoint,
+            every=max(1, steps // settings.budget.curve_points) if settings.budget.curve_points else steps,
+        )
+
+    def _log(
+        self,
+        arm: Arm,
+        classifier: ClassifierSettings,
+        log: TrainLog,
+        train_images: int,
+        mixing: SyntheticMixing | None,
+    ) -> dict[str, Any]:
+        """How the run trained: its budget, what it trained on, and its losses."""
+        real_count = len(self.real.images)
+        return {
+            "steps": log.steps,
+            "batch_size": classifier.batch_size,
+            "images_seen": log.images_seen,
+            "train_images": train_images,
+            "real_images": real_count,
+            "synthetic_images": train_images - real_count,
+            "balanced": classifier.balanced,
+            "augmented": arm.augmented,
+            "logit_adjusted": arm.logit_adjusted,
+            "mix": arm.mix,
+            "synthetic_share": mixing.share if mixing else None,
+            "synthetic_loss_weight": mixing.loss_weight if mixing else None,
+            "model": self.settings.model,
+            "image_size": self.size,
+            "seconds": log.seconds,
+            "losses": log.losses,
+        }
 
     def _augment(self, augmented: bool):
         shift = random_shift(2)
@@ -171,6 +192,41 @@ class ArmRunner:
             "mix_alpha": settings.mix_alpha if arm.mix else None,
         }
         return sha256_bytes(json.dumps(spec, sort_keys=True, default=str).encode())[:16]
+
+
+@dataclass
+class _ValidationCurve:
+    """The validation split scored at each checkpoint of one run (nothing without one)."""
+
+    val: Pool | None
+    classes: list[str]
+    rare: list[str]
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    last: dict[str, Any] = field(default_factory=dict)
+
+    def checkpoint(self, model: torch.nn.Module, done: int) -> None:
+        if self.val is not None:
+            self.last.update(
+                score(predict(model, self.val.images).argmax(1), self.val.labels, self.classes, self.rare)
+            )
+            self.curve.append((done, self.last["balanced_accuracy"]))
+
+    def figures(self) -> dict[str, Any]:
+        """The last checkpoint's balanced accuracy and its standard error, and the whole curve."""
+        return {
+            "balanced_accuracy": self.curve[-1][1] if self.curve else None,
+            "curve": self.curve,
+            "standard_error": balanced_accuracy_error(self.last["recall"], class_counts(self.val.labels, self.classes))
+            if self.last
+            else None,
+        }
+
+
+def domain_augmentation(settings: UtilitySettings) -> Augmentation | None:
+    """The domain augmentation, built only when an arm, or the plateau rule's reference arm, uses it."""
+    reference = ARMS.get(settings.budget.reference_arm) if settings.budget.rule == "plateau" else None
+    augmented = any(ARMS[a].augmented for a in settings.arms) or (reference is not None and reference.augmented)
+    return Augmentation(settings.augmentation) if augmented else None
 
 
 def run_arms(runner: ArmRunner) -> ArmsResult:
