@@ -7,6 +7,7 @@ steps) are there for comparison. Guidance: eps = eps_null + w (eps_class - eps_n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -76,62 +77,146 @@ def generate(
     A batch that comes out non-finite, or with every pixel the same (what an overflowing guidance
     or a diverged model gives), raises :class:`SynthdataError`: it is never returned to be written.
     """
+    _check_anchors(backbone, sources, strengths, partners, weights, guide)
+    sampling = _Sampling(backbone, training_scheduler, scheduler, steps, guidance, guide)
+    total = len(sampling.sampler().timesteps)
+    module = backbone.module
+    was_training = module.training
+    module.eval()
+    device = next(module.parameters()).device
+    # 1. every sample's noise, drawn exactly as without sources
+    noise = _initial_noise(len(labels), shape, generator, device)
+    labels = labels.to(device)
+    # 2. where each sample starts in the schedule
+    starts = [0] * len(labels) if strengths is None else [start_index(total, float(s)) for s in strengths]
+    if len(starts) != len(labels):
+        raise ValueError(f"{len(starts)} strengths for {len(labels)} samples")
+    # 3. the real images to start from, in training space
+    anchors = _Anchors(
+        backbone.encode(sources.to(device)) if sources is not None else None,
+        backbone.encode(partners.to(device)) if partners is not None else None,
+        weights,
+    )
+    # 4. the samples that start at the same step, denoised together
+    latents = _denoise_by_start(sampling, starts, total, noise, labels, generator, anchors)
+    module.train(was_training)
+    # 5. decoded, and refused when the batch is not one to write
+    return _checked_pixels(backbone.decode(latents), f"scheduler {scheduler}, {total} steps, guidance {guidance:g}")
+
+
+@dataclass(frozen=True)
+class _Sampling:
+    """How one :func:`generate` call samples: the model, its training schedule and the sampler's settings."""
+
+    backbone: Any
+    training_scheduler: Any
+    scheduler: SchedulerName
+    steps: int
+    guidance: float
+    guide: ClassifierGuide | None
+
+    def sampler(self) -> Any:
+        """A fresh sampling scheduler with its timesteps set."""
+        sampler = make_sampler(self.scheduler, self.training_scheduler)
+        sampler.set_timesteps(_sampling_steps(self.scheduler, self.steps, self.training_scheduler))
+        return sampler
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    """The real images samples start from, in training space: sources, and partners with their weights."""
+
+    clean: torch.Tensor | None
+    other: torch.Tensor | None
+    weights: Sequence[float] | None
+
+
+def _denoise_by_start(
+    sampling: _Sampling,
+    starts: list[int],
+    total: int,
+    noise: torch.Tensor,
+    labels: torch.Tensor,
+    generator: torch.Generator | list[torch.Generator] | None,
+    anchors: _Anchors,
+) -> torch.Tensor:
+    """The denoised latents of every sample, those with the same start step in one batch."""
+    generators = generator if isinstance(generator, list) else None
+    latents = torch.empty_like(noise)
+    for start in sorted(set(starts)):
+        rows = [i for i, s in enumerate(starts) if s == start]
+        index = torch.tensor(rows, dtype=torch.int64, device=noise.device)
+        gens = [generators[i] for i in rows] if generators is not None else generator
+        if start >= total:  # strength 0: nothing to denoise
+            latents[index] = anchors.clean[index]
+            continue
+        # A fresh sampler per start: multistep solvers keep state from one step to the next.
+        part = sampling.sampler()
+        x = _start_latents(sampling, part, start, rows, index, noise, labels, anchors)
+        latents[index] = _denoise(
+            sampling.backbone, part, x, labels[index], sampling.guidance, gens, part.timesteps[start:], sampling.guide
+        )
+    return latents
+
+
+def _start_latents(
+    sampling: _Sampling,
+    sampler: Any,
+    start: int,
+    rows: list[int],
+    index: torch.Tensor,
+    noise: torch.Tensor,
+    labels: torch.Tensor,
+    anchors: _Anchors,
+) -> torch.Tensor:
+    """The latents that samples ``rows`` (``index`` on the device) start from at step ``start``
+    of ``sampler``: noise; their sources noised (img2img); or sources and partners DDIM-inverted
+    and spherically interpolated (interpolate)."""
+    if start == 0 or anchors.clean is None:
+        return noise[index] * sampler.init_noise_sigma
+    if hasattr(sampler, "set_begin_index"):
+        sampler.set_begin_index(start)
+    if anchors.other is None:
+        return sampler.add_noise(anchors.clean[index], noise[index], sampler.timesteps[start : start + 1])
+    ends = sampler.timesteps[start:].flip(0).tolist()
+    a = ddim_invert(sampling.backbone, sampling.training_scheduler, anchors.clean[index], labels[index], ends)
+    b = ddim_invert(sampling.backbone, sampling.training_scheduler, anchors.other[index], labels[index], ends)
+    return slerp(a, b, torch.tensor([float(anchors.weights[i]) for i in rows], device=index.device))
+
+
+def _check_anchors(
+    backbone: Any,
+    sources: torch.Tensor | None,
+    strengths: Sequence[float] | None,
+    partners: torch.Tensor | None,
+    weights: Sequence[float] | None,
+    guide: ClassifierGuide | None,
+) -> None:
+    """Refuse arguments that do not go together (see :func:`generate`)."""
     if (strengths is None) != (sources is None) or (partners is None) != (weights is None):
         raise ValueError("sources come with strengths, partners with weights")
     if partners is not None and sources is None:
         raise ValueError("partners need sources")
     if guide is not None and getattr(backbone, "vae", None) is not None:
         raise SynthdataError("classifier guidance works on pixel-space bases only, not through a VAE")
-    probe = make_sampler(scheduler, training_scheduler)
-    probe.set_timesteps(_sampling_steps(scheduler, steps, training_scheduler))
-    total = len(probe.timesteps)
-    module = backbone.module
-    was_training = module.training
-    module.eval()
-    device = next(module.parameters()).device
-    generators = generator if isinstance(generator, list) else None
-    if generators is not None:
+
+
+def _initial_noise(
+    count: int, shape: tuple[int, int, int], generator: torch.Generator | list[torch.Generator] | None, device: Any
+) -> torch.Tensor:
+    """``count`` samples of noise of ``shape``: from one generator, or each from its own."""
+    if isinstance(generator, list):
         from diffusers.utils.torch_utils import randn_tensor
 
-        if len(generators) != len(labels):
-            raise ValueError(f"{len(generators)} generators for {len(labels)} samples")
-        noise = randn_tensor((len(labels), *shape), generator=generators).to(device)
-    else:
-        noise = torch.randn((len(labels), *shape), generator=generator).to(device)
-    labels = labels.to(device)
-    starts = [0] * len(labels) if strengths is None else [start_index(total, float(s)) for s in strengths]
-    if len(starts) != len(labels):
-        raise ValueError(f"{len(starts)} strengths for {len(labels)} samples")
-    clean = backbone.encode(sources.to(device)) if sources is not None else None
-    other = backbone.encode(partners.to(device)) if partners is not None else None
-    latents = torch.empty_like(noise)
-    for start in sorted(set(starts)):
-        rows = [i for i, s in enumerate(starts) if s == start]
-        index = torch.tensor(rows, dtype=torch.int64, device=device)
-        gens = [generators[i] for i in rows] if generators is not None else generator
-        if start >= total:  # strength 0: nothing to denoise
-            latents[index] = clean[index]
-            continue
-        # A fresh sampler per start: multistep solvers keep state from one step to the next.
-        part = make_sampler(scheduler, training_scheduler)
-        part.set_timesteps(_sampling_steps(scheduler, steps, training_scheduler))
-        if start == 0 or clean is None:
-            x = noise[index] * part.init_noise_sigma
-        elif other is None:
-            if hasattr(part, "set_begin_index"):
-                part.set_begin_index(start)
-            x = part.add_noise(clean[index], noise[index], part.timesteps[start : start + 1])
-        else:
-            if hasattr(part, "set_begin_index"):
-                part.set_begin_index(start)
-            ends = part.timesteps[start:].flip(0).tolist()
-            a = ddim_invert(backbone, training_scheduler, clean[index], labels[index], ends)
-            b = ddim_invert(backbone, training_scheduler, other[index], labels[index], ends)
-            x = slerp(a, b, torch.tensor([float(weights[i]) for i in rows], device=device))
-        latents[index] = _denoise(backbone, part, x, labels[index], guidance, gens, part.timesteps[start:], guide)
-    module.train(was_training)
-    samples = backbone.decode(latents)
-    settings = f"scheduler {scheduler}, {total} steps, guidance {guidance:g}"
+        if len(generator) != count:
+            raise ValueError(f"{len(generator)} generators for {count} samples")
+        return randn_tensor((count, *shape), generator=generator).to(device)
+    return torch.randn((count, *shape), generator=generator).to(device)
+
+
+def _checked_pixels(samples: torch.Tensor, settings: str) -> torch.Tensor:
+    """``samples`` clamped to [-1, 1] on the CPU; a :class:`SynthdataError` when they are
+    non-finite or blank (made with ``settings``)."""
     if not bool(torch.isfinite(samples).all()):
         raise SynthdataError(f"sampling produced non-finite pixels ({settings}); nothing is written")
     samples = samples.clamp(-1, 1).cpu()
