@@ -284,12 +284,15 @@ def test_exif_orientation_is_applied(tmp_path, monkeypatch, capsys):
     for i, cls in enumerate("aabb"):
         (tree / cls).mkdir(parents=True, exist_ok=True)
         (tree / cls / f"{i}.jpg").write_bytes(_exif_rotated_jpeg(i))
-    _ingest(write_recipe(tmp_path / "r.yaml", tree), tmp_path / "o", monkeypatch, capsys)
+    # upright, the image is 8 wide and 16 tall: letterboxed to 16x16, it fills columns 4..11
+    extra = "  image_size: 16\n  resize: pad\n  pad_fill: 128\n"
+    _ingest(write_recipe(tmp_path / "r.yaml", tree, extra), tmp_path / "o", monkeypatch, capsys)
     card = read_card(tmp_path / "o")
-    assert (card.width, card.height) == (8, 16)
+    assert (card.width, card.height) == (16, 16) and card.resize["native_sizes"] == {"8x16": 4}
     for relpath in read_manifest(tmp_path / "o")["relpath"]:
         pixels = np.asarray(Image.open(tmp_path / "o" / relpath))
-        assert pixels[:8].min() > 150 and pixels[8:].max() < 100
+        assert pixels[:8, 4:12].min() > 150 and pixels[8:, 4:12].max() < 100
+        assert (pixels[:, :4] == 128).all() and (pixels[:, 12:] == 128).all()
 
 
 @pytest.mark.parametrize(

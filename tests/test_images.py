@@ -10,7 +10,7 @@ from conftest import png_bytes
 from PIL import Image
 
 from synthdata.data import images
-from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize
+from synthdata.data.images import array_to_uint8, decode_image, encode_png, fit_square, resize
 from synthdata.errors import DataError
 
 ORIGIN = "class_a/img-042.png"
@@ -242,3 +242,39 @@ def test_resize_to_same_size_is_identity():
 def test_resize_constant_image_stays_constant():
     array = np.full((8, 8, 3), 77, np.uint8)
     np.testing.assert_array_equal(resize(array, 20), np.full((20, 20, 3), 77, np.uint8))
+
+
+def _bands(width: int, height: int) -> np.ndarray:
+    """Red first column, blue last column, green between: where each policy puts the edges shows."""
+    array = np.zeros((height, width, 3), dtype=np.uint8)
+    array[:, :, 1] = 200
+    array[:, 0], array[:, -1] = (255, 0, 0), (0, 0, 255)
+    return array
+
+
+def test_crop_keeps_the_centre_at_the_shorter_sides_scale():
+    out = fit_square(_bands(6, 4), 4, "crop")
+    assert out.shape == (4, 4, 3) and (out == (0, 200, 0)).all()  # both edge columns cut away
+    tall = fit_square(_bands(6, 4).transpose(1, 0, 2), 4, "crop")  # 4 wide, 6 tall: rows 1..4 kept
+    assert (tall == (0, 200, 0)).all()
+    scaled = fit_square(_bands(8, 4), 2, "crop")
+    expected = np.asarray(Image.fromarray(_bands(8, 4)).resize((4, 2), Image.Resampling.BICUBIC))[:, 1:3]
+    assert (scaled == expected).all()
+
+
+def test_pad_letterboxes_with_the_stated_fill():
+    out = fit_square(_bands(6, 4), 6, "pad", fill=7)
+    assert (out[0] == 7).all() and (out[5] == 7).all()
+    assert (out[1:5] == _bands(6, 4)).all()
+    grey = fit_square(np.full((2, 6, 1), 50, dtype=np.uint8), 6, "pad", fill=255)
+    assert grey.shape == (6, 6, 1) and (grey[:2] == 255).all() and (grey[2:4] == 50).all() and (grey[4:] == 255).all()
+
+
+def test_squash_and_square_images():
+    flat = np.full((4, 6, 3), 90, dtype=np.uint8)
+    assert (fit_square(flat, 6, "squash") == 90).all()
+    squashed = fit_square(_bands(6, 4), 6, "squash")
+    assert squashed[:, 0, 0].min() > 150 and squashed[:, -1, 2].min() > 150  # both edges kept, stretched
+    square = np.random.default_rng(0).integers(0, 256, size=(10, 10, 3), dtype=np.uint8)
+    outs = [fit_square(square, 5, policy) for policy in ("crop", "pad", "squash")]
+    assert all((o == resize(square, 5)).all() for o in outs)

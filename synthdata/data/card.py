@@ -38,6 +38,8 @@ class DatasetCard:
     """The pinned input files: path, sha256, url."""
     removed: dict[str, int] = field(default_factory=dict)
     """Why images of the source were left out, and how many (exact duplicates, conflicts)."""
+    resize: dict[str, Any] | None = None
+    """How images were made square (policy, target size) and their native sizes before it."""
     derived_from: dict[str, Any] | None = None
     """For a derived dataset: the parent's name and manifest hash, and the derivation's settings."""
     created_by: dict[str, str] = field(default_factory=dict)
@@ -60,6 +62,8 @@ class DatasetCard:
             f"- **Made by:** synthdata {self.created_by.get('synthdata', '?')}, "
             f"commit {self.created_by.get('git_commit', '?')}",
         ]
+        if self.resize:
+            lines.append(f"- **Resized:** {_resize_line(self.resize)}")
         if self.derived_from:
             lines.append(f"- **Derived from:** `{json.dumps(self.derived_from, sort_keys=True)}`")
         if self.removed:
@@ -80,6 +84,16 @@ class DatasetCard:
     def write(self, folder: Path) -> None:
         write_text(folder / CARD_FILE, self.to_json())
         write_text(folder / "README.md", self.to_markdown())
+
+
+def _resize_line(resize: dict[str, Any]) -> str:
+    sizes = ", ".join(f"{size} ({n})" for size, n in resize["native_sizes"].items())
+    other = f", other sizes ({resize['native_sizes_other']})" if resize["native_sizes_other"] else ""
+    native = f"native sizes {sizes}{other}; {resize['non_square']} not square"
+    if resize["policy"] == "none":
+        return f"no; {native}"
+    fill = f" (bars of grey level {resize['pad_fill']})" if "pad_fill" in resize else ""
+    return f"to {resize['image_size']} px by {resize['policy']}{fill}; {native}"
 
 
 def read_card(folder: Path | str) -> DatasetCard:

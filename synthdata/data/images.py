@@ -109,11 +109,49 @@ def array_to_uint8(array: np.ndarray, origin: str, *, channels: int | None = Non
 
 def resize(array: np.ndarray, size: int) -> np.ndarray:
     """Square resize with Pillow's bicubic filter (the resize used to make the 32 px mirrors)."""
-    if array.shape[0] == size and array.shape[1] == size:
+    return _resized(array, size, size)
+
+
+RESIZE_POLICIES = ("crop", "pad", "squash")
+"""How a non-square image becomes a square one: see :func:`fit_square`."""
+
+
+def fit_square(array: np.ndarray, size: int, policy: str = "crop", fill: int = 0) -> np.ndarray:
+    """``(H, W, C)`` uint8 -> ``(size, size, C)`` by ``policy``; a square image is resized alike
+    by every policy.
+
+    - ``crop``: the shorter side to ``size``, then the centre ``size`` x ``size`` (timm's and
+      torchvision's eval transform: ``Resize(size)`` then ``CenterCrop(size)``, same rounding).
+    - ``pad``: the longer side to ``size``, centred on a ``size`` x ``size`` canvas of grey level
+      ``fill`` (letterbox): nothing is lost, the bars are visible.
+    - ``squash``: both sides to ``size``; the aspect ratio is lost.
+    """
+    height, width = array.shape[:2]
+    if height == width or policy == "squash":
+        return resize(array, size)
+    if policy == "crop":
+        scale = size / min(height, width)
+        array = _resized(array, max(size, round(height * scale)), max(size, round(width * scale)))
+        top = int(round((array.shape[0] - size) / 2.0))
+        left = int(round((array.shape[1] - size) / 2.0))
+        return np.ascontiguousarray(array[top : top + size, left : left + size])
+    if policy != "pad":
+        raise ValueError(f"unknown resize policy {policy!r} (one of {', '.join(RESIZE_POLICIES)})")
+    scale = size / max(height, width)
+    inner = _resized(array, max(1, round(height * scale)), max(1, round(width * scale)))
+    canvas = np.full((size, size, array.shape[2]), fill, dtype=np.uint8)
+    top, left = (size - inner.shape[0]) // 2, (size - inner.shape[1]) // 2
+    canvas[top : top + inner.shape[0], left : left + inner.shape[1]] = inner
+    return canvas
+
+
+def _resized(array: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``array`` at ``height`` x ``width`` (bicubic); unchanged when it already is."""
+    if array.shape[0] == height and array.shape[1] == width:
         return array
     grey = array.shape[2] == 1
     image = Image.fromarray(array[:, :, 0] if grey else array)
-    out = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
+    out = np.asarray(image.resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
     return out[:, :, None] if grey else out
 
 

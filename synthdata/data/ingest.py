@@ -12,13 +12,14 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 
-from synthdata.config.strict import check_numbers
+from synthdata.config.strict import check_choices, check_numbers
 from synthdata.data.card import DatasetCard
-from synthdata.data.images import array_to_uint8, decode_image, encode_png, resize
+from synthdata.data.images import array_to_uint8, decode_image, encode_png, fit_square
 from synthdata.data.manifest import SPLITS, manifest_hash
 from synthdata.data.sources import USER_FORMATS, Source
 from synthdata.data.splits import SplitSettings, stratified_holdout
@@ -41,25 +42,48 @@ class DataSettings:
 
     source: str
     """A registered source (pbc, pneumoniamnist, breastmnist, eurosat, gtsrb, cifar10) or a
-    user format: ``imagefolder`` (folder or zip of class folders) or ``npz`` (MedMNIST style)."""
+    user format: ``csv`` (image folder or zip + a label table), ``imagefolder`` (folder or zip of
+    class folders) or ``npz`` (MedMNIST style)."""
     path: str | None = None
-    """For ``imagefolder``/``npz``: the folder, zip or npz file (relative to the working dir)."""
+    """For user formats: the folder, zip or npz file (relative to the working dir)."""
+    labels: str | None = None
+    """For ``csv``: the label table, a .csv, .tsv or .parquet file with one row per image."""
+    image_column: str = "image"
+    """For ``csv``: the column naming each image's file, relative to ``path`` (suffix optional)."""
+    label_column: str = "label"
+    """For ``csv``: the column holding each image's class (one class per image)."""
+    split_column: str | None = None
+    """For ``csv``: the column holding the user's own split (train / val / test); None lets
+    synthdata split by ``split`` below."""
+    group_column: str | None = None
+    """For ``csv``: patient, lesion or track; images of one group never straddle splits."""
     classes: list[str] | None = None
     """Declared label set, in label order. Built-in sources declare their own; an image or a
     label outside the declared set is an error."""
     channels: Literal[1, 3] | None = field(default=None, metadata={"range": "[1, 3]"})
     """Declared channels; built-in sources declare their own, user data defaults to the first image."""
     image_size: int | None = field(default=None, metadata={"range": "[8, 1024]"})
-    """Resize every image to this square size on ingest; None keeps the native size, which
-    must then be the same for every image."""
+    """Make every image this square size on ingest (by ``resize``); None keeps the native size,
+    which must then be square and the same for every image."""
+    resize: Literal["crop", "pad", "squash"] = "crop"
+    """How a non-square image becomes square: ``crop`` (shorter side to ``image_size``, centre
+    crop), ``pad`` (longer side to ``image_size``, letterboxed with ``pad_fill``) or ``squash``
+    (aspect ratio lost). Square images are resized alike by all three."""
+    pad_fill: int = field(default=0, metadata={"range": "[0, 255]"})
+    """The grey level of the bars ``pad`` adds (0 black, 255 white), in every channel."""
     licence: str | None = None
     """Licence recorded on every manifest row (user data); built-in sources declare their own."""
     split: SplitSettings = field(default_factory=SplitSettings)
 
     def __post_init__(self) -> None:
         check_numbers(self)
+        check_choices(self)
         if self.source in USER_FORMATS and not self.path:
             raise ValueError(f"data.path is required for source '{self.source}'")
+        if self.source == "csv" and not self.labels:
+            raise ValueError("data.labels (the label table) is required for source 'csv'")
+        if self.source != "csv" and self.labels:
+            raise ValueError(f"data.labels is read only by source 'csv', not '{self.source}'")
         if self.classes is not None and len(set(self.classes)) != len(self.classes):
             raise ValueError("data.classes has duplicate names")
 
@@ -84,13 +108,59 @@ class IngestResult:
     images: int
 
 
-def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) -> list[_Image]:
-    """Every sample decoded and checked. The channel count is the declared one, else the first
-    image's; the native size must be at least :data:`MIN_SIDE` on a side and, without
-    ``image_size``, the first image's."""
+@dataclass(frozen=True)
+class Resize:
+    """How images are made square on ingest (see :func:`synthdata.data.images.fit_square`)."""
+
+    image_size: int | None = None
+    """None keeps the native size: every image must then be square and the same size."""
+    policy: str = "crop"
+    fill: int = 0
+
+    def apply(self, array: np.ndarray, origin: str) -> np.ndarray:
+        height, width = array.shape[:2]
+        if min(height, width) < MIN_SIDE:
+            raise DataError(f"{origin}: image is {width}x{height} pixels, smaller than {MIN_SIDE} px on a side")
+        if self.image_size is None:
+            if height != width:
+                raise DataError(
+                    f"{origin}: image is {width}x{height}, not square; set data.image_size and data.resize: "
+                    "crop (centre crop) or pad (letterbox) to make it square"
+                )
+            return array
+        return fit_square(array, self.image_size, self.policy, self.fill)
+
+    def card(self, native: Counter[tuple[int, int]]) -> dict[str, Any]:
+        """The policy and the native size distribution, as the dataset card records them."""
+        widths, heights = [w for w, _ in native], [h for _, h in native]
+        common = native.most_common(_SIZES_SHOWN)
+        return {
+            "image_size": self.image_size,
+            "policy": self.policy if self.image_size is not None else "none",
+            **({"pad_fill": self.fill} if self.image_size is not None and self.policy == "pad" else {}),
+            "native_sizes": {f"{w}x{h}": n for (w, h), n in common},
+            "native_sizes_other": sum(native.values()) - sum(n for _, n in common),
+            "native_width": [min(widths), max(widths)],
+            "native_height": [min(heights), max(heights)],
+            "non_square": sum(n for (w, h), n in native.items() if w != h),
+        }
+
+
+_SIZES_SHOWN = 10
+
+
+@dataclass
+class _Decoded:
+    images: list[_Image] = field(default_factory=list)
+    native_sizes: Counter[tuple[int, int]] = field(default_factory=Counter)
+    """(width, height) -> images, before resizing."""
+
+
+def _decode_all(source: Source, files: dict[str, Path], resize: Resize) -> _Decoded:
+    """Every sample decoded, checked and made square. The channel count is the declared one,
+    else the first image's; every image must end at the first image's size."""
     declared = source.info.channels
-    images: list[_Image] = []
-    first_origin, first_shape = "", (0, 0, 0)
+    decoded = _Decoded()
     classes: set[str] = set()
     with progress_bar(f"ingest {source.info.name}", total=None) as bar:
         for raw in source.samples(files):
@@ -102,35 +172,34 @@ def _decode_all(source: Source, files: dict[str, Path], image_size: int | None) 
                 array = array_to_uint8(raw.payload, raw.origin, channels=declared)
             else:
                 array = decode_image(raw.payload, raw.origin, channels=declared)
-            height, width, channels = array.shape
-            if min(height, width) < MIN_SIDE:
-                raise DataError(
-                    f"{raw.origin}: image is {width}x{height} pixels, smaller than {MIN_SIDE} px on a side"
-                )
-            if image_size is not None:
-                array = resize(array, image_size)
-            if not images:
-                first_origin, first_shape = raw.origin, array.shape
-            elif channels != first_shape[2]:
-                # Only without a declared count (a declared one is checked on decoding).
-                raise DataError(
-                    f"{raw.origin}: wrong channel count {channels}; the first image, {first_origin}, has "
-                    f"{first_shape[2]} and so set the dataset's (declare data.channels to choose it)"
-                )
-            elif array.shape != first_shape:
-                first_h, first_w, first_c = first_shape
-                raise DataError(
-                    f"{raw.origin}: size {array.shape[1]}x{array.shape[0]}x{channels} differs from the first "
-                    f"image's ({first_origin}) {first_w}x{first_h}x{first_c} (set data.image_size to resize)"
-                )
+            decoded.native_sizes[(array.shape[1], array.shape[0])] += 1
+            array = resize.apply(array, raw.origin)
+            if decoded.images:
+                _check_like_first(array, raw.origin, decoded.images[0])
             png = encode_png(array)
-            images.append(
+            decoded.images.append(
                 _Image(raw.origin, raw.label_name, raw.split, raw.group, png, sha256_bytes(png), array.shape)
             )
             bar.advance()
-    if not images:
+    if not decoded.images:
         raise DataError(f"{source.where()}: the source holds no images")
-    return images
+    return decoded
+
+
+def _check_like_first(array: np.ndarray, origin: str, first: _Image) -> None:
+    height, width, channels = array.shape
+    first_h, first_w, first_c = first.shape
+    if channels != first_c:
+        # Only without a declared count (a declared one is checked on decoding).
+        raise DataError(
+            f"{origin}: wrong channel count {channels}; the first image, {first.origin}, has "
+            f"{first_c} and so set the dataset's (declare data.channels to choose it)"
+        )
+    if array.shape != first.shape:
+        raise DataError(
+            f"{origin}: size {width}x{height}x{channels} differs from the first "
+            f"image's ({first.origin}) {first_w}x{first_h}x{first_c} (set data.image_size to resize)"
+        )
 
 
 def _deduplicate(images: list[_Image]) -> tuple[list[_Image], dict[str, int]]:
@@ -198,58 +267,31 @@ def _assign_splits(images: list[_Image], settings: SplitSettings, where: str) ->
     return "official " + "/".join(s for s in SPLITS if s in official)
 
 
-def ingest(source: Source, out: Path | str, *, split: SplitSettings, image_size: int | None = None) -> IngestResult:
-    """Build ``out`` from ``source``; on any :class:`DataError` nothing is published."""
+def ingest(
+    source: Source,
+    out: Path | str,
+    *,
+    split: SplitSettings,
+    image_size: int | None = None,
+    resize: Resize | None = None,
+) -> IngestResult:
+    """Build ``out`` from ``source``; on any :class:`DataError` nothing is published.
+
+    ``resize`` says how images are made square (``image_size`` alone means the default crop)."""
     out = Path(out)
+    resize = resize or Resize(image_size)
     files = source.fetch()
     inputs = source.input_files()
-    where = source.where()
-    images = _decode_all(source, files, image_size)
-    classes = source.label_order({im.label_name for im in images})
-    present = Counter(im.label_name for im in images)
-    empty = [c for c in classes if present[c] == 0]
-    if empty:
-        raise DataError(f"{where}: declared classes with no images: {empty}")
-    images, removed = _deduplicate(images)
-    kept = Counter(im.label_name for im in images)
-    emptied = [c for c in classes if kept[c] == 0]
-    if emptied:
-        raise DataError(
-            f"{where}: classes {emptied} have only copies of images of other classes "
-            "(removed as conflicting duplicates), so no image is left"
-        )
-    protocol = _assign_splits(images, split, where)
-
-    key = hashlib.sha256(
-        json.dumps([source.info.name, inputs, vars(split), image_size, created_by()["synthdata"]]).encode()
-    ).hexdigest()
-    writer = DatasetWriter(out, build_key=key)
-    label_of = {name: index for index, name in enumerate(classes)}
-    with progress_bar(f"write {out.name}", total=len(images)) as bar:
-        for image in sorted(images, key=lambda im: im.sha256):
-            image_id = image.sha256[:16]
-            height, width, channels = image.shape
-            writer.add(
-                f"images/{image.split}/{image.label_name}/{image_id}.png",
-                image.png,
-                {
-                    "id": image_id,
-                    "label": label_of[image.label_name],
-                    "label_name": image.label_name,
-                    "split": image.split,
-                    "width": width,
-                    "height": height,
-                    "channels": channels,
-                    "source": source.info.name,
-                    "licence": source.info.licence,
-                    "origin": image.origin,
-                    "group": image.group or "",
-                },
-            )
-            bar.advance()
-    frame = writer.frame()
+    decoded = _decode_all(source, files, resize)
+    classes, images, removed = _kept(source, decoded.images)
+    protocol = _assign_splits(images, split, source.where())
+    settings = [source.info.name, inputs, vars(split), resize.image_size, created_by()["synthdata"]]
+    if resize != Resize(resize.image_size):  # keys of datasets made with the default stay as they were
+        settings.append(vars(resize))
+    writer = DatasetWriter(out, build_key=hashlib.sha256(json.dumps(settings).encode()).hexdigest())
+    frame = _write(writer, images, classes, source, out.name)
     if frame["id"].duplicated().any():
-        raise DataError(f"{where}: two different images share a 64-bit id prefix; report this")
+        raise DataError(f"{source.where()}: two different images share a 64-bit id prefix; report this")
     counts = {
         s: {c: int(n) for c, n in frame.loc[frame["split"] == s, "label_name"].value_counts().sort_index().items()}
         for s in SPLITS
@@ -272,7 +314,56 @@ def ingest(source: Source, out: Path | str, *, split: SplitSettings, image_size:
         split_protocol=protocol,
         files=inputs,
         removed=removed,
+        resize=resize.card(decoded.native_sizes),
         created_by=created_by(),
     )
     writer.publish(frame, card)
     return IngestResult(out, card.manifest_sha256, counts, removed, len(frame))
+
+
+def _kept(source: Source, images: list[_Image]) -> tuple[list[str], list[_Image], dict[str, int]]:
+    """The classes in label order, the images left after :func:`_deduplicate`, and what it
+    removed; a class without images, before or after, is refused."""
+    where = source.where()
+    classes = source.label_order({im.label_name for im in images})
+    present = Counter(im.label_name for im in images)
+    empty = [c for c in classes if present[c] == 0]
+    if empty:
+        raise DataError(f"{where}: declared classes with no images: {empty}")
+    images, removed = _deduplicate(images)
+    kept = Counter(im.label_name for im in images)
+    emptied = [c for c in classes if kept[c] == 0]
+    if emptied:
+        raise DataError(
+            f"{where}: classes {emptied} have only copies of images of other classes "
+            "(removed as conflicting duplicates), so no image is left"
+        )
+    return classes, images, removed
+
+
+def _write(writer: DatasetWriter, images: list[_Image], classes: list[str], source: Source, name: str) -> pd.DataFrame:
+    """Each image into ``writer`` with its manifest row, in sha256 order; the manifest frame."""
+    label_of = {label: index for index, label in enumerate(classes)}
+    with progress_bar(f"write {name}", total=len(images)) as bar:
+        for image in sorted(images, key=lambda im: im.sha256):
+            image_id = image.sha256[:16]
+            height, width, channels = image.shape
+            writer.add(
+                f"images/{image.split}/{image.label_name}/{image_id}.png",
+                image.png,
+                {
+                    "id": image_id,
+                    "label": label_of[image.label_name],
+                    "label_name": image.label_name,
+                    "split": image.split,
+                    "width": width,
+                    "height": height,
+                    "channels": channels,
+                    "source": source.info.name,
+                    "licence": source.info.licence,
+                    "origin": image.origin,
+                    "group": image.group or "",
+                },
+            )
+            bar.advance()
+    return writer.frame()

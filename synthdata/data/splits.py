@@ -7,7 +7,7 @@ own group and this is an ordinary stratified split.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,24 +36,31 @@ def stratified_holdout(labels: Sequence[str], groups: Sequence[str], fraction: f
     """Boolean mask of the held-out items: about ``fraction`` of each class, whole groups only.
 
     Groups are taken in a seeded random order until the class's target count is reached; the
-    group that crosses the target is taken if that lands closer to it than stopping short.
+    group that crosses the target is taken if that lands closer to it than stopping short. A
+    group whose images have several classes (a patient with two diagnoses) counts towards its
+    most frequent class and is still held out whole.
     """
     held = np.zeros(len(labels), dtype=bool)
     if fraction <= 0:
         return held
-    by_class: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    members: dict[str, list[int]] = defaultdict(list)
+    classes: dict[str, Counter[str]] = defaultdict(Counter)
     for index, (label, group) in enumerate(zip(labels, groups, strict=True)):
-        by_class[label][group].append(index)
+        members[group].append(index)
+        classes[group][label] += 1
+    by_class: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    for group, counts in classes.items():
+        by_class[max(sorted(counts), key=counts.__getitem__)][group] = members[group]
     rng = np.random.default_rng(seed)
     for label in sorted(by_class):
-        members = by_class[label]
-        names = sorted(members)
+        in_class = by_class[label]
+        names = sorted(in_class)
         order = rng.permutation(len(names))
-        total = sum(len(v) for v in members.values())
+        total = sum(len(v) for v in in_class.values())
         target = round(fraction * total)
         taken = 0
         for position in order:
-            indices = members[names[position]]
+            indices = in_class[names[position]]
             if taken >= target:
                 break
             if taken + len(indices) > target and (taken + len(indices) - target) > (target - taken):

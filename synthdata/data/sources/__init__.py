@@ -8,6 +8,7 @@ from synthdata.data.sources.eurosat import EuroSAT
 from synthdata.data.sources.gtsrb import GTSRB
 from synthdata.data.sources.medmnist import BREASTMNIST, PNEUMONIAMNIST
 from synthdata.data.sources.pbc import PBC
+from synthdata.data.sources.table import TableColumns, TableSource
 from synthdata.data.sources.user import UserSource
 from synthdata.errors import DataError
 from synthdata.paths import shown
@@ -20,7 +21,7 @@ BUILTIN: dict[str, Source] = {
     "gtsrb": GTSRB(),
     "cifar10": CIFAR10(),
 }
-USER_FORMATS = ("imagefolder", "npz")
+USER_FORMATS = ("imagefolder", "npz", "csv")
 
 
 def builtin_source(name: str) -> Source:
@@ -49,11 +50,35 @@ def get_source(
     classes: list[str] | None = None,
     channels: int | None = None,
     licence: str | None = None,
+    labels: str | None = None,
+    columns: TableColumns | None = None,
 ) -> Source:
-    """A user source for ``imagefolder``/``npz`` with a path, else :func:`builtin_source`."""
-    if name in USER_FORMATS and path:
+    """A user source for ``imagefolder``/``npz``/``csv`` with a path, else :func:`builtin_source`.
+
+    ``csv`` takes its labels from the table ``labels`` (CSV, TSV or parquet) and reads its
+    ``columns``."""
+    if name == "csv" and path and labels:
+        return TableSource(
+            path,
+            labels,
+            columns or TableColumns(),
+            name=dataset or name,
+            classes=classes,
+            channels=channels,
+            licence=licence,
+        )
+    if name in USER_FORMATS and path and name != "csv":
         return UserSource(name, path, name=dataset or name, classes=classes, channels=channels, licence=licence)
     return builtin_source(name)
 
 
-__all__ = ["BUILTIN", "RawSample", "Source", "SourceInfo", "USER_FORMATS", "builtin_source", "get_source"]
+__all__ = [
+    "BUILTIN",
+    "RawSample",
+    "Source",
+    "SourceInfo",
+    "TableColumns",
+    "USER_FORMATS",
+    "builtin_source",
+    "get_source",
+]

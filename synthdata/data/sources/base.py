@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,27 @@ class SourceInfo:
     """Declared label set in label order; None lets a user source derive it."""
     channels: int | None
     files: tuple[RemoteFile, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of_user_data(
+        cls,
+        name: str,
+        description: str,
+        path: Path,
+        classes: Sequence[str] | None,
+        channels: int | None,
+        licence: str | None,
+    ) -> SourceInfo:
+        """The card facts of a user's own data: no citation, the licence the recipe states."""
+        return cls(
+            name=name,
+            description=description,
+            homepage=str(path),
+            citation="",
+            licence=licence or "unspecified",
+            classes=tuple(classes) if classes is not None else None,
+            channels=channels,
+        )
 
 
 class Source(ABC):

@@ -28,14 +28,8 @@ class UserSource(Source):
         licence: str | None = None,
     ):
         self.kind, self.path = kind, Path(path)
-        self.info = SourceInfo(
-            name=name,
-            description=f"User dataset ({kind}) read from {self.path.name}.",
-            homepage=str(self.path),
-            citation="",
-            licence=licence or "unspecified",
-            classes=tuple(classes) if classes is not None else None,
-            channels=channels,
+        self.info = SourceInfo.of_user_data(
+            name, f"User dataset ({kind}) read from {self.path.name}.", self.path, classes, channels, licence
         )
 
     def fetch(self) -> dict[str, Path]:
