@@ -171,46 +171,18 @@ def train_classifier(
     model = (network() if network else SmallResNet(num_classes, channels=images.shape[1], width=settings.width)).to(
         device
     )
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=settings.learning_rate, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
-    )
-    warmup = max(1, settings.steps // 20)
-
-    def rate(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, settings.steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+    optimizer, schedule = _optimizer(model, settings)
     adjustment = None if objective.logit_adjustment is None else objective.logit_adjustment.to(device)
     log = TrainLog(0, 0.0)
     started = time.perf_counter()
     model.train()
     with progress_bar(description, total=settings.steps) as bar:
         for step in range(settings.steps):
-            generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
-            if objective.draw is None:
-                index = draw_uniform_or_balanced(
-                    labels, num_classes, settings.batch_size, settings.balanced, generator
-                )
-            else:
-                index = objective.draw(step, generator)
-            batch = to_input(images[index])
-            if augment is not None:
-                batch = augment(batch, generator)
-            targets = labels[index]
-            if objective.mix is not None:
-                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-                soft = nn.functional.one_hot(targets, num_classes).float()
-                batch, targets = mix_batch(objective.mix, objective.mix_alpha, batch, soft, seed)
-            logits = model(batch.to(device))
-            if adjustment is not None:
-                logits = logits + adjustment
-            # class indices, or (after mixing) class probabilities: cross_entropy takes either
-            per_image = nn.functional.cross_entropy(logits, targets.to(device), reduction="none")
-            if objective.sample_weights is not None:
-                per_image = per_image * objective.sample_weights[index].to(device)
-            loss = per_image.mean()
+            # 1. the step's batch, augmented and mixed (every draw from (seed, step))
+            index, batch, targets = _batch(images, labels, num_classes, settings, step, augment, objective)
+            # 2. the loss: cross-entropy, logit-adjusted and weighted as the objective says
+            loss = _loss(model, batch, targets, index, adjustment, objective, device)
+            # 3. the optimizer and learning-rate steps
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -219,6 +191,7 @@ def train_classifier(
             if step % 50 == 0 or step == settings.steps - 1:
                 log.losses.append((step, float(loss.detach())))
                 stop_if_diverged(log.losses[-1][1], step + 1, description, settings)
+            # 4. the objective's checkpoint, every ``objective.every`` steps
             done = step + 1
             if (
                 objective.checkpoint is not None
@@ -233,6 +206,71 @@ def train_classifier(
     log.steps, log.seconds = settings.steps, time.perf_counter() - started
     model.eval()
     return model, log
+
+
+def _optimizer(
+    model: nn.Module, settings: ClassifierSettings
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD with Nesterov momentum, and its schedule: linear warm-up over the first 5% of the
+    steps, then cosine decay to 0."""
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.learning_rate, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
+    )
+    warmup = max(1, settings.steps // 20)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, settings.steps - warmup)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
+
+
+def _batch(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    settings: ClassifierSettings,
+    step: int,
+    augment: Augment | None,
+    objective: Objective,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Step ``step``'s indices, its images in [-1, 1] (augmented, mixed) and their targets: class
+    indices, or class probabilities after mixing."""
+    generator = torch.Generator().manual_seed(settings.seed * 1_000_003 + step)
+    if objective.draw is None:
+        index = draw_uniform_or_balanced(labels, num_classes, settings.batch_size, settings.balanced, generator)
+    else:
+        index = objective.draw(step, generator)
+    batch = to_input(images[index])
+    if augment is not None:
+        batch = augment(batch, generator)
+    targets = labels[index]
+    if objective.mix is not None:
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        soft = nn.functional.one_hot(targets, num_classes).float()
+        batch, targets = mix_batch(objective.mix, objective.mix_alpha, batch, soft, seed)
+    return index, batch, targets
+
+
+def _loss(
+    model: nn.Module,
+    batch: torch.Tensor,
+    targets: torch.Tensor,
+    index: torch.Tensor,
+    adjustment: torch.Tensor | None,
+    objective: Objective,
+    device: torch.device,
+) -> torch.Tensor:
+    """The batch's mean cross-entropy, logits adjusted and each image's loss weighted as ``objective`` says."""
+    logits = model(batch.to(device))
+    if adjustment is not None:
+        logits = logits + adjustment
+    # class indices, or (after mixing) class probabilities: cross_entropy takes either
+    per_image = nn.functional.cross_entropy(logits, targets.to(device), reduction="none")
+    if objective.sample_weights is not None:
+        per_image = per_image * objective.sample_weights[index].to(device)
+    return per_image.mean()
 
 
 @torch.no_grad()
