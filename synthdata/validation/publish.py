@@ -15,7 +15,7 @@ from synthdata.data.writer import DatasetWriter
 from synthdata.hashing import file_sha256
 from synthdata.provenance import created_by
 from synthdata.sampling.output import METADATA_FILE, write_metadata_csv, write_shards
-from synthdata.validation.croissant import croissant, write_croissant
+from synthdata.validation.croissant import CROISSANT_FILE, croissant, write_croissant
 from synthdata.validation.figures import ValidationFigures, jsonable
 
 
@@ -30,28 +30,62 @@ def publish_accepted(
 ) -> None:
     """Copy the accepted originals beside the replacements (already staged), then publish."""
     staging = writer.staging
+    _stage_originals(staging, accepted)
+    frame = to_frame(accepted.drop(columns=["_folder"]).to_dict(orient="records"), synthetic=True)
+    keep = _write_listings(frame, staging, int(sample_record["settings"].get("shard_size", 0)))
+    validated = _validated_card(writer.target.name, card, read_card(synthetic), frame, dropped, figures)
+    shards = [k for k in keep if k.startswith("shards/")]
+    keep.append(_write_croissant_card(staging, frame, validated, card, shards, dropped, _known_gaps(figures)[:20]))
+    writer.publish(
+        frame,
+        validated,
+        {"validation.json": jsonable({k: getattr(figures, k) for k in ("filter", "memorisation", "passed", "gates")})},
+        keep=tuple(keep),
+    )
+
+
+def _stage_originals(staging: Path, accepted: pd.DataFrame) -> None:
+    """Copy each accepted image not made in staging (an original of the sample run) into it."""
     for folder, relpath in zip(accepted["_folder"], accepted["relpath"], strict=True):
         target = staging / relpath
         if Path(folder) != staging and not target.is_file():
             write_bytes(target, (Path(folder) / relpath).read_bytes())
-    frame = to_frame(accepted.drop(columns=["_folder"]).to_dict(orient="records"), synthetic=True)
+
+
+def _write_listings(frame: pd.DataFrame, staging: Path, shard_size: int) -> list[str]:
+    """metadata.csv and, with a shard size, the WebDataset shards; their paths in staging."""
     write_metadata_csv(frame, staging)
     keep = [METADATA_FILE]
-    shard_size = int(sample_record["settings"].get("shard_size", 0))
     if shard_size:
         keep += [
             p.relative_to(staging).as_posix() for p in write_shards(frame, staging, shard_size, prefix="validated")
         ]
-    source = read_card(synthetic)
-    counts = frame.groupby("label_name").size().to_dict()
-    gaps = [
+    return keep
+
+
+def _known_gaps(figures: ValidationFigures) -> list[str]:
+    """Each class's attribute bins the accepted set leaves nearly empty, in words."""
+    return [
         f"{attribute} of {cls}: the accepted set leaves real-data bins {entry['gaps']} nearly empty"
         for attribute, data in figures.attributes.items()
         for cls, entry in data["classes"].items()
         if entry["gaps"]
     ]
-    validated = DatasetCard(
-        name=writer.target.name,
+
+
+def _validated_card(
+    name: str,
+    card: DatasetCard,
+    source: DatasetCard,
+    frame: pd.DataFrame,
+    dropped: dict[str, dict[str, int]],
+    figures: ValidationFigures,
+) -> DatasetCard:
+    """The card of the accepted set ``frame``, made from the real set ``card`` by the sample run
+    whose card is ``source``."""
+    counts = frame.groupby("label_name").size().to_dict()
+    return DatasetCard(
+        name=name,
         source=SYNTHETIC_SOURCE,
         description=f"Validated synthetic images for the train split of {card.name}: {len(frame)} accepted of "
         f"{sum(sum(d.values()) for d in dropped.values()) + len(frame)} judged.",
@@ -73,7 +107,18 @@ def publish_accepted(
         },
         created_by=created_by(),
     )
-    shards = [k for k in keep if k.startswith("shards/")]
+
+
+def _write_croissant_card(
+    staging: Path,
+    frame: pd.DataFrame,
+    validated: DatasetCard,
+    card: DatasetCard,
+    shards: list[str],
+    dropped: dict[str, dict[str, int]],
+    known_gaps: list[str],
+) -> str:
+    """Write ``croissant.json`` into staging; its name, for the files to keep."""
     # The card declares the manifest file's own checksum: write it now (publish writes the same bytes).
     write_manifest(frame, staging)
     document = croissant(
@@ -82,13 +127,7 @@ def publish_accepted(
         manifest_file_sha256=file_sha256(staging / MANIFEST_FILE),
         shards=shards,
         dropped=dropped,
-        known_gaps=gaps[:20],
+        known_gaps=known_gaps,
     )
     write_croissant(staging, document)
-    keep.append("croissant.json")
-    writer.publish(
-        frame,
-        validated,
-        {"validation.json": jsonable({k: getattr(figures, k) for k in ("filter", "memorisation", "passed", "gates")})},
-        keep=tuple(keep),
-    )
+    return CROISSANT_FILE
