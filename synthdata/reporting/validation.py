@@ -11,43 +11,69 @@ import torch
 from synthdata.reporting.grid import save_grid
 from synthdata.reporting.html import HtmlReport
 from synthdata.reporting.plots import attribute_histograms, class_balance, source_distance_plot
+from synthdata.validation.assess import Assessment
+from synthdata.validation.calibration import Calibration
 from synthdata.validation.coverage import ATTRIBUTES, attributes, bin_edges, histogram
 from synthdata.validation.figures import ValidationFigures
 from synthdata.validation.filter import Judged, Real
+from synthdata.validation.inputs import ValidationInputs
 from synthdata.validation.lineage import source_lists
 
 
 def validation_report(
-    folder: Path,
-    recipe: str,
-    classes: list[str],
-    train: Real,
-    heldout: Real,
-    everything: Judged,
-    chosen: list[int],
-    figures: ValidationFigures,
-    quota: dict[str, int],
-    real_nearest: dict[str, torch.Tensor],
+    folder: Path, recipe: str, inputs: ValidationInputs, calibration: Calibration, assessed: Assessment
 ) -> list[Path]:
-    folder = Path(folder)
+    """Write ``report.html``, with its grids and plots, into ``folder``; the paths written."""
+    folder, figures, filtered = Path(folder), assessed.figures, assessed.filtered
+    classes, quota, train, heldout = inputs.classes, inputs.quota, calibration.train, calibration.heldout
+    everything, chosen = filtered.judged, filtered.chosen
     page = HtmlReport(f"{recipe}: validation of the synthetic set")
+    _summary(page, figures, quota, heldout)
+    paths = [_real_beside_synthetic_section(page, folder, figures, classes, train, everything, chosen, quota)]
+    _gates_section(page, figures)
+    paths.append(_class_balance_section(page, folder, recipe, classes, figures))
+    _realism_section(page, figures)
+    _per_class_section(page, figures)
+    _dropped_section(page, figures, quota)
+    if figures.lineage["derived"]:
+        paths.append(_lineage_section(page, folder, figures, everything, quota, calibration.real_nearest))
+    paths.append(_memorisation_section(page, folder, figures, train, everything))
+    paths.append(_attribute_section(page, folder, recipe, figures, heldout, everything, chosen))
+    paths.append(page.write(folder / "report.html"))
+    return paths
+
+
+def _summary(page: HtmlReport, figures: ValidationFigures, quota: dict[str, int], heldout: Real) -> None:
     verdict = "all gates passed" if figures.passed else "GATES FAILED"
     page.text(
         f"{figures.filter['accepted']} images accepted for {sum(quota.values())} planned; "
         f"{figures.filter['regenerated']} regenerated after filtering; {verdict}. Held-out real images: "
         f"{len(heldout.images)} (validation split and train images the fine-tune never saw; never the test split)."
     )
-    paths = []
-    derived = bool(figures.lineage["derived"])
+
+
+def _real_beside_synthetic_section(
+    page: HtmlReport,
+    folder: Path,
+    figures: ValidationFigures,
+    classes: list[str],
+    train: Real,
+    everything: Judged,
+    chosen: list[int],
+    quota: dict[str, int],
+) -> Path:
     page.heading("Real beside synthetic")
     grid = _real_vs_synthetic(folder / "real_vs_synthetic.png", classes, train, everything, chosen, quota)
     what = (
         "a row of the real train images the synthetic images below were made from (their sources)"
-        if derived
+        if figures.lineage["derived"]
         else "a row of real train images"
     )
     page.image(grid, f"For each class: {what}, then a row of accepted synthetic images.")
-    paths.append(grid)
+    return grid
+
+
+def _gates_section(page: HtmlReport, figures: ValidationFigures) -> None:
     page.heading("Gates")
     gate_rows = [
         [g["gate"], g["metric"], g["scope"], g["value"], g["threshold"], "pass" if g["passed"] else "FAIL"]
@@ -58,6 +84,11 @@ def validation_report(
         gate_rows,
         row_classes=["pass" if g["passed"] else "fail" for g in figures.gates],
     )
+
+
+def _class_balance_section(
+    page: HtmlReport, folder: Path, recipe: str, classes: list[str], figures: ValidationFigures
+) -> Path:
     page.heading("Class histogram before and after")
     before, after = figures.histogram["before"], figures.histogram["after"]
     plot = class_balance(
@@ -68,7 +99,10 @@ def validation_report(
         title=f"{recipe}: real train + accepted synthetic",
     )
     page.image(plot, "Real train images (blue) and accepted synthetic images (orange) per class.")
-    paths.append(plot)
+    return plot
+
+
+def _realism_section(page: HtmlReport, figures: ValidationFigures) -> None:
     page.heading("Realism (accepted set against held-out real images)")
     page.text(
         "Each figure beside its floor: the same metric between two disjoint real samples of the same size. "
@@ -82,6 +116,9 @@ def validation_report(
             for k, v in figures.overall.items()
         ],
     )
+
+
+def _per_class_section(page: HtmlReport, figures: ValidationFigures) -> None:
     page.heading("Per class")
     rows = []
     for name, e in figures.classes.items():
@@ -124,12 +161,18 @@ def validation_report(
         ],
         rows,
     )
+
+
+def _dropped_section(page: HtmlReport, figures: ValidationFigures, quota: dict[str, int]) -> None:
     page.heading("Dropped by the filter")
     dropped = figures.filter["dropped"]
     reasons = ["duplicate-of-source", "near-copy", "off-class", "low-confidence"]
     page.table(["class", *reasons], [[c, *[d.get(r, 0) for r in reasons]] for c, d in dropped.items() if c in quota])
-    if derived:
-        paths += _lineage_section(page, folder, figures, everything, quota, real_nearest)
+
+
+def _memorisation_section(
+    page: HtmlReport, folder: Path, figures: ValidationFigures, train: Real, everything: Judged
+) -> Path:
     page.heading("Nearest fine-tuning neighbours (memorisation)")
     pairs = _worst_pairs(folder / "nearest_pairs.png", train, everything)
     page.text(
@@ -139,7 +182,20 @@ def validation_report(
         "threshold (images made from a real source are judged against that source above)."
     )
     page.image(pairs, "Top: the generated images closest to a fine-tuning image (pixel space); bottom: that image.")
-    paths.append(pairs)
+    return pairs
+
+
+def _attribute_section(
+    page: HtmlReport,
+    folder: Path,
+    recipe: str,
+    figures: ValidationFigures,
+    heldout: Real,
+    everything: Judged,
+    chosen: list[int],
+) -> Path:
+    """Attribute bins, held-out real against accepted synthetic; the gaps left and bins filled;
+    the feature clusters the accepted set misses."""
     page.heading("Attribute coverage")
     accepted_attrs = {k: v[chosen] for k, v in everything.attributes.items()}
     real_attrs = attributes(heldout.images)
@@ -152,7 +208,6 @@ def validation_report(
         title=f"{recipe}: attribute bins, held-out real vs accepted synthetic",
     )
     page.image(plot, "Share of images per attribute bin; bins are quintiles of the held-out real data.")
-    paths.append(plot)
     gap_rows = [
         [a, c, str(e["gaps"]), str(e["filled"])]
         for a, d in figures.attributes.items()
@@ -169,8 +224,7 @@ def validation_report(
             f"Feature clusters (k-means on held-out real domain features): missed clusters {clusters['missed']}, "
             f"holding {clusters['missed_real_share']:.1%} of the real data."
         )
-    paths.append(page.write(folder / "report.html"))
-    return paths
+    return plot
 
 
 def _real_vs_synthetic(
@@ -214,7 +268,7 @@ def _lineage_section(
     everything: Judged,
     quota: dict[str, int],
     real_nearest: dict[str, torch.Tensor],
-) -> list[Path]:
+) -> Path:
     """Distance of each derived image to its own source against real nearest-neighbour distances,
     duplicates dropped, diversity within a source's variants."""
     lineage = figures.lineage
@@ -237,6 +291,13 @@ def _lineage_section(
         "Distance of each derived image to its source (orange) and of held-out real images to their nearest train "
         "image (blue); the dashed line is the duplicate threshold.",
     )
+    _lineage_table(page, figures, quota)
+    return plot
+
+
+def _lineage_table(page: HtmlReport, figures: ValidationFigures, quota: dict[str, int]) -> None:
+    """Per class: median distance of derived images to their source, duplicate share, sources
+    used and diversity, after the real nearest-neighbour scale they are read against."""
     rows = [
         [
             name,
@@ -250,7 +311,7 @@ def _lineage_section(
         for name, e in figures.classes.items()
         if name in quota
     ]
-    real = lineage["real_nearest_neighbour"]
+    real = figures.lineage["real_nearest_neighbour"]
     page.text(
         f"Held-out real images to their nearest train image: median pixel RMS {real['pixel']['median']:.4g}, "
         f"domain features {real['feature']['median']:.4g}."
@@ -267,7 +328,6 @@ def _lineage_section(
         ],
         rows,
     )
-    return [plot]
 
 
 def _worst_pairs(path: Path, train: Real, everything: Judged, count: int = 12) -> Path:
