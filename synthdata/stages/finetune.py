@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from synthdata.atomic import build_folder
 from synthdata.config.recipe import FinetuneSettings, Recipe
 from synthdata.data.manifest import verify_dataset
@@ -28,7 +30,7 @@ from synthdata.models.stable_diffusion import (
 from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.samples import sample_grid
-from synthdata.tracking.mlflow_run import stage_run
+from synthdata.tracking.mlflow_run import StageRun, stage_run
 from synthdata.training.checkpoint import discard_if_stale, recorded_run_id
 from synthdata.training.loop import TrainResult, train_denoiser
 
@@ -118,46 +120,66 @@ def run_finetune(
         )
         if result.steps < settings.train.steps:
             return result, model
-        record = {
-            "recipe": recipe.name,
-            "dataset": dataset.name,
-            "dataset_manifest_sha256": manifest_sha256,
-            **prepared.record,
-            "scheduler": dict(prepared.scheduler.config),
-            "adapter": asdict(settings.adapter),
-            "train": asdict(settings.train),
-            "steps": result.steps,
-            "train_seconds": round(result.seconds, 1),
-            "hardware": hardware(),
-            "mlflow_run_id": run.run_id,
-            "created_by": created_by(),
-        }
-
-        def build(staging: Path) -> list[Path]:
-            sha = write_adapter(model, staging, record)
-            grid = sample_grid(
-                prepared.backbone,
-                prepared.scheduler,
-                model.classes,
-                staging / "samples.png",
-                shape=prepared.sample_shape,
-            )
-            curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe.name} {model.mode} fine-tune")
-            trainable_count = sum(p.numel() for p in trainable.values())
-            total = sum(p.numel() for p in model.unet.parameters())
-            run.set_tags({"adapter_sha256": sha})
-            run.log_metrics(
-                {
-                    "trainable_parameters": trainable_count,
-                    "trainable_fraction": trainable_count / total,
-                    "adapter_bytes": (staging / weights_file(model.mode)).stat().st_size,
-                    "images_per_second": result.images_per_second,
-                    "train_seconds": result.seconds,
-                }
-            )
-            run.log_artifact(grid, "samples")
-            run.log_artifact(curve, "plots")
-            return [grid, curve]
-
-        build_folder(out, build)
+        record = _adapter_record(recipe, dataset, manifest_sha256, prepared, result, run.run_id)
+        build_folder(
+            out, lambda staging: _build_adapter(staging, run, recipe.name, prepared, trainable, result, record)
+        )
     return result, model
+
+
+def _adapter_record(
+    recipe: Recipe, dataset: Path, manifest_sha256: str, prepared: _Prepared, result: TrainResult, run_id: str
+) -> dict[str, Any]:
+    """The adapter's record: what it was trained on and from, how, for how long, and by what."""
+    settings = recipe.finetune
+    return {
+        "recipe": recipe.name,
+        "dataset": dataset.name,
+        "dataset_manifest_sha256": manifest_sha256,
+        **prepared.record,
+        "scheduler": dict(prepared.scheduler.config),
+        "adapter": asdict(settings.adapter),
+        "train": asdict(settings.train),
+        "steps": result.steps,
+        "train_seconds": round(result.seconds, 1),
+        "hardware": hardware(),
+        "mlflow_run_id": run_id,
+        "created_by": created_by(),
+    }
+
+
+def _build_adapter(
+    staging: Path,
+    run: StageRun,
+    recipe: str,
+    prepared: _Prepared,
+    trainable: dict[str, torch.nn.Parameter],
+    result: TrainResult,
+    record: dict[str, Any],
+) -> list[Path]:
+    """Write the adapter, its sample grid and loss curve into ``staging``; MLflow takes their figures."""
+    model = prepared.model
+    sha = write_adapter(model, staging, record)
+    grid = sample_grid(
+        prepared.backbone,
+        prepared.scheduler,
+        model.classes,
+        staging / "samples.png",
+        shape=prepared.sample_shape,
+    )
+    curve = loss_curve(result.losses, staging / "loss.png", title=f"{recipe} {model.mode} fine-tune")
+    trainable_count = sum(p.numel() for p in trainable.values())
+    total = sum(p.numel() for p in model.unet.parameters())
+    run.set_tags({"adapter_sha256": sha})
+    run.log_metrics(
+        {
+            "trainable_parameters": trainable_count,
+            "trainable_fraction": trainable_count / total,
+            "adapter_bytes": (staging / weights_file(model.mode)).stat().st_size,
+            "images_per_second": result.images_per_second,
+            "train_seconds": result.seconds,
+        }
+    )
+    run.log_artifact(grid, "samples")
+    run.log_artifact(curve, "plots")
+    return [grid, curve]

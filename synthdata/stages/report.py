@@ -69,6 +69,18 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
             else f" (generation mode {mode}: each real image is the source of the synthetic one below it)"
         ),
     )
+    _headline(page, utility, goal, reports)
+    _realism(page, validate, mode, reports)
+    _stage_links(page, reports)
+    _how_it_was_made(page, data)
+    path = page.write(reports / "index.html")
+    flat = {f"{arm}.{m}": figures[m]["mean"] for arm, figures in arms.items() for m in HEADLINE}
+    run_id = finish_pipeline(name, flat)
+    return ReportResult(path, headline_rows(utility), goal, run_id)
+
+
+def _headline(page: HtmlReport, utility: dict[str, Any], goal: dict[str, Any], reports: Path) -> None:
+    """Each arm's headline figures, whether synthetic data met the goal, the verdict and its plots."""
     page.heading("Headline")
     page.table(
         ["arm", "balanced accuracy", "rare-third recall", "macro-F1"],
@@ -92,6 +104,10 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
         page, reports / "utility" / "curves.png", "validation balanced accuracy during training, every arm and seed"
     )
     _image(page, reports / "utility" / "recall.png", "test recall per class and arm")
+
+
+def _realism(page: HtmlReport, validate: dict[str, Any], mode: str, reports: Path) -> None:
+    """The validated set's realism against its real-vs-real floors, the filter's counts, its plots."""
     page.heading("Realism of the validated set (held-out real, never the test split)")
     overall = validate["overall"]
     page.table(
@@ -118,6 +134,10 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
     )
     _image(page, reports / "validate" / "class_balance.png", "class histogram before and after augmentation")
     _image(page, reports / "sample" / "samples.png", "samples per class, as generated")
+
+
+def _stage_links(page: HtmlReport, reports: Path) -> None:
+    """Links to the stages' own reports that exist, relative to ``reports``."""
     page.heading("Stage reports")
     links = [(stage, reports / stage / "report.html") for stage in ("validate", "utility")]
     links.append(("sample plan", reports / "sample" / "plan.md"))
@@ -126,15 +146,15 @@ def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
         + "".join(f'<li><a href="{os.path.relpath(p, reports)}">{s}</a></li>' for s, p in links if p.exists())
         + "</ul>"
     )
+
+
+def _how_it_was_made(page: HtmlReport, data: dict[str, Any] | None) -> None:
+    """Every version that made the run (``versions``), and the data stage's scalar figures if any."""
     page.heading("How it was made")
     record = versions()
     if data is not None:
         record.update({f"data.{k}": str(v) for k, v in data.items() if not isinstance(v, (dict, list))})
     page.table(["what", "value"], [[k, v] for k, v in record.items()])
-    path = page.write(reports / "index.html")
-    flat = {f"{arm}.{m}": figures[m]["mean"] for arm, figures in arms.items() for m in HEADLINE}
-    run_id = finish_pipeline(name, flat)
-    return ReportResult(path, headline_rows(utility), goal, run_id)
 
 
 def _separation(verdict: dict[str, Any]) -> str:
