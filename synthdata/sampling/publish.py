@@ -3,8 +3,10 @@ metadata.csv, optional WebDataset shards, its card and the run's record, renamed
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
+
+import pandas as pd
 
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import SYNTHETIC_SOURCE, manifest_hash, to_frame
@@ -19,44 +21,74 @@ from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import manifest_row
 
 
-def publish_set(
-    writer: DatasetWriter,
-    items: list[Item],
-    card: DatasetCard,
-    common: dict[str, Any],
-    run_id: str,
-    plan: QuotaPlan,
-    settings: SampleSettings,
-    identity: dict[str, Any],
-    recipe_name: str,
-    mlflow_run_id: str | None,
-) -> None:
-    staging = writer.staging
-    rows = []
-    with progress_bar(f"manifest {writer.target.name}", total=len(items)) as bar:
-        for item in items:
-            path = staging / item.relpath
-            if not path.is_file():
-                raise SynthdataError(
-                    f"{path}: missing after every process finished (was a process killed?); run again to resume"
-                )
-            rows.append(manifest_row(item, card, common, run_id, staging))
-            bar.advance()
-    frame = to_frame(rows, synthetic=True)
+@dataclass(frozen=True)
+class SampledSet:
+    """The set a sampling run makes: its images and what determines them."""
+
+    items: list[Item]
+    card: DatasetCard
+    """The card of the real dataset whose train split the set augments."""
+    run_id: str
+    plan: QuotaPlan
+    settings: SampleSettings
+    identity: dict[str, Any]
+    """What determines the run's images (hashed into ``run_id``)."""
+    recipe_name: str
+
+
+def publish_set(writer: DatasetWriter, sampled: SampledSet, common: dict[str, Any], mlflow_run_id: str | None) -> None:
+    """Write the set's manifest, metadata.csv, optional WebDataset shards, card and record into
+    ``writer``'s staging folder and rename it into place; every item's image must be there.
+    ``common``: the provenance fields every image shares
+    (:func:`synthdata.sampling.writer.common_provenance`)."""
+    staging, settings = writer.staging, sampled.settings
+    frame = to_frame(_manifest_rows(writer, sampled, common), synthetic=True)
     keep = [METADATA_FILE]
     write_metadata_csv(frame, staging)
     if settings.shard_size:
         shards = write_shards(frame, staging, settings.shard_size, prefix="synthetic")
         keep += [p.relative_to(staging).as_posix() for p in shards]
-    counts = {q.name: q.synthetic for q in plan.classes if q.synthetic}
-    synthetic_card = DatasetCard(
-        name=writer.target.name,
+    record = {
+        "sample_run_id": sampled.run_id,
+        "identity": sampled.identity,
+        "plan": sampled.plan.rows(),
+        "settings": asdict(settings),
+        "mlflow_run_id": mlflow_run_id,
+        "images": len(sampled.items),
+    }
+    synthetic_card = _synthetic_card(writer.target.name, frame, sampled, common)
+    writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
+
+
+def _manifest_rows(writer: DatasetWriter, sampled: SampledSet, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every item's manifest row, read from its file in the staging folder."""
+    staging = writer.staging
+    rows = []
+    with progress_bar(f"manifest {writer.target.name}", total=len(sampled.items)) as bar:
+        for item in sampled.items:
+            path = staging / item.relpath
+            if not path.is_file():
+                raise SynthdataError(
+                    f"{path}: missing after every process finished (was a process killed?); run again to resume"
+                )
+            rows.append(manifest_row(item, sampled.card, common, sampled.run_id, staging))
+            bar.advance()
+    return rows
+
+
+def _synthetic_card(name: str, frame: pd.DataFrame, sampled: SampledSet, common: dict[str, Any]) -> DatasetCard:
+    """The card of the synthetic set ``name`` whose manifest is ``frame``: the real set's licence,
+    citation and image format, and what the images derive from."""
+    card, settings = sampled.card, sampled.settings
+    counts = {q.name: q.synthetic for q in sampled.plan.classes if q.synthetic}
+    return DatasetCard(
+        name=name,
         source=SYNTHETIC_SOURCE,
         description=(
-            f"Synthetic images for the train split of {card.name}: {len(items)} images from {common['base_id']} "
-            f"adapted to {card.name}, {settings.scheduler} {common['steps']} steps, guidance {settings.guidance}. "
-            "Every image is machine-generated (IPTC digital source type trainedAlgorithmicMedia); use them for "
-            "training only, never for evaluation."
+            f"Synthetic images for the train split of {card.name}: {len(sampled.items)} images from "
+            f"{common['base_id']} adapted to {card.name}, {settings.scheduler} {common['steps']} steps, "
+            f"guidance {settings.guidance}. Every image is machine-generated (IPTC digital source type "
+            "trainedAlgorithmicMedia); use them for training only, never for evaluation."
         ),
         licence=card.licence,
         citation=card.citation,
@@ -71,21 +103,12 @@ def publish_set(
         derived_from={
             "dataset": card.name,
             "manifest_sha256": card.manifest_sha256,
-            "recipe": recipe_name,
+            "recipe": sampled.recipe_name,
             "base_id": common["base_id"],
             "base_sha256": common["base_sha256"],
             "adapter_sha256": common["adapter_sha256"],
-            "sample_run_id": run_id,
+            "sample_run_id": sampled.run_id,
             "sample": asdict(settings),
         },
         created_by=created_by(),
     )
-    record = {
-        "sample_run_id": run_id,
-        "identity": identity,
-        "plan": plan.rows(),
-        "settings": asdict(settings),
-        "mlflow_run_id": mlflow_run_id,
-        "images": len(items),
-    }
-    writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))

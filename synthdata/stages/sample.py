@@ -17,10 +17,9 @@ from __future__ import annotations
 import time
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from synthdata.atomic import build_folder
 from synthdata.config.recipe import Recipe
@@ -30,14 +29,15 @@ from synthdata.data.writer import DatasetWriter, staging_path
 from synthdata.errors import DataError, SynthdataError
 from synthdata.locking import FolderLock
 from synthdata.reporting.synthetic_set import synthetic_set_report
-from synthdata.sampling.anchors import anchor_pool, anchored
-from synthdata.sampling.jobs import batches, plan_items, sample_run_id, shard
+from synthdata.sampling.anchors import SourcePool, anchor_pool, anchored
+from synthdata.sampling.jobs import Item, batches, plan_items, sample_run_id, shard
 from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_model
-from synthdata.sampling.publish import publish_set
+from synthdata.sampling.processes import on_main_process, process_state, to_device
+from synthdata.sampling.publish import SampledSet, publish_set
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import common_provenance, write_batches
-from synthdata.tracking.mlflow_run import find_run, stage_run
+from synthdata.tracking.mlflow_run import StageRun, find_run, stage_run
 
 
 @dataclass
@@ -64,29 +64,6 @@ def plan_for(settings: SampleSettings, dataset: Path) -> tuple[QuotaPlan, Datase
     real = {name: counts.get(name, 0) for name in card.classes}
     plan = plan_quotas(real, settings)
     return plan, card
-
-
-def _process_state() -> Any:
-    """accelerate's view of this process: rank and world size under ``accelerate launch``."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available())
-
-
-def _share(state: Any, values: list[Any]) -> list[Any]:
-    """The main process's ``values`` on every process."""
-    if state.num_processes == 1:
-        return values
-    from accelerate.utils import broadcast_object_list
-
-    return broadcast_object_list(values)
-
-
-def _to_device(backbone: Any, device: Any) -> None:
-    for name in ("unet", "vae", "prompt_embeddings"):
-        part = getattr(backbone, name, None)
-        if part is not None:
-            setattr(backbone, name, part.to(device))
 
 
 def run_identity(model: SamplingModel, settings: SampleSettings, card: DatasetCard) -> dict[str, Any]:
@@ -134,71 +111,27 @@ def run_sample(
     attach_guide(model, settings, dataset)
     pool = anchor_pool(settings.mode, model, dataset, list(card.classes))
     items = anchored(plan_items(plan, list(card.classes), run_id), settings, pool, run_id)
+    sampled = SampledSet(items, card, run_id, plan, settings, identity, recipe.name)
     all_batches = batches(items, settings.batch_size)
-    state = _process_state()
-    _to_device(model.backbone, state.device)
+    state = process_state()
+    to_device(model.backbone, state.device)
     staging = staging_path(out)
     started = time.monotonic()
     with ExitStack() as stack:
-        problem, error, mlflow_run_id, writer = None, None, None, None
-        if state.is_main_process:
-            try:
-                stack.enter_context(FolderLock(out))
-                # The batch size is part of the build key: batches are generated whole, so
-                # another batch size could change an image's last bits.
-                writer = DatasetWriter(out, f"{run_id}/batch{settings.batch_size}")
-                params = {
-                    "sample": asdict(settings),
-                    "dataset": dataset.name,
-                    "adapter": str(adapter),
-                    "processes": state.num_processes,
-                }
-                run = stack.enter_context(
-                    stage_run(
-                        "sample",
-                        recipe.name,
-                        params,
-                        resume_run_id=find_run("sample", recipe.name, sample_run_id=run_id),
-                    )
-                )
-                run.set_tags(
-                    {
-                        "sample_run_id": run_id,
-                        "manifest_sha256": card.manifest_sha256,
-                        "adapter_sha256": model.adapter_sha256,
-                    }
-                )
-                run.log_dict({"plan": plan.rows(), "identity": identity}, "plan.json")
-                mlflow_run_id = run.run_id
-            except SynthdataError as exc:
-                problem, error = str(exc), exc
-        problem, mlflow_run_id = _share(state, [problem, mlflow_run_id])
-        if problem:
-            raise error or SynthdataError(problem)
+        setup = partial(_open_run, stack, sampled, out, dataset, adapter, model.adapter_sha256, state.num_processes)
+        opened, mlflow_run_id = on_main_process(state, setup)
         state.wait_for_everyone()  # staging exists and is this run's before anyone writes
         common = common_provenance(model, settings, card, run_id)
-        mine = shard(all_batches, state.process_index, state.num_processes)
-        who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
-        generated = write_batches(
-            model, mine, settings, card, common, run_id, staging, description=f"sample {recipe.name}{who}", pool=pool
-        )
+        generated = _write_share(state, model, all_batches, sampled, common, staging, pool)
         state.wait_for_everyone()
         result = SampleResult(plan, run_id, out, len(items), generated, time.monotonic() - started, mlflow_run_id)
         if not state.is_main_process:
             result.main = False
             return result
+        writer, run = opened
         # tracking takes the figures before anything is published
-        seconds = time.monotonic() - started
-        run.log_metrics(
-            {
-                "images": len(items),
-                "generated": generated,
-                "seconds": seconds,
-                "images_per_second": generated / max(seconds, 1e-9),
-                **{f"synthetic.{q.name}": q.synthetic for q in plan.classes},
-            }
-        )
-        publish_set(writer, items, card, common, run_id, plan, settings, identity, recipe.name, mlflow_run_id)
+        _log_figures(run, plan, len(items), generated, time.monotonic() - started)
+        publish_set(writer, sampled, common, mlflow_run_id)
         result.seconds = time.monotonic() - started
         result.report = (
             build_folder(report, lambda folder: synthetic_set_report(out, folder, plan, recipe.name, dataset))
@@ -209,3 +142,59 @@ def run_sample(
         for path in result.report:
             run.log_artifact(path, "grids" if path.parent.name == "grids" else None)
     return result
+
+
+def _open_run(
+    stack: ExitStack, sampled: SampledSet, out: Path, dataset: Path, adapter: Path, adapter_sha256: str, processes: int
+) -> tuple[tuple[DatasetWriter, StageRun], str]:
+    """On the main process: the lock on ``out``, the writer of its staging folder and the stage's
+    MLflow run (reopened when a killed run of the same id left one), with the plan logged. The
+    writer and the run, and the run's id for every process."""
+    settings, run_id = sampled.settings, sampled.run_id
+    stack.enter_context(FolderLock(out))
+    # The batch size is part of the build key: batches are generated whole, so
+    # another batch size could change an image's last bits.
+    writer = DatasetWriter(out, f"{run_id}/batch{settings.batch_size}")
+    params = {"sample": asdict(settings), "dataset": dataset.name, "adapter": str(adapter), "processes": processes}
+    resume = find_run("sample", sampled.recipe_name, sample_run_id=run_id)
+    run = stack.enter_context(stage_run("sample", sampled.recipe_name, params, resume_run_id=resume))
+    run.set_tags(
+        {
+            "sample_run_id": run_id,
+            "manifest_sha256": sampled.card.manifest_sha256,
+            "adapter_sha256": adapter_sha256,
+        }
+    )
+    run.log_dict({"plan": sampled.plan.rows(), "identity": sampled.identity}, "plan.json")
+    return (writer, run), run.run_id
+
+
+def _write_share(
+    state: Any,
+    model: SamplingModel,
+    all_batches: list[list[Item]],
+    sampled: SampledSet,
+    common: dict[str, Any],
+    staging: Path,
+    pool: SourcePool | None,
+) -> int:
+    """This process's share of the batches, generated and written into ``staging``; how many
+    images it made."""
+    mine = shard(all_batches, state.process_index, state.num_processes)
+    who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
+    description = f"sample {sampled.recipe_name}{who}"
+    settings, card, run_id = sampled.settings, sampled.card, sampled.run_id
+    return write_batches(model, mine, settings, card, common, run_id, staging, description=description, pool=pool)
+
+
+def _log_figures(run: StageRun, plan: QuotaPlan, images: int, generated: int, seconds: float) -> None:
+    """The run's counts, time and throughput, and each class's synthetic quota."""
+    run.log_metrics(
+        {
+            "images": images,
+            "generated": generated,
+            "seconds": seconds,
+            "images_per_second": generated / max(seconds, 1e-9),
+            **{f"synthetic.{q.name}": q.synthetic for q in plan.classes},
+        }
+    )
