@@ -1,4 +1,10 @@
-"""What every data source provides: its card facts, its pinned files, and its raw samples."""
+"""What every data source provides: its card facts, its pinned files, and its raw samples.
+
+A built-in source has two sets of pinned files: the offline mirror's (read when
+``SYNTHDATA_DATA_MIRROR`` is set) and, where the mirror's are repacks, the publisher's own
+(``upstream``, downloaded when no mirror is set). Both give the same kind of dataset folder: same
+classes, label order and channels; each source's docstring says where their images differ.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from synthdata.data.fetch import RemoteFile, resolve
+from synthdata.data.fetch import RemoteFile, card_record, mirror_root, resolve
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,10 @@ class SourceInfo:
     """Declared label set in label order; None lets a user source derive it."""
     channels: int | None
     files: tuple[RemoteFile, ...] = field(default_factory=tuple)
+    """The mirror's files (``SYNTHDATA_DATA_MIRROR``); downloaded too when no ``upstream`` is given."""
+    upstream: tuple[RemoteFile, ...] = field(default_factory=tuple)
+    """The publisher's own files, downloaded when no mirror is set; empty when the mirror holds
+    the publisher's bytes (MedMNIST)."""
 
     @classmethod
     def of_user_data(
@@ -66,13 +76,25 @@ class Source(ABC):
 
     info: SourceInfo
 
+    def pinned_files(self) -> tuple[RemoteFile, ...]:
+        """The files this machine reads: the mirror's when a mirror is set (or when the source
+        has no upstream files of its own), else the publisher's."""
+        if mirror_root() is not None or not self.info.upstream:
+            return self.info.files
+        return self.info.upstream
+
     def fetch(self) -> dict[str, Path]:
-        """Local, checksum-verified paths of the pinned files, keyed by their mirror path."""
-        return {f.path: resolve(f) for f in self.info.files}
+        """Local, checksum-verified paths of :meth:`pinned_files`, keyed by their pinned path."""
+        return {f.path: resolve(f) for f in self.pinned_files()}
 
     def input_files(self) -> list[dict[str, str | None]]:
-        """The inputs as recorded on the dataset card: path, sha256, url."""
-        return [{"path": f.path, "sha256": f.sha256, "url": f.url} for f in self.info.files]
+        """The inputs as recorded on the dataset card (see :func:`card_record`)."""
+        return [card_record(f) for f in self.pinned_files()]
+
+    def reads_mirror(self, files: dict[str, Path]) -> bool:
+        """Whether ``files`` are the mirror's (else they are the publisher's): what
+        :meth:`samples` dispatches on."""
+        return bool(self.info.files) and all(f.path in files for f in self.info.files)
 
     def where(self) -> str:
         """How messages about the source as a whole name it."""

@@ -1,4 +1,9 @@
-"""MedMNIST v2 PneumoniaMNIST and BreastMNIST (28x28 grey, official train/val/test)."""
+"""MedMNIST v2 PneumoniaMNIST and BreastMNIST (28x28 grey, official train/val/test).
+
+The mirror holds the publisher's own files, byte for byte (their md5s are the ones MedMNIST's
+``INFO`` publishes), so the mirror's pins and the download URLs of the MedMNIST v2 Zenodo
+record serve both: without a mirror the same bytes are downloaded and checked.
+"""
 
 from __future__ import annotations
 
