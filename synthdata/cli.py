@@ -304,22 +304,10 @@ def sample(
     from synthdata.stages.sample import run_sample
 
     spec = load_recipe(recipe)
-    overrides = _options(
-        policy=policy,
-        target=target,
-        share=share,
-        max_ratio=max_ratio,
-        max_images=max_images,
-        scheduler=scheduler,
-        steps=steps,
-        guidance=guidance,
-        batch_size=batch_size,
-        shard_size=shard_size,
-        mode=mode,
-        strength=strength,
-        classifier_guidance=classifier_guidance,
-    )
-    settings = _overridden(spec.sample, "sample", overrides)
+    plan = _options(policy=policy, target=target, share=share, max_ratio=max_ratio, max_images=max_images)
+    run = _options(scheduler=scheduler, steps=steps, guidance=guidance, batch_size=batch_size, shard_size=shard_size)
+    steering = _options(mode=mode, strength=strength, classifier_guidance=classifier_guidance)
+    settings = _overridden(spec.sample, "sample", plan | run | steering)
     if not dry_run and (adapter is None or out is None):
         raise SynthdataError("--adapter and --out are required (or give --dry-run)")
     inputs = {
@@ -330,35 +318,50 @@ def sample(
     }
     guard_outputs(inputs, folders={"--out": out, "--report": report})
     result = run_sample(spec, adapter, dataset, out, report=report, settings=settings, dry_run=dry_run)
-    if not result.main:
-        return
+    if result.main:  # the helper processes of a multi-process run print nothing
+        _show_sample(spec.name, settings, result, out, dry_run)
+
+
+def _show_sample(name: str, settings: Any, result: Any, out: Path | None, dry_run: bool) -> None:
+    """The plan's table (on a dry run, or once the set is written) and the written set's line."""
     if dry_run or result.out is not None:
         budget = "" if settings.max_images is None else f", budget {settings.max_images}"
-        table = Table(
-            "class",
-            "real",
-            "wanted",
-            "cap",
-            "synthetic",
-            "total",
-            title=f"{spec.name}: {settings.policy}, cap {settings.max_ratio:g}:1{budget}",
-        )
-        for row in result.plan.rows():
-            mark = " (budget)" if row["budgeted"] else " (capped)" if row["capped"] else ""
-            table.add_row(
-                str(row["class"]),
-                str(row["real"]),
-                str(row["wanted"]),
-                str(row["cap"]),
-                f"{row['synthetic']}{mark}",
-                str(row["total"]),
-            )
-        table.add_row("total", "", "", "", str(result.plan.synthetic), "")
-        Console().print(table)
+        Console().print(_plan_table(f"{name}: {settings.policy}, cap {settings.max_ratio:g}:1{budget}", result.plan))
     if not dry_run and result.out is not None:
         typer.echo(
             f"{out}: {result.images} images ({result.generated} made now), {result.seconds:.0f} s, run {result.run_id}"
         )
+
+
+def _plan_table(title: str, plan: Any) -> Table:
+    """A quota plan (:class:`synthdata.sampling.quotas.QuotaPlan`) class by class, each capped or
+    budgeted quota marked, and its total."""
+    table = Table("class", "real", "wanted", "cap", "synthetic", "total", title=title)
+    for row in plan.rows():
+        mark = " (budget)" if row["budgeted"] else " (capped)" if row["capped"] else ""
+        table.add_row(
+            str(row["class"]),
+            str(row["real"]),
+            str(row["wanted"]),
+            str(row["cap"]),
+            f"{row['synthetic']}{mark}",
+            str(row["total"]),
+        )
+    table.add_row("total", "", "", "", str(plan.synthetic), "")
+    return table
+
+
+def _headline_table(title: str, rows: list[list[str]]) -> Table:
+    """The headline figures of each arm (balanced accuracy, rare-third recall, macro-F1)."""
+    table = Table("arm", "balanced accuracy", "rare-third recall", "macro-F1", title=title)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _report_note(report: Path | None) -> str:
+    """Where a command's report went, for its last line ("" without one)."""
+    return f"; report {report / 'report.html'}" if report else ""
 
 
 @app.command("validate")
@@ -402,7 +405,7 @@ def validate_synthetic(
     Console().print(table)
     typer.echo(
         f"{out}: {result.accepted} images accepted, {result.regenerated} regenerated, {result.seconds:.0f} s"
-        + (f"; report {report / 'report.html'}" if report else "")
+        + _report_note(report)
     )
 
 
@@ -436,19 +439,7 @@ def utility(
     from synthdata.stages.utility import run_utility
 
     spec = load_recipe(recipe)
-    max_epochs = spec.utility.budget.max_epochs
-    try:
-        overrides = {
-            "--seeds": None if seeds is None else {"seeds": [int(s) for s in seeds.split(",")]},
-            "--arms": None if arms is None else {"arms": arms.split(",")},
-            "--steps": None if steps is None else {"classifier.steps": steps, "budget.rule": "steps"},
-            "--epochs": None
-            if epochs is None
-            else {"budget.rule": "epochs", "budget.epochs": epochs, "budget.max_epochs": max(epochs, max_epochs)},
-        }
-        settings = _overridden(spec.utility, "utility", overrides)
-    except (ValueError, SynthdataError) as exc:
-        raise SynthdataError(f"bad override: {exc}") from None
+    settings = _utility_settings(spec.utility, seeds, arms, steps, epochs)
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--scratch": scratch}
     guard_outputs(inputs, folders={"--work": work, "--report": report}, files={"--metrics": metrics})
     result = run_utility(
@@ -461,19 +452,28 @@ def utility(
         report=report,
         settings=settings,
     )
-    table = Table(
-        "arm",
-        "balanced accuracy",
-        "rare-third recall",
-        "macro-F1",
-        title=f"{spec.name}: test split, mean [95% interval]",
-    )
-    for row in headline_rows(result.metrics):
-        table.add_row(*row)
-    Console().print(table)
-    typer.echo(
-        f"{len(result.runs)} runs, {result.seconds:.0f} s" + (f"; report {report / 'report.html'}" if report else "")
-    )
+    Console().print(_headline_table(f"{spec.name}: test split, mean [95% interval]", headline_rows(result.metrics)))
+    typer.echo(f"{len(result.runs)} runs, {result.seconds:.0f} s" + _report_note(report))
+
+
+def _utility_settings(
+    settings: Any, seeds: str | None, arms: str | None, steps: int | None, epochs: float | None
+) -> Any:
+    """The recipe's utility section with the command line's overrides; a bad one is one
+    ``bad override`` line."""
+    max_epochs = settings.budget.max_epochs
+    try:
+        overrides = {
+            "--seeds": None if seeds is None else {"seeds": [int(s) for s in seeds.split(",")]},
+            "--arms": None if arms is None else {"arms": arms.split(",")},
+            "--steps": None if steps is None else {"classifier.steps": steps, "budget.rule": "steps"},
+            "--epochs": None
+            if epochs is None
+            else {"budget.rule": "epochs", "budget.epochs": epochs, "budget.max_epochs": max(epochs, max_epochs)},
+        }
+        return _overridden(settings, "utility", overrides)
+    except (ValueError, SynthdataError) as exc:
+        raise SynthdataError(f"bad override: {exc}") from None
 
 
 @app.command("report")
@@ -491,16 +491,7 @@ def report(
     metrics, reports = metrics or Path("metrics") / name, reports or Path("reports") / name
     guard_outputs({"--metrics": metrics}, files={"--reports": reports / "index.html"})
     result = run_report(name, metrics, reports)
-    table = Table(
-        "arm",
-        "balanced accuracy",
-        "rare-third recall",
-        "macro-F1",
-        title=f"{name}: real test split, mean [95% interval over seeds]",
-    )
-    for row in result.headline:
-        table.add_row(*row)
-    Console().print(table)
+    Console().print(_headline_table(f"{name}: real test split, mean [95% interval over seeds]", result.headline))
     goal = result.goal
     if goal.get("evaluated"):
         typer.echo(
