@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -90,40 +91,10 @@ def run_pipeline(bench: Benchmark, name: str) -> str | None:
 
 def run_ablation(bench: Benchmark, name: str) -> str | None:
     """The from-scratch model, its validated set, and the utility run with the scratch arm."""
-    from synthdata.stages.finetune import run_finetune
-    from synthdata.stages.sample import run_sample
-    from synthdata.stages.utility import run_utility
-    from synthdata.stages.validate import run_validate
-
-    root, recipe = bench.root, load_recipe(bench.recipe_path(name))
-    scratch = replace(
-        recipe, finetune=replace(recipe.finetune, adapter=replace(recipe.finetune.adapter, mode="scratch"))
-    )
-    dataset = root / "datasets" / f"{name}-lt"
-    model, synthetic, validated = (
-        root / "models" / name / "scratch",
-        root / "synthetic" / f"{name}-scratch",
-        root / "validated" / f"{name}-scratch",
-    )
-    steps = [
-        ("finetune-scratch", model, lambda: run_finetune(scratch, dataset, model, model.with_name("scratch.work"))),
-        ("sample-scratch", synthetic, lambda: run_sample(scratch, model, dataset, synthetic)),
-        (
-            "validate-scratch",
-            root / "metrics" / name / "validate-scratch.json",
-            lambda: run_validate(
-                scratch,
-                dataset,
-                synthetic,
-                model,
-                validated,
-                pool=root / "datasets" / name,
-                metrics_path=root / "metrics" / name / "validate-scratch.json",
-            ),
-        ),
-    ]
+    recipe = load_recipe(bench.recipe_path(name))
+    validated = bench.root / "validated" / f"{name}-scratch"
     try:
-        for stage, output, call in steps:
+        for stage, output, call in _scratch_steps(bench.root, name, recipe):
             if output.exists():
                 continue
             bench.log(f"{stage}@{name}")
@@ -135,11 +106,50 @@ def run_ablation(bench: Benchmark, name: str) -> str | None:
         return str(exc)
     if not validated.exists():
         return "the scratch model's synthetic set failed validation"
-    arms = [*recipe.utility.arms, "real+synth-scratch"]
     started = time.perf_counter()
+    _utility_with_scratch(bench.root, name, recipe, validated)
+    bench.timed(name, "utility-ablation", time.perf_counter() - started)
+    return None
+
+
+def _scratch_steps(root: Path, name: str, recipe: Any) -> list[tuple[str, Path, Callable[[], Any]]]:
+    """The ablation's stages, each with the output whose existence means it is done: the same
+    network trained from scratch, its samples and their validation."""
+    from synthdata.stages.finetune import run_finetune
+    from synthdata.stages.sample import run_sample
+    from synthdata.stages.validate import run_validate
+
+    scratch = replace(
+        recipe, finetune=replace(recipe.finetune, adapter=replace(recipe.finetune.adapter, mode="scratch"))
+    )
+    dataset = root / "datasets" / f"{name}-lt"
+    model, synthetic, validated = (
+        root / "models" / name / "scratch",
+        root / "synthetic" / f"{name}-scratch",
+        root / "validated" / f"{name}-scratch",
+    )
+    metrics = root / "metrics" / name / "validate-scratch.json"
+    return [
+        ("finetune-scratch", model, lambda: run_finetune(scratch, dataset, model, model.with_name("scratch.work"))),
+        ("sample-scratch", synthetic, lambda: run_sample(scratch, model, dataset, synthetic)),
+        (
+            "validate-scratch",
+            metrics,
+            lambda: run_validate(
+                scratch, dataset, synthetic, model, validated, pool=root / "datasets" / name, metrics_path=metrics
+            ),
+        ),
+    ]
+
+
+def _utility_with_scratch(root: Path, name: str, recipe: Any, validated: Path) -> None:
+    """The utility run with the ``real+synth-scratch`` arm added (the other arms' runs are reused)."""
+    from synthdata.stages.utility import run_utility
+
+    arms = [*recipe.utility.arms, "real+synth-scratch"]
     run_utility(
         recipe,
-        dataset,
+        root / "datasets" / f"{name}-lt",
         synthetic=root / "validated" / name,
         scratch=validated,
         work=root / "models" / name / "utility.work",
@@ -147,8 +157,6 @@ def run_ablation(bench: Benchmark, name: str) -> str | None:
         report=root / "reports" / name / "utility-ablation",
         settings=replace(recipe.utility, arms=arms),
     )
-    bench.timed(name, "utility-ablation", time.perf_counter() - started)
-    return None
 
 
 def run_anchor(bench: Benchmark, name: str) -> dict[str, Any]:
@@ -182,6 +190,8 @@ def _read(path: Path) -> dict[str, Any] | None:
 def collect(
     bench: Benchmark, names: list[str], errors: dict[str, dict[str, str | None]], anchor: dict[str, Any]
 ) -> dict[str, Any]:
+    """Every recipe's figures, read back from the files its stages wrote, with the hardware, the
+    errors, the anchor and the component benchmarks' results."""
     root = bench.root
     stored = _read(root / "benchmarks" / "work" / "timings.json") or {}
     results: dict[str, Any] = {
@@ -197,48 +207,21 @@ def collect(
         "anchor": anchor,
     }
     for name in names:
-        utility = _read(root / "metrics" / name / "utility-ablation.json") or _read(
-            root / "metrics" / name / "utility.json"
-        )
+        metrics = root / "metrics" / name
+        utility = _read(metrics / "utility-ablation.json") or _read(metrics / "utility.json")
         if utility:
-            shown = ("mean", "ci95", "reason")  # the reason only where a figure is n/a
-            results["utility"][name] = {
-                arm: {m: {k: v for k, v in f[m].items() if k in shown} for m in HEADLINE}
-                for arm, f in utility["arms"].items()
-            }
+            results["utility"][name] = _utility_figures(utility)
             results["goal"][name] = utility["goal"]
-            results["budget"][name] = {
-                "text": utility["budget"]["text"],
-                "steps": utility["steps"],
-                "epochs": utility["budget"]["epochs"],
-                "rule": utility["budget"]["rule"],
-                "converged": utility["budget"]["converged"],
-                "doubled": utility["budget"]["doubled"],
-                "model": utility["model"],
-                "image_size": utility["image_size"],
-                "verdict": utility["verdict"],
-            }
-        validate = _read(root / "metrics" / name / "validate.json")
+            results["budget"][name] = _budget(utility)
+        validate = _read(metrics / "validate.json")
         if validate:
-            scratch = _read(root / "metrics" / name / "validate-scratch.json")
-            results["realism"][name] = {
-                "adapted": {m: validate["overall"][m] for m in REALISM if m in validate["overall"]},
-                "scratch": {m: scratch["overall"][m] for m in REALISM if m in scratch["overall"]} if scratch else None,
-                "accepted": validate["filter"]["accepted"],
-                "quota": sum(c["quota"] for c in validate["classes"].values()),
-                "gates_passed": validate["passed"],
-            }
-        adapter = _read(root / "models" / name / "adapter" / "adapter.json")
-        sample = _read(root / "synthetic" / name / "sample.json")
+            results["realism"][name] = _realism(validate, _read(metrics / "validate-scratch.json"))
         timing = stored.get(name, {})
-        throughput = {}
-        if adapter:
-            throughput["finetune_images_per_second"] = (
-                adapter["steps"] * adapter["train"]["batch_size"] / adapter["train_seconds"]
-            )
-        if sample and "sample" in timing:
-            throughput["sample_images_per_second"] = sample["images"] / timing["sample"]
-        results["throughput"][name] = throughput
+        results["throughput"][name] = _throughput(
+            _read(root / "models" / name / "adapter" / "adapter.json"),
+            _read(root / "synthetic" / name / "sample.json"),
+            timing,
+        )
         results["wall_seconds"][name] = timing
     component = bench.repo / "benchmarks" / "results"
     results["components"] = (
@@ -247,7 +230,57 @@ def collect(
     return results
 
 
+def _utility_figures(utility: dict[str, Any]) -> dict[str, Any]:
+    """Each arm's headline figures from a utility run's metrics."""
+    shown = ("mean", "ci95", "reason")  # the reason only where a figure is n/a
+    return {
+        arm: {m: {k: v for k, v in f[m].items() if k in shown} for m in HEADLINE} for arm, f in utility["arms"].items()
+    }
+
+
+def _budget(utility: dict[str, Any]) -> dict[str, Any]:
+    """How a utility run chose its steps, the network and image size, and its verdict."""
+    return {
+        "text": utility["budget"]["text"],
+        "steps": utility["steps"],
+        "epochs": utility["budget"]["epochs"],
+        "rule": utility["budget"]["rule"],
+        "converged": utility["budget"]["converged"],
+        "doubled": utility["budget"]["doubled"],
+        "model": utility["model"],
+        "image_size": utility["image_size"],
+        "verdict": utility["verdict"],
+    }
+
+
+def _realism(validate: dict[str, Any], scratch: dict[str, Any] | None) -> dict[str, Any]:
+    """The realism figures of the adapted model's set (and the scratch model's, if validated),
+    with the accepted count, the quota and whether the gates passed."""
+    return {
+        "adapted": {m: validate["overall"][m] for m in REALISM if m in validate["overall"]},
+        "scratch": {m: scratch["overall"][m] for m in REALISM if m in scratch["overall"]} if scratch else None,
+        "accepted": validate["filter"]["accepted"],
+        "quota": sum(c["quota"] for c in validate["classes"].values()),
+        "gates_passed": validate["passed"],
+    }
+
+
+def _throughput(
+    adapter: dict[str, Any] | None, sample: dict[str, Any] | None, timing: dict[str, float]
+) -> dict[str, float]:
+    """Fine-tuning images per second from the adapter's record; sampling's from the stage's wall time."""
+    throughput = {}
+    if adapter:
+        throughput["finetune_images_per_second"] = (
+            adapter["steps"] * adapter["train"]["batch_size"] / adapter["train_seconds"]
+        )
+    if sample and "sample" in timing:
+        throughput["sample_images_per_second"] = sample["images"] / timing["sample"]
+    return throughput
+
+
 def render(results: dict[str, Any]) -> str:
+    """RESULTS.md: the figures of :func:`collect` as Markdown sections."""
     hw = results["hardware"]
     lines = [
         "# Benchmark results",
@@ -255,6 +288,24 @@ def render(results: dict[str, Any]) -> str:
         f"Made by `synthdata benchmark --preset {results['preset']}` on {hw['platform']}, Python {hw['python']}, "
         f"torch {hw['torch']}, synthdata {hw['synthdata']} at {hw['git_commit']}. Every figure in the README comes from here.",
         "",
+    ]
+    lines += _utility_section(results)
+    lines += _realism_section(results["realism"])
+    lines += _throughput_section(results["throughput"], results["wall_seconds"])
+    if results["anchor"]:
+        lines += _anchor_section(results["anchor"])
+    if results.get("components"):
+        lines += _components_section(results["components"])
+    failures = {n: e for n, e in results["errors"].items() if any(e.values())}
+    if failures:
+        lines += ["", "## What did not complete", ""] + [
+            f"- {n}: " + "; ".join(f"{k}: {v}" for k, v in e.items() if v) for n, e in failures.items()
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _utility_section(results: dict[str, Any]) -> list[str]:
+    lines = [
         "## Downstream utility (real test split; mean [95% interval over seeds])",
         "",
         "Each arm trains the same network for the same optimizer steps, batch and seeds; the steps come from the recipe's "
@@ -274,27 +325,35 @@ def render(results: dict[str, Any]) -> str:
             + " |"
             for arm, f in arms.items()
         ]
-        goal = results["goal"].get(name, {})
-        if goal.get("evaluated"):
-            lines += [
-                "",
-                "Goal (best synthetic arm over best classical: +0.03 balanced accuracy, +0.10 rare-third recall, intervals apart): "
-                + "; ".join(
-                    f"{m} {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} "
-                    f"({'met' if goal[m]['met'] else 'not met'})"
-                    for m in ("balanced_accuracy", "rare_third_recall")
-                ),
-            ]
+        lines += _goal_lines(results["goal"].get(name, {}))
         if budget:
             lines += [""] + [f"- {line}" for line in budget["verdict"]]
         lines.append("")
-    lines += [
+    return lines
+
+
+def _goal_lines(goal: dict[str, Any]) -> list[str]:
+    if not goal.get("evaluated"):
+        return []
+    return [
+        "",
+        "Goal (best synthetic arm over best classical: +0.03 balanced accuracy, +0.10 rare-third recall, intervals apart): "
+        + "; ".join(
+            f"{m} {goal[m]['best_synthetic']} vs {goal[m]['best_classical']} {goal[m]['gain']:+.3f} "
+            f"({'met' if goal[m]['met'] else 'not met'})"
+            for m in ("balanced_accuracy", "rare_third_recall")
+        ),
+    ]
+
+
+def _realism_section(realism: dict[str, Any]) -> list[str]:
+    lines = [
         "## Realism against floors (held-out real; value [95% interval], floor = real vs real)",
         "",
         "| recipe | set | accepted / quota | " + " | ".join(REALISM) + " |",
         "|---|---|---|" + "---|" * len(REALISM),
     ]
-    for name, r in results["realism"].items():
+    for name, r in realism.items():
         for kind in ("adapted", "scratch"):
             figures = r.get(kind)
             if not figures:
@@ -307,15 +366,19 @@ def render(results: dict[str, Any]) -> str:
             ]
             count = f"{r['accepted']} / {r['quota']}" if kind == "adapted" else ""
             lines.append(f"| {name} | {kind} | {count} | " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def _throughput_section(throughput: dict[str, Any], wall_seconds: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## Throughput and wall time",
         "",
         "| recipe | fine-tune img/s | sample img/s (stage) | stage wall times (s) |",
         "|---|---|---|---|",
     ]
-    for name in results["throughput"]:
-        t, w = results["throughput"][name], results["wall_seconds"][name]
+    for name in throughput:
+        t, w = throughput[name], wall_seconds[name]
         fine = f"{t['finetune_images_per_second']:.1f}" if "finetune_images_per_second" in t else "n/a"
         sample = (
             f"{t['sample_images_per_second']:.2f}" if "sample_images_per_second" in t else "n/a (stage not timed here)"
@@ -323,33 +386,34 @@ def render(results: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {fine} | {sample} | " + (", ".join(f"{k} {v:.0f}" for k, v in w.items()) or "n/a") + " |"
         )
-    if results["anchor"]:
-        lines += [
-            "",
-            "## Sanity anchor: real-only arm on the full MedMNIST sets",
-            "",
-            "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |",
-            "|---|---|---|---|",
-        ]
-        for name, a in results["anchor"].items():
-            lines.append(f"| {name} | {figure_text(a['accuracy'])} | {a['paper_resnet18_28']:.3f} | {a['gap']:+.3f} |")
-    if results.get("components"):
-        lines += [
-            "",
-            "## Component benchmarks",
-            "",
-            "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "
-            "copied from `benchmarks/results/` when this file was written.",
-            "",
-        ]
-        for name, text in results["components"].items():
-            lines += [f"### {name}", "", text.strip(), ""]
-    failures = {n: e for n, e in results["errors"].items() if any(e.values())}
-    if failures:
-        lines += ["", "## What did not complete", ""] + [
-            f"- {n}: " + "; ".join(f"{k}: {v}" for k, v in e.items() if v) for n, e in failures.items()
-        ]
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _anchor_section(anchor: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Sanity anchor: real-only arm on the full MedMNIST sets",
+        "",
+        "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |",
+        "|---|---|---|---|",
+    ]
+    for name, a in anchor.items():
+        lines.append(f"| {name} | {figure_text(a['accuracy'])} | {a['paper_resnet18_28']:.3f} | {a['gap']:+.3f} |")
+    return lines
+
+
+def _components_section(components: dict[str, str]) -> list[str]:
+    lines = [
+        "",
+        "## Component benchmarks",
+        "",
+        "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "
+        "copied from `benchmarks/results/` when this file was written.",
+        "",
+    ]
+    for name, text in components.items():
+        lines += [f"### {name}", "", text.strip(), ""]
+    return lines
 
 
 def run_benchmark(
