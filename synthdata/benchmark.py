@@ -298,10 +298,15 @@ def render(results: dict[str, Any]) -> str:
         lines += _components_section(results["components"])
     failures = {n: e for n, e in results["errors"].items() if any(e.values())}
     if failures:
-        lines += ["", "## What did not complete", ""] + [
+        lines += _heading("What did not complete") + [
             f"- {n}: " + "; ".join(f"{k}: {v}" for k, v in e.items() if v) for n, e in failures.items()
         ]
     return "\n".join(lines) + "\n"
+
+
+def _heading(title: str) -> list[str]:
+    """A second-level heading after a blank line, and the blank line after it."""
+    return ["", f"## {title}", ""]
 
 
 def _utility_section(results: dict[str, Any]) -> list[str]:
@@ -370,10 +375,7 @@ def _realism_section(realism: dict[str, Any]) -> list[str]:
 
 
 def _throughput_section(throughput: dict[str, Any], wall_seconds: dict[str, Any]) -> list[str]:
-    lines = [
-        "",
-        "## Throughput and wall time",
-        "",
+    lines = _heading("Throughput and wall time") + [
         "| recipe | fine-tune img/s | sample img/s (stage) | stage wall times (s) |",
         "|---|---|---|---|",
     ]
@@ -390,10 +392,7 @@ def _throughput_section(throughput: dict[str, Any], wall_seconds: dict[str, Any]
 
 
 def _anchor_section(anchor: dict[str, Any]) -> list[str]:
-    lines = [
-        "",
-        "## Sanity anchor: real-only arm on the full MedMNIST sets",
-        "",
+    lines = _heading("Sanity anchor: real-only arm on the full MedMNIST sets") + [
         "| dataset | synthdata real-only accuracy | MedMNIST v2 ResNet-18 (28) | gap |",
         "|---|---|---|---|",
     ]
@@ -403,10 +402,7 @@ def _anchor_section(anchor: dict[str, Any]) -> list[str]:
 
 
 def _components_section(components: dict[str, str]) -> list[str]:
-    lines = [
-        "",
-        "## Component benchmarks",
-        "",
+    lines = _heading("Component benchmarks") + [
         "Narrower measurements, each by its script under `benchmarks/` (see `benchmarks/README.md`), "
         "copied from `benchmarks/results/` when this file was written.",
         "",
