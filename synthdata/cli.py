@@ -50,7 +50,7 @@ def _recipe_for(name: str | None, recipe: Path | None):
 
 def _recipe_inputs(spec, recipe: Path | None) -> dict[str, Path | str | None]:
     """What every command given a recipe reads: the recipe file and the data it points to."""
-    return {"--recipe": recipe, "data.path": spec.data.path}
+    return {"--recipe": recipe, "data.path": spec.data.path, "data.labels": spec.data.labels}
 
 
 def _options(**values: Any) -> dict[str, dict[str, Any] | None]:
@@ -138,6 +138,20 @@ def ingest(
     guard_outputs(_recipe_inputs(spec, recipe), folders={"--out": target})
     result = run_ingest(spec, target)
     typer.echo(f"{result.path}: {result.images} images, manifest sha256 {result.manifest_sha256}")
+
+
+@data_app.command("export")
+def export(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder to export (checked first).")],
+    out: Annotated[Path, typer.Option(help="Folder to write: images/ and labels.csv.")],
+) -> None:
+    """Write a dataset folder as one image folder plus labels.csv (image, label, split, group):
+    the layout the csv source reads, and what another tool or team expects."""
+    from synthdata.data.export import export_table
+
+    guard_outputs({"dataset": dataset}, folders={"--out": out})
+    paths = export_table(dataset, out)
+    typer.echo(f"{out}: {paths[-1].name} and {paths[0].name}/")
 
 
 @data_app.command("longtail")

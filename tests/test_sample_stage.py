@@ -55,9 +55,10 @@ def test_plan_balances_the_train_split_and_the_output_follows_it(setup, tmp_path
     assert frame.groupby("label_name").size().to_dict() == {n: s for n, (_, s) in counts.items() if s}
     assert set(PROVENANCE_COLUMNS) <= set(frame.columns)
     assert (frame["digital_source_type"] == DIGITAL_SOURCE_TYPE).all() and (frame["split"] == "train").all()
-    # The dataset's own format: 8 px RGB, like the real images.
+    # The generator's size (16 px: never resized to the 8 px real images), the dataset's channels.
     with Image.open(tmp_path / "s" / frame["relpath"][0]) as image:
-        assert image.size == (8, 8) and image.mode == "RGB"
+        assert image.size == (16, 16) and image.mode == "RGB"
+    assert (read_card(tmp_path / "s").width, set(frame["width"])) == (16, {16})
     validate_dataset(tmp_path / "s", frame, read_card(tmp_path / "s"))  # the GE suite for synthetic sets
     assert (tmp_path / "report" / "samples.png").is_file() and (tmp_path / "report" / "class_balance.png").is_file()
     assert sorted(p.stem for p in (tmp_path / "report" / "grids").iterdir()) == sorted(frame["label_name"].unique())
@@ -238,12 +239,12 @@ def test_an_adapter_for_other_classes_is_refused(setup, tmp_path):
         run_sample(recipe, setup / "adapter", tmp_path / "o", tmp_path / "s")
 
 
-def test_dataset_format_conversion():
+def test_dataset_format_conversion_keeps_the_generators_size():
     rgb = np.random.default_rng(0).integers(0, 256, (3, 16, 16), dtype=np.uint8)
-    assert to_dataset_format(rgb, 8, 8, 3).shape == (8, 8, 3)
-    grey = to_dataset_format(rgb, 16, 16, 1)
+    assert (to_dataset_format(rgb, 3) == rgb.transpose(1, 2, 0)).all()
+    grey = to_dataset_format(rgb, 1)
     assert grey.shape == (16, 16, 1) and grey[0, 0, 0] == round(rgb[:, 0, 0].mean())
-    assert to_dataset_format(rgb[:1], 28, 28, 3).shape == (28, 28, 3)
+    assert (to_dataset_format(rgb[:1], 3) == rgb[:1].transpose(1, 2, 0)).all()
 
 
 @pytest.mark.slow

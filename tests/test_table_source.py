@@ -223,3 +223,22 @@ def test_holdout_never_separates_a_group(items, fraction, seed):
     held = stratified_holdout(labels, groups, fraction, seed)
     for group in set(groups):
         assert len({bool(h) for h, g in zip(held, groups, strict=True) if g == group}) == 1
+
+
+def test_export_then_ingest_from_the_table_gives_the_same_images_and_group_splits(tmp_path, monkeypatch, capsys):
+    """``synthdata data export`` writes what the csv source reads (the gtsrb-csv recipe's path)."""
+    _ingest(_lesion_set(tmp_path / "src"), tmp_path / "d")
+    code, _ = _cli(["data", "export", str(tmp_path / "d"), "--out", str(tmp_path / "x")], monkeypatch, capsys)
+    assert code == 0 and sorted(p.name for p in (tmp_path / "x").iterdir()) == ["images", "labels.csv"]
+    table = pd.read_csv(tmp_path / "x" / "labels.csv", dtype=str)
+    assert list(table.columns) == ["image", "label", "split", "group"] and len(table) == 72
+    columns = TableColumns(image="image", label="label", group="group")  # the user's split left out
+    source = get_source("csv", path=str(tmp_path / "x"), labels=str(tmp_path / "x" / "labels.csv"), columns=columns)
+    ingest(source, tmp_path / "again", split=SplitSettings(0.2, 0.2, seed=5))
+    before, after = read_manifest(tmp_path / "d"), read_manifest(tmp_path / "again")
+    assert dict(zip(before["sha256"], before["label_name"], strict=True)) == dict(
+        zip(after["sha256"], after["label_name"], strict=True)
+    )
+    assert after.groupby("group")["split"].nunique().max() == 1
+    code, err = _cli(["data", "export", str(tmp_path / "d"), "--out", str(tmp_path / "d" / "x")], monkeypatch, capsys)
+    assert code == 1 and len(err) == 1 and err[0].startswith("error: ")  # an output inside its input

@@ -84,6 +84,13 @@ def _load_synthetic(folder: Path, classes: list[str], dataset_manifest: str, cha
     card = read_card(folder)
     if list(card.classes) != classes:
         raise DataError(f"{folder}: synthetic classes {list(card.classes)} differ from the dataset's {classes}")
+    if min(card.width, card.height) < size:
+        # up-scaled synthetic images beside real ones at full detail would test blur, not the set
+        raise DataError(
+            f"{folder}: synthetic images are {card.width}x{card.height} but the downstream model reads {size} px; "
+            f"set utility.image_size: {min(card.width, card.height)} (real images are then read at it too), "
+            "or make the set with a base of the dataset's size"
+        )
     frame = read_manifest(folder)
     sources = set(frame["source_manifest_sha256"]) if "source_manifest_sha256" in frame else set()
     if sources != {dataset_manifest}:

@@ -43,19 +43,15 @@ _XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <?xpacket end="r"?>"""
 
 
-def to_dataset_format(image: np.ndarray, width: int, height: int, channels: int) -> np.ndarray:
-    """A generated ``(C, H, W)`` uint8 image -> ``(height, width, channels)`` uint8, the source
-    dataset's format (bicubic resize; RGB averaged to grey, grey repeated to RGB)."""
+def to_dataset_format(image: np.ndarray, channels: int) -> np.ndarray:
+    """A generated ``(C, H, W)`` uint8 image -> ``(H, W, channels)`` uint8 in the source dataset's
+    channel count (RGB averaged to grey, grey repeated to RGB). The size stays the generator's:
+    a set is never silently up-scaled to a larger dataset's size (the manifest and card record it)."""
     array = np.ascontiguousarray(image.transpose(1, 2, 0))
     if array.shape[2] == 3 and channels == 1:
         array = np.rint(array.mean(axis=2, keepdims=True)).astype(np.uint8)
     elif array.shape[2] == 1 and channels == 3:
         array = np.repeat(array, 3, axis=2)
-    if array.shape[0] != height or array.shape[1] != width:
-        grey = array.shape[2] == 1
-        resized = Image.fromarray(array[:, :, 0] if grey else array).resize((width, height), Image.Resampling.BICUBIC)
-        array = np.asarray(resized, dtype=np.uint8)
-        array = array[:, :, None] if grey else array
     return array
 
 

@@ -95,8 +95,9 @@ def _synthetic_card(name: str, frame: pd.DataFrame, sampled: SampledSet, common:
         homepage=card.homepage,
         classes=list(card.classes),
         channels=card.channels,
-        width=card.width,
-        height=card.height,
+        # the generator's size (a set with no image keeps the dataset's)
+        width=int(frame["width"].iloc[0]) if len(frame) else card.width,
+        height=int(frame["height"].iloc[0]) if len(frame) else card.height,
         counts={"train": counts},
         manifest_sha256=manifest_hash(frame),
         split_protocol="synthetic: every image is in 'train'",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from synthdata.atomic import write_bytes
 from synthdata.data.card import DatasetCard
@@ -61,16 +62,19 @@ def lineage(item: Item) -> dict[str, Any]:
     }
 
 
-def image_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str) -> dict[str, Any]:
-    """A manifest row without its sha256 (known once the file is written)."""
+def image_row(
+    item: Item, card: DatasetCard, common: dict[str, Any], run_id: str, size: tuple[int, int]
+) -> dict[str, Any]:
+    """A manifest row without its sha256 (known once the file is written); ``size`` is the
+    image's (width, height), the generator's."""
     return {
         "id": item.id,
         "relpath": item.relpath,
         "label": item.label,
         "label_name": item.name,
         "split": "train",
-        "width": card.width,
-        "height": card.height,
+        "width": size[0],
+        "height": size[1],
         "channels": card.channels,
         "source": SYNTHETIC_SOURCE,
         "licence": card.licence,
@@ -85,7 +89,9 @@ def image_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str
 
 def manifest_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str, folder: Path) -> dict[str, Any]:
     """The complete manifest row of an image written in ``folder``."""
-    return {**image_row(item, card, common, run_id), "sha256": file_sha256(folder / item.relpath)}
+    with Image.open(folder / item.relpath) as image:  # reads the header only
+        size = image.size
+    return {**image_row(item, card, common, run_id, size), "sha256": file_sha256(folder / item.relpath)}
 
 
 def _anchors(batch: list[Item], images: dict[str, torch.Tensor]) -> dict[str, Any]:
@@ -134,8 +140,8 @@ def make_batch(
     wanted = {item.id for item in missing}
     for item, image in zip(batch, pixels, strict=True):
         if item.id in wanted:
-            array = to_dataset_format(image, card.width, card.height, card.channels)
-            row = image_row(item, card, common, run_id)
+            array = to_dataset_format(image, card.channels)
+            row = image_row(item, card, common, run_id, (array.shape[1], array.shape[0]))
             xmp = xmp_packet(common["synthdata_version"], row["digital_source_type"])
             write_bytes(folder / item.relpath, encode_png(array, png_text(row), xmp=xmp))
     return len(missing)

@@ -93,8 +93,12 @@ def run_finetune(
     weights, record, sample grid and loss curve are built beside it and renamed in last, after
     MLflow has taken the run's figures, so an interruption anywhere leaves no partial adapter."""
     settings: FinetuneSettings = recipe.finetune
-    manifest_sha256 = verify_dataset(dataset).manifest_sha256
+    verified = verify_dataset(dataset)
+    manifest_sha256 = verified.manifest_sha256
     prepared = _prepare(recipe, dataset)
+    # A dataset at another size than the base's is resized through (load_split), and the record
+    # says both sizes: the adapter learns, and the sampler makes, images at the base's size.
+    prepared.record["dataset_size"] = [verified.card.width, verified.card.height]
     model = prepared.model
     trainable = model.trainable()
     fingerprint = hashlib.sha256(

@@ -263,7 +263,8 @@ def _responsible_ai(
         "rai:dataCollectionType": ["Synthetic data"],
         "rai:dataCollectionRawData": f"{source.name} train split (manifest sha256 {source.manifest_sha256}); licence {source.licence}",
         "rai:dataPreprocessingProtocol": [
-            f"Images in the source's own format ({card.width}x{card.height}, {card.channels} channel(s)), PNG.",
+            f"Images at the generator's size ({card.width}x{card.height}; the real images are "
+            f"{source.width}x{source.height}), {card.channels} channel(s) as the real ones, PNG.",
             f"Dropped and replaced before acceptance: {_drop_text(dropped) or 'none'}.",
         ],
         "rai:dataBiases": [

@@ -52,6 +52,8 @@ class ValidationFigures:
     clusters: dict[str, Any]
     memorisation: dict[str, Any]
     lineage: dict[str, Any]
+    image_size: int = 0
+    """The side images were judged and measured at: the generator's, or the dataset's if smaller."""
     domain_classifier: dict[str, Any] = field(default_factory=dict)
     """The judge's per-class accuracy on the real validation split and its training steps."""
     filter: dict[str, Any] = field(default_factory=dict)
@@ -130,6 +132,7 @@ def measure_set(
         clusters=clusters,
         memorisation=_memorisation(everything, copies, thresholds),
         lineage={**_lineage(everything, copies, thresholds, calibration.real_nearest), "mode": inputs.mode},
+        image_size=inputs.size,
         domain_classifier={"val_accuracy": calibration.val_accuracy, "train_steps": calibration.classifier.log.steps},
         filter={
             "dropped": dropped,
