@@ -250,7 +250,7 @@ def _assign_splits(images: list[_Image], settings: SplitSettings, where: str) ->
                 image.split = name
 
     grouped = any(im.group for im in images)
-    how = "by group (whole tracks)" if grouped else "stratified by class"
+    how = "by group (a track, patient or lesion moves whole)" if grouped else "stratified by class"
     if official == {None}:
         carve(images, settings.test_fraction, "test", settings.seed)
         rest = [im for im in images if im.split is None]
