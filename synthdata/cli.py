@@ -67,7 +67,7 @@ def _overridden(settings: T, section: str, options: dict[str, dict[str, Any] | N
     of its type)."""
     from dataclasses import asdict
 
-    from synthdata.config.strict import build
+    from synthdata.settings import build
 
     given = {option: fields for option, fields in options.items() if fields is not None}
     if not given:

@@ -316,7 +316,7 @@ def test_an_option_that_chooses_lists_the_values_its_setting_allows():
     chooses one lists them, in order."""
     from synthdata import cli
     from synthdata.config.recipe import AdapterSettings, SampleSettings
-    from synthdata.config.strict import choices
+    from synthdata.settings import choices
 
     cases = [(cli.sample, SampleSettings, name) for name in ("policy", "scheduler", "mode")] + [
         (cli.finetune, AdapterSettings, "mode")

@@ -18,10 +18,10 @@ from synthdata.classify.train import (
     mix_batch,
     train_classifier,
 )
-from synthdata.config.strict import SettingError
 from synthdata.downstream.batches import mixed_draw, synthetic_count, synthetic_weights, training_prior
 from synthdata.downstream.budget import BudgetSettings, balanced_accuracy_error, choose_budget, epochs_to_steps
 from synthdata.errors import SynthdataError
+from synthdata.settings import SettingError
 
 # --- the budget rule -----------------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ EXEMPT = {
     "synthdata/locking.py": "one writer per output folder",
     "synthdata/paths.py": "name checks and the input/output overlap guard",
     "synthdata/progress.py": "progress bars",
+    # The strict builder and range checks decide which settings a recipe may give, never what a
+    # stage computes with them (the defaults live beside each library's code, which is followed).
+    "synthdata/settings.py": "strict settings checks",
     # Provenance stamps (version, git commit, package versions, hardware) differ between any two
     # commits by design; no dependency declaration could follow them.
     "synthdata/__init__.py": "the version string, part of the provenance stamp",

@@ -10,12 +10,12 @@ import pytest
 from conftest import make_image_tree, stage_runs
 
 from synthdata.config.recipe import AdapterSettings, DataSettings, FinetuneSettings, Recipe, SplitSettings
-from synthdata.config.strict import build
 from synthdata.data.ingest import ingest
 from synthdata.data.sources import get_source
 from synthdata.hashing import file_sha256
 from synthdata.models.adapter import load_adapted
 from synthdata.models.base import UNetSettings, build_scheduler, build_unet, save_base
+from synthdata.settings import build
 from synthdata.stages.finetune import run_finetune
 from synthdata.training.loop import TrainSettings
 

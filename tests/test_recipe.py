@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from synthdata.config.recipe import DataSettings, LongtailSettings, Recipe, SplitSettings, load_recipe
-from synthdata.config.strict import flatten
 from synthdata.errors import RecipeError
+from synthdata.settings import flatten
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 SYNTHDATA = Path(sys.executable).parent / "synthdata"

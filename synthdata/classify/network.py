@@ -12,8 +12,8 @@ import re
 import torch
 from torch import nn
 
-from synthdata.config.strict import SettingError
 from synthdata.errors import SynthdataError
+from synthdata.settings import SettingError
 
 
 class _Block(nn.Module):

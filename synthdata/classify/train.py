@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from synthdata.classify.network import SmallResNet
-from synthdata.config.strict import check_numbers
 from synthdata.progress import progress_bar
+from synthdata.settings import check_numbers
 from synthdata.training.loop import stop_if_diverged, stop_if_non_finite
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

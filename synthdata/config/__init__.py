@@ -1,2 +1,2 @@
 """Typed recipe configuration: YAML read with ``yaml.safe_load`` into frozen dataclasses
-(``recipe``), by the strict builder and the one rule for numbers (``strict``)."""
+(``recipe``), each library's settings assembled by the strict builder of :mod:`synthdata.settings`."""

@@ -14,7 +14,6 @@ from typing import Literal
 
 import yaml
 
-from synthdata.config.strict import build, check_numbers
 from synthdata.data.ingest import DataSettings
 from synthdata.data.longtail import LongtailSettings
 from synthdata.data.splits import SplitSettings
@@ -24,6 +23,7 @@ from synthdata.models.adapter import AdapterSettings
 from synthdata.models.base import UNetSettings
 from synthdata.paths import RECIPE_NAME
 from synthdata.sampling.settings import SampleSettings
+from synthdata.settings import build, check_numbers
 from synthdata.training.loop import TrainSettings
 from synthdata.validation.filter import FilterSettings
 from synthdata.validation.gates import GateSettings

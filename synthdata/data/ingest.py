@@ -17,7 +17,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from synthdata.config.strict import check_choices, check_numbers
 from synthdata.data.card import DatasetCard
 from synthdata.data.images import array_to_uint8, decode_image, encode_png, fit_square
 from synthdata.data.manifest import SPLITS, manifest_hash
@@ -29,6 +28,7 @@ from synthdata.hashing import sha256_bytes
 from synthdata.paths import path_component
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
+from synthdata.settings import check_choices, check_numbers
 
 _SPLIT_PRIORITY = {"test": 0, "val": 1, "train": 2, None: 3}
 # The smallest side a source image may have: the floor data.image_size has too. Smaller images

@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthdata.config.strict import check_numbers
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import SPLITS, class_counts, manifest_hash, read_manifest
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
+from synthdata.settings import check_numbers
 
 
 @dataclass(frozen=True)
@@ -91,22 +91,15 @@ def build_longtail(parent: Path | str, out: Path | str, settings: LongtailSettin
     """
     parent, out = Path(parent), Path(out)
     frame, card = read_manifest(parent), read_card(parent)
+    # 1. the per-class train targets, and the rows each split keeps
     train = class_counts(frame, "train")
     if settings.enabled:
         plan = plan_longtail(train, card.classes, settings)
     else:
         ranking = sorted(card.classes, key=lambda name: -train.get(name, 0))
         plan = LongtailPlan(ranking, {name: train.get(name, 0) for name in card.classes}, max(train.values()))
-    fractions = {name: plan.targets[name] / train[name] for name in card.classes}
-    val = class_counts(frame, "val")
-    val_keep = {name: max(1, round(count * fractions[name])) for name, count in val.items()}
-    kept = pd.concat(
-        [
-            _subsample(frame, "train", plan.targets, settings.seed),
-            _subsample(frame, "val", val_keep, settings.seed + 1),
-            frame[frame["split"] == "test"],
-        ]
-    )
+    kept = _kept_rows(frame, card.classes, plan, train, settings.seed)
+    # 2. the derivation's record, whose hash keys a resumable build
     record = {
         "parent": parent.name,
         "parent_manifest_sha256": card.manifest_sha256,
@@ -121,7 +114,36 @@ def build_longtail(parent: Path | str, out: Path | str, settings: LongtailSettin
     }
     key = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     writer = DatasetWriter(out, build_key=key)
-    with progress_bar(f"longtail {out.name}", total=len(kept)) as bar:
+    # 3. copy the kept files, each checked against its parent row
+    derived = _copy_checked(writer, parent, frame, kept, out.name)
+    # 4. the card says what was derived, and how
+    writer.publish(derived, _derived_card(card, derived, out.name, settings, record), extra={"longtail.json": record})
+    return out, plan
+
+
+def _kept_rows(
+    frame: pd.DataFrame, classes: list[str], plan: LongtailPlan, train: dict[str, int], seed: int
+) -> pd.DataFrame:
+    """Train subsampled to the plan's targets, val to the same per-class fractions (at least 1
+    image), test whole."""
+    fractions = {name: plan.targets[name] / train[name] for name in classes}
+    val = class_counts(frame, "val")
+    val_keep = {name: max(1, round(count * fractions[name])) for name, count in val.items()}
+    return pd.concat(
+        [
+            _subsample(frame, "train", plan.targets, seed),
+            _subsample(frame, "val", val_keep, seed + 1),
+            frame[frame["split"] == "test"],
+        ]
+    )
+
+
+def _copy_checked(
+    writer: DatasetWriter, parent: Path, frame: pd.DataFrame, kept: pd.DataFrame, name: str
+) -> pd.DataFrame:
+    """Each kept file into ``writer`` with its row; the derived manifest, once every file's
+    sha256 is the parent row's."""
+    with progress_bar(f"longtail {name}", total=len(kept)) as bar:
         for row in kept.to_dict("records"):
             writer.add(row["relpath"], (parent / row["relpath"]).read_bytes(), row)
             bar.advance()
@@ -131,11 +153,17 @@ def build_longtail(parent: Path | str, out: Path | str, settings: LongtailSettin
         raise DataError(
             f"{parent}: {len(mismatched)} files differ from their manifest rows, e.g. {mismatched['relpath'].iloc[0]}"
         )
+    return derived
+
+
+def _derived_card(
+    card: DatasetCard, derived: pd.DataFrame, name: str, settings: LongtailSettings, record: dict
+) -> DatasetCard:
     counts = {s: class_counts(derived, s) for s in SPLITS if (derived["split"] == s).any()}
-    new_card = DatasetCard(
+    return DatasetCard(
         **{
             **vars(card),
-            "name": out.name,
+            "name": name,
             "description": card.description
             + (
                 f" Long-tailed (imbalance {settings.imbalance:g})."
@@ -149,5 +177,3 @@ def build_longtail(parent: Path | str, out: Path | str, settings: LongtailSettin
             "created_by": created_by(),
         }
     )
-    writer.publish(derived, new_card, extra={"longtail.json": record})
-    return out, plan

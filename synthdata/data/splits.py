@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from synthdata.config.strict import check_numbers
+from synthdata.settings import check_numbers
 
 
 @dataclass(frozen=True)

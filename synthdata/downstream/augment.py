@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthdata.config.strict import SettingError
+from synthdata.settings import SettingError
 
 LIBRARIES = {"albumentations": "albumentations", "monai": "monai.transforms"}
 LARGEST = 1000.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from synthdata.classify.train import Draw, class_prior, draw_uniform_or_balanced
-from synthdata.config.strict import check_numbers
+from synthdata.settings import check_numbers
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from synthdata.config.strict import check_numbers
+from synthdata.settings import check_numbers
 
 Rule = Literal["plateau", "epochs", "steps"]
 

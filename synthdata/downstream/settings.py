@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from synthdata.classify.network import MODEL_NAME
 from synthdata.classify.train import ClassifierSettings
-from synthdata.config.strict import SettingError, check_numbers
 from synthdata.downstream.arms import ARMS, DEFAULT_ARMS
 from synthdata.downstream.augment import TransformSpec
 from synthdata.downstream.batches import SyntheticMixing
 from synthdata.downstream.budget import BudgetSettings
+from synthdata.settings import SettingError, check_numbers
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,10 @@ from typing import Any, Literal
 import torch
 
 from synthdata.atomic import build_folder
-from synthdata.config.strict import SettingError, check_choices, check_numbers
 from synthdata.hashing import file_sha256
 from synthdata.models.base import BaseModel, UNetSettings, build_unet, load_base
 from synthdata.models.weights import WeightsError, read_metadata, read_tensors, refuse_pickle, write_tensors
+from synthdata.settings import SettingError, check_choices, check_numbers
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_RECORD = "adapter.json"

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from synthdata.atomic import build_folder
-from synthdata.config.strict import check_numbers
 from synthdata.errors import SynthdataError
 from synthdata.hashing import file_sha256
 from synthdata.models.weights import WeightsError, refuse_pickle
+from synthdata.settings import check_numbers
 
 BASE_RECORD = "base.json"
 UNET_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from synthdata.atomic import commit, partial_name, write_bytes
 from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS

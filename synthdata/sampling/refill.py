@@ -13,7 +13,6 @@ from typing import Any
 
 import pandas as pd
 
-from synthdata.config.strict import build
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import to_frame
 from synthdata.sampling.anchors import SourcePool, anchor_pool, anchored
@@ -22,6 +21,7 @@ from synthdata.sampling.model import SamplingModel, attach_guide, load_sampling_
 from synthdata.sampling.output import RECORD_FILE
 from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import common_provenance, manifest_row, write_batches
+from synthdata.settings import build
 
 
 @dataclass

@@ -3,7 +3,7 @@ are sampled from the adapted model.
 
 Each allowed value is spelled once, in the type that names it beside the code that reads it
 (``Policy`` in ``quotas``, ``SchedulerName`` in ``generate``, ``GenerationMode`` in the manifest);
-the recipe loader, :func:`synthdata.config.strict.check_choices` and the command line read them
+the recipe loader, :func:`synthdata.settings.check_choices` and the command line read them
 from there.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from synthdata.classify.train import ClassifierSettings
-from synthdata.config.strict import SettingError, check_choices, check_numbers
 from synthdata.data.manifest import GenerationMode
 from synthdata.sampling.generate import SchedulerName
 from synthdata.sampling.quotas import Policy
+from synthdata.settings import SettingError, check_choices, check_numbers
 
 
 @dataclass(frozen=True)

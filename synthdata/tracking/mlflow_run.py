@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdata.config.strict import flatten
 from synthdata.provenance import created_by, versions
+from synthdata.settings import flatten
 
 STORE_ENV = "SYNTHDATA_MLRUNS"
 EXPERIMENT = "synthdata"

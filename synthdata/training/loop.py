@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 import torch
 
-from synthdata.config.strict import check_numbers
 from synthdata.data.tensors import to_unit_range
 from synthdata.errors import SynthdataError
 from synthdata.progress import progress_bar
+from synthdata.settings import check_numbers
 from synthdata.training.checkpoint import load_checkpoint, save_checkpoint
 
 

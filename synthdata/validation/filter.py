@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from synthdata.config.strict import check_numbers
 from synthdata.data.card import read_card
 from synthdata.data.manifest import read_manifest, verify_dataset
 from synthdata.data.tensors import load_files
 from synthdata.errors import DataError
+from synthdata.settings import check_numbers
 from synthdata.validation.coverage import ATTRIBUTES, attributes
 from synthdata.validation.domain import DomainClassifier
 from synthdata.validation.lineage import is_duplicate, source_distances, source_lists

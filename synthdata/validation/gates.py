@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from synthdata.config.strict import check_numbers
 from synthdata.errors import SynthdataError
+from synthdata.settings import check_numbers
 
 if TYPE_CHECKING:
     from synthdata.validation.figures import ValidationFigures

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from synthdata.classify.train import ClassifierSettings
-from synthdata.config.strict import check_numbers
+from synthdata.settings import check_numbers
 from synthdata.validation.filter import FilterSettings
 from synthdata.validation.gates import GateSettings
 
