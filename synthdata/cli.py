@@ -101,16 +101,18 @@ def sources() -> None:
     """List the built-in sources and their pinned files."""
     from synthdata.data.sources import BUILTIN, USER_FORMATS
 
-    table = Table("source", "classes", "licence", "files")
+    table = Table("source", "classes", "licence", "mirror files", "upstream files (no mirror)")
     for name, source in BUILTIN.items():
         table.add_row(
             name,
             str(len(source.info.classes or ())),
             source.info.licence,
             ", ".join(f.path for f in source.info.files),
+            ", ".join(f.path for f in source.info.upstream) or "the mirror files, downloaded",
         )
     for name in USER_FORMATS:
-        table.add_row(name, "from the data", "from the recipe", "data.path")
+        given = "data.path, data.labels" if name == "csv" else "data.path"
+        table.add_row(name, "from the data", "from the recipe", given, given)
     Console().print(table)
 
 
