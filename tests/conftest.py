@@ -16,6 +16,9 @@ import torch
 from PIL import Image
 
 os.environ.update(HF_HUB_OFFLINE="1", NO_ALBUMENTATIONS_UPDATE="1", DVC_NO_ANALYTICS="1", GX_ANALYTICS_ENABLED="false")
+# Commands the tests start (stages, dvc) inherit one thread too: with two pytest workers on two
+# cores, a second thread per process only makes them thrash.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SIZE = 8
 # Tests train models of a few thousand parameters: one thread beats two (no OpenMP hand-offs).
