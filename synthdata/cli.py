@@ -26,6 +26,8 @@ for _name, _value in (
 app = typer.Typer(help="Synthetic image data for rare classes, with evidence and provenance.", no_args_is_help=True)
 data_app = typer.Typer(help="Real data: fetch, ingest, long-tail, validate.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+keys_app = typer.Typer(help="Signing keys for Content Credentials.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 
 T = TypeVar("T")
@@ -547,6 +549,51 @@ def benchmark(
     )
     typer.echo(path.read_text())
     typer.echo(f"written: {path} and {path.with_name('results.json')}")
+
+
+@keys_app.command("init")
+def keys_init(
+    out: Annotated[Path, typer.Option(help="Folder to write ca.pem, signer-chain.pem, signer-key.pem.")],
+) -> None:
+    """Make a local test CA and an ES256 signer for trying Content Credentials. Untrusted outside
+    the team: only a verifier given this ca.pem (--trust) accepts what it signs."""
+    from synthdata.credentials.keys import init_keys
+
+    files = init_keys(out)
+    typer.echo(f"{files.key} (private, mode 0600)\n{files.cert_chain}\n{files.ca} (give to: synthdata verify --trust)")
+
+
+@app.command("verify")
+def verify(
+    path: Annotated[Path, typer.Argument(help="A signed PNG, or a synthetic set folder (manifest.parquet).")],
+    trust: Annotated[Path | None, typer.Option(help="PEM trust anchors: the signer must chain to one.")] = None,
+) -> None:
+    """Check Content Credentials: signature, hash binding, issuer (with --trust) and, for a set
+    folder, that every manifest row, credential and file agree. Any failure: one line, exit 1."""
+    from synthdata.credentials.verify import verify_file, verify_folder
+
+    if path.is_dir():
+        summary = verify_folder(path, trust)
+        table = Table("set", "images", "embedded", "sidecars", "issuer", "signer")
+        table.add_row(
+            str(summary.folder),
+            str(summary.images),
+            str(summary.embedded),
+            str(summary.sidecars),
+            "trusted (--trust)" if summary.trusted else "not checked (no --trust)",
+            "; ".join(summary.signers),
+        )
+        Console().print(table)
+        for kind, count in sorted(summary.source_types.items()):
+            typer.echo(f"  {kind}: {count}")
+        typer.echo(f"{path}: all {summary.images} images verified")
+        return
+    found = verify_file(path, trust)
+    issuer = "trusted" if found.trusted else "issuer not checked (no --trust)"
+    typer.echo(f"{path}: verified ({'embedded' if found.embedded else 'sidecar'}), {issuer}, signer {found.signer}")
+    typer.echo(
+        f"  {found.digital_source_type}, seed {found.generation.get('seed')}, sources {sorted(found.sources) or 'none'}"
+    )
 
 
 @app.command("recipe")
