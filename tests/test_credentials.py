@@ -15,6 +15,7 @@ import pytest
 from test_bad_input import run_cli  # the CLI run as `synthdata ...` is: argv, exit code, one error line
 
 from synthdata.credentials.claim import claim_for_row
+from synthdata.credentials.context import reading_context
 from synthdata.credentials.keys import init_keys
 from synthdata.credentials.sign import SigningIdentity, sidecar, sign_png
 from synthdata.credentials.verify import verify_file, verify_folder
@@ -284,3 +285,24 @@ def test_the_pixel_tamper_changes_one_pixel_and_keeps_the_credential(identity):
     assert [k for k, _ in chunks(tampered)].count(b"caBX") == 1
     for _, whole in chunks(tampered):
         assert struct.unpack(">I", whole[-4:])[0] == zlib.crc32(whole[4:-4])
+
+
+def test_a_dataset_level_manifest_binds_the_manifest_file(identity, keys, tmp_path):
+    """The light option: one detached manifest over ``manifest.parquet`` (whose rows hold every
+    image's sha256) verifies against those bytes and fails once the file is edited."""
+    make_set(tmp_path, identity)
+    data = (tmp_path / "manifest.parquet").read_bytes()
+    created = {"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE}
+    claim = {
+        "title": "manifest.parquet",
+        "assertions": [
+            {"label": "c2pa.actions", "data": {"actions": [created]}},
+            {"label": "org.synthdata.dataset", "data": {"images": 3}},
+        ],
+    }
+    manifest = sidecar(data, claim, identity, mime="application/octet-stream")
+    context = reading_context(keys.ca)
+    with c2pa.Reader("application/octet-stream", io.BytesIO(data), manifest, context=context) as reader:
+        assert reader.get_validation_state() == "Trusted"
+    with c2pa.Reader("application/octet-stream", io.BytesIO(data + b"\0"), manifest, context=context) as reader:
+        assert reader.get_validation_state() == "Invalid"

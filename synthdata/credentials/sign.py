@@ -59,16 +59,18 @@ def _signer(identity: SigningIdentity) -> c2pa.Signer:
     return c2pa.Signer.from_info(info)
 
 
-def _sign(data: bytes, claim: dict[str, Any], identity: SigningIdentity, *, embed: bool) -> tuple[bytes, bytes]:
-    """(signed asset bytes, manifest store bytes) for PNG ``data``."""
+def _sign(
+    data: bytes, claim: dict[str, Any], identity: SigningIdentity, *, embed: bool, mime: str = PNG
+) -> tuple[bytes, bytes]:
+    """(signed asset bytes, manifest store bytes) for ``data`` of type ``mime``."""
     builder = c2pa.Builder(claim, context=signing_context())
     if not embed:
         builder.set_no_embed()
     signed = io.BytesIO()
     try:
-        manifest = builder.sign(_signer(identity), PNG, io.BytesIO(data), signed)
+        manifest = builder.sign(_signer(identity), mime, io.BytesIO(data), signed)
     except c2pa.C2paError as exc:
-        raise DataError(f"{claim.get('title', 'image')}: signing failed ({str(exc).splitlines()[0]})") from None
+        raise DataError(f"{claim.get('title', 'image')}: signing failed ({' '.join(str(exc).split())})") from None
     return signed.getvalue(), manifest
 
 
@@ -77,6 +79,7 @@ def sign_png(data: bytes, claim: dict[str, Any], identity: SigningIdentity) -> b
     return _sign(data, claim, identity, embed=True)[0]
 
 
-def sidecar(data: bytes, claim: dict[str, Any], identity: SigningIdentity) -> bytes:
-    """A detached C2PA manifest store (a ``.c2pa`` file) bound to PNG ``data``, which stays as it is."""
-    return _sign(data, claim, identity, embed=False)[1]
+def sidecar(data: bytes, claim: dict[str, Any], identity: SigningIdentity, *, mime: str = PNG) -> bytes:
+    """A detached C2PA manifest store (a ``.c2pa`` file) bound to ``data``, which stays as it is.
+    ``mime="application/octet-stream"`` binds any file by its bytes (a set's ``manifest.parquet``)."""
+    return _sign(data, claim, identity, embed=False, mime=mime)[1]

@@ -74,7 +74,7 @@ def _read(path: Path, trust_anchors: Path | None) -> tuple[dict[str, Any], bool]
     except c2pa.C2paError.ManifestNotFound:
         raise DataError(f"{path}: no content credential (stripped, or never signed)") from None
     except c2pa.C2paError as exc:
-        raise DataError(f"{path}: unreadable content credential ({str(exc).splitlines()[0]})") from None
+        raise DataError(f"{path}: unreadable content credential ({' '.join(str(exc).split())})") from None
 
 
 def _check_validation(path: Path, store: dict[str, Any], trust_anchors: Path | None) -> None:
