@@ -9,6 +9,7 @@ interpolation weight); the PNG carries the same fields as text chunks.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from synthdata.data.card import DatasetCard
 from synthdata.data.images import encode_png
 from synthdata.data.manifest import SYNTHETIC_SOURCE, source_type
 from synthdata.data.tensors import to_uint8, to_unit_range
-from synthdata.hashing import file_sha256
+from synthdata.hashing import sha256_bytes
 from synthdata.progress import progress_bar
 from synthdata.provenance import created_by
 from synthdata.sampling.anchors import SourcePool
@@ -88,10 +89,11 @@ def image_row(
 
 
 def manifest_row(item: Item, card: DatasetCard, common: dict[str, Any], run_id: str, folder: Path) -> dict[str, Any]:
-    """The complete manifest row of an image written in ``folder``."""
-    with Image.open(folder / item.relpath) as image:  # reads the header only
+    """The complete manifest row of an image written in ``folder`` (its file read once)."""
+    data = (folder / item.relpath).read_bytes()
+    with Image.open(io.BytesIO(data)) as image:  # the size from the header, no decoding
         size = image.size
-    return {**image_row(item, card, common, run_id, size), "sha256": file_sha256(folder / item.relpath)}
+    return {**image_row(item, card, common, run_id, size), "sha256": sha256_bytes(data)}
 
 
 def _anchors(batch: list[Item], images: dict[str, torch.Tensor]) -> dict[str, Any]:
