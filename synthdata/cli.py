@@ -565,28 +565,26 @@ def keys_init(
 
 @app.command("verify")
 def verify(
-    path: Annotated[Path, typer.Argument(help="A signed PNG, or a synthetic set folder (manifest.parquet).")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="A signed PNG, a synthetic set folder (manifest.parquet) or a WebDataset shard (.tar)."),
+    ],
     trust: Annotated[Path | None, typer.Option(help="PEM trust anchors: the signer must chain to one.")] = None,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="The real dataset the set was made from (default: datasets/<name the card gives>)."),
+    ] = None,
 ) -> None:
-    """Check Content Credentials: signature, hash binding, issuer (with --trust) and, for a set
-    folder, that every manifest row, credential and file agree. Any failure: one line, exit 1."""
-    from synthdata.credentials.verify import verify_file, verify_folder
+    """Check Content Credentials: signature, hash binding, issuer (with --trust); for a set folder
+    also the signed manifest, that every manifest row, credential and file agree, and that each
+    real source exists in the dataset; for a shard, each image against the row stored beside it.
+    Any failure: one line naming the file, exit 1."""
+    from synthdata.credentials.verify import verify_file, verify_folder, verify_shard
 
-    if path.is_dir():
-        summary = verify_folder(path, trust)
-        table = Table("set", "images", "embedded", "sidecars", "issuer", "signer")
-        table.add_row(
-            str(summary.folder),
-            str(summary.images),
-            str(summary.embedded),
-            str(summary.sidecars),
-            "trusted (--trust)" if summary.trusted else "not checked (no --trust)",
-            "; ".join(summary.signers),
-        )
-        Console().print(table)
-        for kind, count in sorted(summary.source_types.items()):
-            typer.echo(f"  {kind}: {count}")
-        typer.echo(f"{path}: all {summary.images} images verified")
+    if path.is_dir() or path.suffix == ".tar":
+        summary = verify_folder(path, trust, dataset) if path.is_dir() else verify_shard(path, trust)
+        for line in _verify_lines(summary):
+            typer.echo(line)
         return
     found = verify_file(path, trust)
     issuer = "trusted" if found.trusted else "issuer not checked (no --trust)"
@@ -594,6 +592,41 @@ def verify(
     typer.echo(
         f"  {found.digital_source_type}, seed {found.generation.get('seed')}, sources {sorted(found.sources) or 'none'}"
     )
+    if found.review is not None:
+        typer.echo(
+            f"  review: {found.review['decision']} by {found.review['reviewer']} ({found.review['reviewed_at']})"
+        )
+
+
+def _verify_lines(summary: Any) -> list[str]:
+    """The one-screen summary of a verified set folder or shard."""
+    per_image = summary.embedded + summary.sidecars
+    how = (
+        f"{summary.embedded} embedded, {summary.sidecars} sidecar (.c2pa)"
+        if per_image
+        else f"none per image: {summary.hashed_only} checked by sha256 against the signed manifest"
+    )
+    made = ", ".join(f"{count} {kind}" for kind, count in sorted(summary.source_types.items()))
+    lines = [
+        f"{summary.folder}: all {summary.images} images verified",
+        f"  credentials  {how}",
+        f"  manifest     {'manifest.c2pa signed, binds manifest.parquet and the card' if summary.sealed else 'not signed'}"
+        if summary.folder.is_dir()
+        else "  manifest     each image's row (<key>.json) agrees with its credential",
+        f"  signer       {'; '.join(summary.signers) or '-'}",
+        f"  issuer       {'chains to the --trust anchors' if summary.trusted else 'not checked (give --trust ca.pem)'}",
+        f"  made         {made}",
+    ]
+    if summary.folder.is_dir():
+        lines.append(
+            f"  lineage      {summary.sources} real source images found in {summary.lineage} (train split, same sha256)"
+            if summary.lineage
+            else "  lineage      not checked (give --dataset)"
+        )
+    if summary.reviewed:
+        decisions = ", ".join(f"{n} {d}" for d, n in sorted(summary.reviewed.items()))
+        lines.append(f"  review       {decisions}; by {', '.join(summary.reviewers)}")
+    return lines
 
 
 @app.command("recipe")

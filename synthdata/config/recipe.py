@@ -14,6 +14,7 @@ from typing import Literal
 
 import yaml
 
+from synthdata.credentials.settings import ProvenanceSettings, SigningSettings
 from synthdata.data.ingest import DataSettings
 from synthdata.data.longtail import LongtailSettings
 from synthdata.data.splits import SplitSettings
@@ -37,8 +38,10 @@ __all__ = [
     "GateSettings",
     "LongtailSettings",
     "PretrainSettings",
+    "ProvenanceSettings",
     "Recipe",
     "SampleSettings",
+    "SigningSettings",
     "SplitSettings",
     "UtilitySettings",
     "ValidateSettings",
@@ -84,6 +87,7 @@ class Recipe:
     sample: SampleSettings = field(default_factory=SampleSettings)
     validate: ValidateSettings = field(default_factory=ValidateSettings)
     utility: UtilitySettings = field(default_factory=UtilitySettings)
+    provenance: ProvenanceSettings = field(default_factory=ProvenanceSettings)
     pretrain: PretrainSettings | None = None
 
     def __post_init__(self) -> None:

@@ -1,9 +1,13 @@
-"""Check synthetic images against their Content Credentials, and a set folder against its manifest.
+"""Check synthetic images against their Content Credentials: a file, a set folder, a WebDataset shard.
 
 A file passes when its credential (embedded, or the ``<name>.c2pa`` sidecar beside it) has a
 valid signature, its hard binding matches the file's bytes, its issuer chains to the given
 trust anchors (when given), and it is a synthdata claim. A set folder passes when, in addition,
-every manifest row agrees with its file's credential and the file's sha256 is the row's.
+its signed ``manifest.c2pa`` (when there is one) binds ``manifest.parquet`` and names the rows'
+hash the card records, every manifest row agrees with its file's credential (generation, lineage,
+review) and its file's sha256, and, given the dataset the set names, every real source the
+lineage names is a train image of that dataset with the sha256 the credential holds. A shard
+passes when each image in it agrees with its credential and with the row stored beside it.
 Each failure is one :class:`DataError` line naming the file and what failed.
 """
 
@@ -11,20 +15,30 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import c2pa
+import pandas as pd
 
-from synthdata.credentials.claim import ACTION_LABELS, GENERATION_LABEL, HASH_PREFIX, generation, source_ids
+from synthdata.credentials.claim import (
+    ACTION_LABELS,
+    GENERATION_LABEL,
+    HASH_PREFIX,
+    REVIEW_LABEL,
+    generation,
+    review_of,
+    source_ids,
+)
 from synthdata.credentials.context import reading_context
-from synthdata.data.manifest import PROVENANCE_COLUMNS, read_manifest
+from synthdata.credentials.sign import DATASET_LABEL, OCTET, PNG, SEAL_FILE, SIDECAR_SUFFIX
+from synthdata.data.card import CARD_FILE, read_card
+from synthdata.data.manifest import MANIFEST_FILE, PROVENANCE_COLUMNS, manifest_hash, read_manifest
 from synthdata.errors import DataError
 from synthdata.hashing import sha256_bytes
-
-SIDECAR_SUFFIX = ".c2pa"
 
 # c2pa validation codes -> what they mean for the person reading the error line.
 FAILURES = {
@@ -47,11 +61,12 @@ class Verified:
     signer: str
     trusted: bool  # chains to the trust anchors given (False when none were given)
     embedded: bool
+    review: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class FolderSummary:
-    """A set folder whose every image checked out against its credential and manifest row."""
+    """A set folder (or shard) whose every image checked out against its credential and row."""
 
     folder: Path
     images: int
@@ -60,21 +75,28 @@ class FolderSummary:
     signers: tuple[str, ...]
     trusted: bool
     source_types: dict[str, int]
+    sealed: bool = False
+    """``manifest.c2pa`` was there and binds the manifest (a folder only)."""
+    hashed_only: int = 0
+    """Images checked by their sha256 against the signed manifest only (``dataset`` credentials)."""
+    sources: int = 0
+    """Distinct real source images the lineage names."""
+    lineage: str = ""
+    """The dataset the sources were found in, or why they were not checked."""
+    reviewed: dict[str, int] = field(default_factory=dict)
+    """Review decision -> images carrying it."""
+    reviewers: tuple[str, ...] = ()
 
 
-def _read(path: Path, trust_anchors: Path | None) -> tuple[dict[str, Any], bool]:
-    """The manifest store of ``path`` as c2pa reports it, and whether it came from a sidecar."""
-    data = path.read_bytes()
-    side = path.with_suffix(SIDECAR_SUFFIX)
-    manifest = side.read_bytes() if side.is_file() else None
+def _read(label: Path, data: bytes, manifest: bytes | None, mime: str, trust_anchors: Path | None) -> dict[str, Any]:
+    """The manifest store of ``data`` (or the detached ``manifest``) as c2pa reports it."""
     try:
-        reader = c2pa.Reader("image/png", io.BytesIO(data), manifest, context=reading_context(trust_anchors))
-        with reader:
-            return json.loads(reader.json()), manifest is not None
+        with c2pa.Reader(mime, io.BytesIO(data), manifest, context=reading_context(trust_anchors)) as reader:
+            return json.loads(reader.json())
     except c2pa.C2paError.ManifestNotFound:
-        raise DataError(f"{path}: no content credential (stripped, or never signed)") from None
+        raise DataError(f"{label}: no content credential (stripped, or never signed)") from None
     except c2pa.C2paError as exc:
-        raise DataError(f"{path}: unreadable content credential ({' '.join(str(exc).split())})") from None
+        raise DataError(f"{label}: unreadable content credential ({' '.join(str(exc).split())})") from None
 
 
 def _check_validation(path: Path, store: dict[str, Any], trust_anchors: Path | None) -> None:
@@ -89,6 +111,11 @@ def _check_validation(path: Path, store: dict[str, Any], trust_anchors: Path | N
         raise DataError(f"{path}: credential is {state}, not {' or '.join(wanted)}")
 
 
+def _assertion(manifest: dict[str, Any], label: str) -> dict[str, Any] | None:
+    found = [a["data"] for a in manifest.get("assertions", []) if a.get("label") == label]
+    return found[0] if found else None
+
+
 def _created_source_type(path: Path, manifest: dict[str, Any]) -> str:
     for assertion in manifest.get("assertions", []):
         if assertion.get("label") in ACTION_LABELS:
@@ -98,30 +125,41 @@ def _created_source_type(path: Path, manifest: dict[str, Any]) -> str:
     raise DataError(f"{path}: credential has no c2pa.created action")
 
 
+def _signer(manifest: dict[str, Any]) -> str:
+    info = manifest.get("signature_info", {})
+    return f"{info.get('common_name', '?')} (issuer {info.get('issuer', '?')})"
+
+
+def verify_bytes(label: Path, data: bytes, manifest: bytes | None, trust_anchors: Path | None = None) -> Verified:
+    """Check one PNG's bytes against its credential (embedded, or the detached ``manifest``)."""
+    store = _read(label, data, manifest, PNG, trust_anchors)
+    _check_validation(label, store, trust_anchors)
+    active = store["manifests"][store["active_manifest"]]
+    made = _assertion(active, GENERATION_LABEL)
+    if made is None:
+        raise DataError(f"{label}: credential has no {GENERATION_LABEL} assertion (not made by synthdata)")
+    return Verified(
+        path=label,
+        generation=made,
+        digital_source_type=_created_source_type(label, active),
+        sources={
+            i.get("title", ""): str(i.get("instance_id", "")).removeprefix(HASH_PREFIX)
+            for i in active.get("ingredients", [])
+        },
+        signer=_signer(active),
+        trusted=store.get("validation_state") == "Trusted",
+        embedded=manifest is None,
+        review=_assertion(active, REVIEW_LABEL),
+    )
+
+
 def verify_file(path: Path, trust_anchors: Path | None = None) -> Verified:
     """Check one PNG's credential (see the module docstring); what it says, or a :class:`DataError`."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    store, from_sidecar = _read(path, trust_anchors)
-    _check_validation(path, store, trust_anchors)
-    manifest = store["manifests"][store["active_manifest"]]
-    found = [a["data"] for a in manifest.get("assertions", []) if a.get("label") == GENERATION_LABEL]
-    if not found:
-        raise DataError(f"{path}: credential has no {GENERATION_LABEL} assertion (not made by synthdata)")
-    info = manifest.get("signature_info", {})
-    return Verified(
-        path=path,
-        generation=found[0],
-        digital_source_type=_created_source_type(path, manifest),
-        sources={
-            i.get("title", ""): str(i.get("instance_id", "")).removeprefix(HASH_PREFIX)
-            for i in manifest.get("ingredients", [])
-        },
-        signer=f"{info.get('common_name', '?')} (issuer {info.get('issuer', '?')})",
-        trusted=store.get("validation_state") == "Trusted",
-        embedded=not from_sidecar,
-    )
+    side = path.with_suffix(SIDECAR_SUFFIX)
+    return verify_bytes(path, path.read_bytes(), side.read_bytes() if side.is_file() else None, trust_anchors)
 
 
 def check_row(row: dict[str, Any], verified: Verified, data: bytes) -> None:
@@ -143,32 +181,178 @@ def check_row(row: dict[str, Any], verified: Verified, data: bytes) -> None:
         raise DataError(
             f"{path}: credential sources {sorted(verified.sources)} != manifest row {sorted(source_ids(row))}"
         )
+    if verified.review != review_of(row):
+        raise DataError(f"{path}: credential review {verified.review} != manifest row {review_of(row)}")
 
 
-def verify_folder(folder: Path, trust_anchors: Path | None = None) -> FolderSummary:
-    """Check every image of a synthetic set folder (``manifest.parquet`` + PNGs) against its
-    credential and its row; the first failure is a :class:`DataError` naming the file."""
-    folder = Path(folder)
+def _check_seal(folder: Path, frame: pd.DataFrame, card: Any, trust_anchors: Path | None) -> bool:
+    """Check ``manifest.c2pa`` against ``manifest.parquet`` and the card; False when the set has
+    none (an unsigned set, or one whose card says nothing was signed)."""
+    seal = folder / SEAL_FILE
+    says_signed = bool(card is not None and (card.credentials or {}).get("signer"))
+    if not seal.is_file():
+        if says_signed:
+            raise DataError(f"{seal}: missing, but {folder / CARD_FILE} says the manifest was signed")
+        return False
+    parquet = folder / MANIFEST_FILE
+    store = _read(seal, parquet.read_bytes(), seal.read_bytes(), OCTET, trust_anchors)
+    _check_validation(seal, store, trust_anchors)
+    data = _assertion(store["manifests"][store["active_manifest"]], DATASET_LABEL) or {}
+    actual = manifest_hash(frame)
+    if data.get("manifest_sha256") != actual:
+        raise DataError(f"{seal}: signs rows with hash {str(data.get('manifest_sha256'))[:16]}..., not {parquet}'s")
+    if card is not None and card.manifest_sha256 != actual:
+        raise DataError(f"{folder / CARD_FILE}: records manifest {card.manifest_sha256[:16]}..., not the signed one")
+    return True
+
+
+def _rows(folder: Path) -> pd.DataFrame:
     frame = read_manifest(folder)
     missing = [c for c in PROVENANCE_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"{folder}: manifest lacks provenance column {missing[0]} (not a synthetic set)")
+    return frame
+
+
+def _check_images(folder: Path, frame: pd.DataFrame, hashed_only: bool, trust: Path | None) -> list[Verified]:
+    """Each row's file against its credential and its row (or, ``hashed_only``, its sha256 alone)."""
     root = folder.resolve()
     checked: list[Verified] = []
     for row in frame.to_dict("records"):
         path = folder / str(row["relpath"])
         if not path.resolve().is_relative_to(root):
             raise DataError(f"{path}: manifest path leaves the folder {folder}")
-        verified = verify_file(path, trust_anchors)
-        check_row(row, verified, path.read_bytes())
+        if not path.is_file():
+            raise DataError(f"{path}: no such file (the manifest lists it)")
+        data = path.read_bytes()
+        if hashed_only:
+            if sha256_bytes(data) != row["sha256"]:
+                raise DataError(f"{path}: sha256 differs from its row in the signed manifest")
+            continue
+        side = path.with_suffix(SIDECAR_SUFFIX)
+        verified = verify_bytes(path, data, side.read_bytes() if side.is_file() else None, trust)
+        check_row(row, verified, data)
         checked.append(verified)
+    return checked
+
+
+def check_lineage(label: Path, frame: pd.DataFrame, dataset: Path, sources: dict[str, str]) -> int:
+    """Every real source the rows name is a train image of ``dataset`` (the one their
+    ``source_manifest_sha256`` names) with the sha256 the credentials hold; how many sources."""
+    from synthdata.data.manifest import verify_dataset
+
+    verified = verify_dataset(dataset)
+    named = set(frame["source_manifest_sha256"].astype(str))
+    if named != {verified.manifest_sha256}:
+        raise DataError(
+            f"{label}: made from a dataset with manifest {sorted(named)[0][:16]}..., "
+            f"not {dataset} ({verified.manifest_sha256[:16]}...)"
+        )
+    train = verified.frame[verified.frame["split"] == "train"]
+    hashes = dict(zip(train["id"].astype(str), train["sha256"].astype(str), strict=True))
+    wanted = {s for joined in frame["source_ids"] for s in source_ids({"source_ids": joined})}
+    for source in sorted(wanted):
+        if source not in hashes:
+            raise DataError(f"{label}: source image {source!r} is not a train image of {dataset}")
+        if source in sources and sources[source] != hashes[source]:
+            raise DataError(f"{label}: source image {source!r} has another sha256 in {dataset} than in its credential")
+    return len(wanted)
+
+
+def _named_dataset(card: Any) -> Path | None:
+    """``datasets/<name>`` of the dataset a set's card says it derives from, when it is there."""
+    name = ((card.derived_from or {}).get("dataset") if card is not None else None) or ""
+    candidate = Path("datasets") / name
+    return candidate if name and (candidate / MANIFEST_FILE).is_file() else None
+
+
+def verify_folder(folder: Path, trust_anchors: Path | None = None, dataset: Path | None = None) -> FolderSummary:
+    """Check a synthetic set folder (see the module docstring); the first failure is a
+    :class:`DataError` naming the file. ``dataset``: where to find the real sources (default:
+    ``datasets/<name>`` of the dataset the card names, when it is there)."""
+    folder = Path(folder)
+    frame = _rows(folder)
+    card = read_card(folder) if (folder / CARD_FILE).is_file() else None
+    sealed = _check_seal(folder, frame, card, trust_anchors)
+    hashed_only = sealed and (card.credentials or {}).get("credentials") == "dataset"
+    checked = _check_images(folder, frame, hashed_only, trust_anchors)
+    dataset = dataset or _named_dataset(card)
+    sources = {k: v for c in checked for k, v in c.sources.items()}
+    found = check_lineage(folder, frame, dataset, sources) if dataset is not None else 0
+    return _summary(folder, frame, checked, sealed, hashed_only, trust_anchors, found, dataset)
+
+
+def _summary(
+    folder: Path,
+    frame: pd.DataFrame,
+    checked: list[Verified],
+    sealed: bool,
+    hashed_only: bool,
+    trust: Path | None,
+    sources: int,
+    dataset: Path | None,
+) -> FolderSummary:
     embedded = sum(v.embedded for v in checked)
+    decisions = (
+        frame["review_decision"].astype(str) if "review_decision" in frame.columns else pd.Series([], dtype=str)
+    )
+    reviewers = frame["reviewer"].astype(str) if "reviewer" in frame.columns else pd.Series([], dtype=str)
     return FolderSummary(
         folder=folder,
-        images=len(checked),
+        images=len(frame),
         embedded=embedded,
         sidecars=len(checked) - embedded,
         signers=tuple(sorted({v.signer for v in checked})),
-        trusted=trust_anchors is not None,
-        source_types=dict(Counter(v.digital_source_type.rsplit("/", 1)[-1] for v in checked)),
+        trusted=trust is not None,
+        source_types=dict(Counter(str(t).rsplit("/", 1)[-1] for t in frame["digital_source_type"])),
+        sealed=sealed,
+        hashed_only=len(frame) if hashed_only else 0,
+        sources=sources,
+        lineage=str(dataset) if dataset is not None else "",
+        reviewed={k: int(v) for k, v in Counter(decisions[decisions != ""]).items()},
+        reviewers=tuple(sorted({r for r in reviewers if r})),
     )
+
+
+def _shard_members(path: Path) -> dict[str, dict[str, bytes]]:
+    """key -> {extension: bytes} of a WebDataset shard's regular files (nothing extracted)."""
+    samples: dict[str, dict[str, bytes]] = {}
+    try:
+        with tarfile.open(path, "r:") as archive:
+            for member in archive:
+                if not member.isfile():
+                    raise DataError(f"{path}: member {member.name!r} is not a regular file")
+                key, dot, extension = member.name.rpartition(".")
+                if not dot or "/" in key or key.startswith("."):
+                    raise DataError(f"{path}: member {member.name!r} is not <key>.<extension>")
+                handle = archive.extractfile(member)
+                samples.setdefault(key, {})[extension] = handle.read() if handle is not None else b""
+    except tarfile.TarError as exc:
+        raise DataError(f"{path}: not a readable tar shard ({exc})") from None
+    return samples
+
+
+def verify_shard(path: Path, trust_anchors: Path | None = None) -> FolderSummary:
+    """Check every image of a WebDataset shard against its credential (embedded, or ``<key>.c2pa``)
+    and against the manifest row stored beside it (``<key>.json``)."""
+    path = Path(path)
+    checked: list[Verified] = []
+    rows: list[dict[str, Any]] = []
+    for key, files in sorted(_shard_members(path).items()):
+        label = Path(f"{path}:{key}.png")
+        if "png" not in files or "json" not in files:
+            raise DataError(f"{label}: the shard lacks {key}.png or {key}.json")
+        try:
+            row = json.loads(files["json"])
+        except json.JSONDecodeError:
+            raise DataError(f"{path}:{key}.json: not JSON") from None
+        if str(row.get("id")) != key:
+            raise DataError(f"{path}:{key}.json: its row is image {row.get('id')!r}, not {key!r}")
+        verified = verify_bytes(label, files["png"], files.get(SIDECAR_SUFFIX.lstrip(".")), trust_anchors)
+        check_row(row, verified, files["png"])
+        checked.append(verified)
+        rows.append(row)
+    if not rows:
+        raise DataError(f"{path}: the shard holds no image")
+    frame = pd.DataFrame(rows)
+    return _summary(path, frame, checked, False, False, trust_anchors, 0, None)

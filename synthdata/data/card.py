@@ -43,6 +43,10 @@ class DatasetCard:
     derived_from: dict[str, Any] | None = None
     """For a derived dataset: the parent's name and manifest hash, and the derivation's settings."""
     created_by: dict[str, str] = field(default_factory=dict)
+    credentials: dict[str, Any] | None = None
+    """A synthetic set's Content Credentials: how many images are signed, how, by whom."""
+    review: dict[str, Any] | None = None
+    """A person's review of a synthetic set: who, when, how many images reviewed and rejected."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
@@ -66,6 +70,10 @@ class DatasetCard:
             lines.append(f"- **Resized:** {_resize_line(self.resize)}")
         if self.derived_from:
             lines.append(f"- **Derived from:** `{json.dumps(self.derived_from, sort_keys=True)}`")
+        if self.credentials is not None:
+            lines.append(f"- **Content Credentials:** {_credentials_line(self.credentials)}")
+        if self.review is not None:
+            lines.append(f"- **Human review:** {_review_line(self.review)}")
         if self.removed:
             lines.append("- **Left out of the source:** " + ", ".join(f"{k}: {v}" for k, v in self.removed.items()))
         splits = list(self.counts)
@@ -84,6 +92,31 @@ class DatasetCard:
     def write(self, folder: Path) -> None:
         write_text(folder / CARD_FILE, self.to_json())
         write_text(folder / "README.md", self.to_markdown())
+
+
+def _credentials_line(credentials: dict[str, Any]) -> str:
+    """Who signed a set and how, in words."""
+    if not credentials.get("signer"):
+        return "none: the images and the manifest are unsigned (set provenance.signing to sign them)"
+    where = {"embedded": "embedded in each PNG", "sidecar": "as a .c2pa file beside each PNG"}
+    images = (
+        f"{credentials['signed']:,} images signed {where.get(credentials['credentials'], '')}; "
+        if credentials.get("signed")
+        else "no per-image credential; "
+    )
+    return (
+        f"{images}the manifest signed in `{credentials['dataset_manifest']}`; signer {credentials['signer']}, "
+        f"issuer {credentials['issuer']}. Check them with `synthdata verify <this folder>`."
+    )
+
+
+def _review_line(review: dict[str, Any]) -> str:
+    """A person's review of a set, in words."""
+    return (
+        f"{review['reviewed']:,} of {review['images']:,} images reviewed by {review['reviewer']} "
+        f"({review['reviewed_at']}): {review['accepted']:,} accepted, {review['rejected']:,} rejected and removed, "
+        f"{review['skipped']:,} skipped; decisions file sha256 `{review['decisions_sha256']}`"
+    )
 
 
 def _resize_line(resize: dict[str, Any]) -> str:

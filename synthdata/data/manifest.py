@@ -81,14 +81,21 @@ PROVENANCE_COLUMNS: dict[str, str] = {
     "source_ids": "string",
     "interpolation_weight": "float64",
 }
+# A person's review of a synthetic set (``synthdata review --apply``): each kept image's decision
+# (accept, skip, or unreviewed when the reviewer did not reach it), who reviewed the set and when
+# the decision was made (empty for unreviewed images). Rejected images are not in the reviewed set.
+REVIEW_COLUMNS: dict[str, str] = {"review_decision": "string", "reviewer": "string", "reviewed_at": "string"}
 # No MLflow run id per image: it differs between two runs of the same recipe and seeds, and the
 # images must not. The run is the one tagged ``sample_run_id``; ``sample.json`` names it too.
 
 
-def to_frame(rows: list[dict], *, synthetic: bool = False) -> pd.DataFrame:
+def to_frame(rows: list[dict], *, synthetic: bool = False, reviewed: bool = False) -> pd.DataFrame:
     """Rows -> a manifest frame with the canonical column order and dtypes, sorted by id
-    (with the provenance columns after them for a synthetic set)."""
+    (with the provenance columns after them for a synthetic set, then the review columns for a
+    reviewed one)."""
     schema = {**COLUMNS, **PROVENANCE_COLUMNS} if synthetic else COLUMNS
+    if reviewed:
+        schema = {**schema, **REVIEW_COLUMNS}
     frame = pd.DataFrame(rows, columns=list(schema))
     frame = frame.astype(schema)
     return frame.sort_values("id", kind="stable").reset_index(drop=True)
@@ -97,8 +104,8 @@ def to_frame(rows: list[dict], *, synthetic: bool = False) -> pd.DataFrame:
 def manifest_hash(frame: pd.DataFrame) -> str:
     """sha256 of the manifest's content, independent of the parquet writer's byte layout.
 
-    Canonical columns first, then any further (provenance) columns in schema order."""
-    extra = [c for c in PROVENANCE_COLUMNS if c in frame.columns]
+    Canonical columns first, then any further (provenance, review) columns in schema order."""
+    extra = [c for c in {**PROVENANCE_COLUMNS, **REVIEW_COLUMNS} if c in frame.columns]
     ordered = frame[list(COLUMNS) + extra].sort_values("id", kind="stable")
     return hashlib.sha256(ordered.to_csv(index=False, lineterminator="\n").encode()).hexdigest()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -73,10 +74,12 @@ class DatasetWriter:
         extra: dict[str, object] | None = None,
         *,
         keep: tuple[str, ...] = (),
+        seal: Callable[[Path], Path] | None = None,
     ) -> Path:
         """Check the staged dataset with the manifest suite, write manifest, card and extra JSON
-        records, drop stray files (all but the frame's and ``keep``), and rename into place. A
-        failing check publishes nothing."""
+        records, drop stray files (all but the frame's and ``keep``), and rename into place.
+        ``seal(staging)``, when given, runs once the manifest is written (a signature over it).
+        A failing check publishes nothing."""
         keep = set(frame["relpath"]) | set(keep)
         for path in sorted(self.staging.rglob("*"), reverse=True):
             rel = path.relative_to(self.staging).as_posix()
@@ -86,6 +89,8 @@ class DatasetWriter:
                 path.rmdir()
         validate_dataset(self.staging, frame, card)
         write_manifest(frame, self.staging)
+        if seal is not None:
+            seal(self.staging)
         card.write(self.staging)
         for name, record in (extra or {}).items():
             (self.staging / name).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

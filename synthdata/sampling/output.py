@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from synthdata.atomic import commit, partial_name, write_bytes
+from synthdata.credentials.sign import SIDECAR_SUFFIX
 from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS
 
 RECORD_FILE = "sample.json"
@@ -99,8 +100,8 @@ def _tar_member(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 def write_shards(frame: pd.DataFrame, folder: Path, shard_size: int, prefix: str) -> list[Path]:
     """WebDataset shards ``shards/<prefix>-NNNNNN.tar`` of ``shard_size`` images each, in
-    manifest order; each image is ``<id>.png`` (the file's exact bytes), ``<id>.cls`` (label)
-    and ``<id>.json`` (its manifest row)."""
+    manifest order; each image is ``<id>.png`` (the file's exact bytes), ``<id>.cls`` (label),
+    ``<id>.json`` (its manifest row) and, for a set signed with sidecars, ``<id>.c2pa``."""
     shards_dir = folder / SHARDS_DIR
     shards_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -114,6 +115,9 @@ def write_shards(frame: pd.DataFrame, folder: Path, shard_size: int, prefix: str
                 _tar_member(archive, f"{key}.png", (folder / row["relpath"]).read_bytes())
                 _tar_member(archive, f"{key}.cls", str(int(row["label"])).encode())
                 _tar_member(archive, f"{key}.json", json.dumps(_plain(row), sort_keys=True).encode())
+                side = (folder / row["relpath"]).with_suffix(SIDECAR_SUFFIX)
+                if side.is_file():
+                    _tar_member(archive, f"{key}{SIDECAR_SUFFIX}", side.read_bytes())
         commit(partial, target)
         written.append(target)
     return written

@@ -4,10 +4,12 @@ metadata.csv, optional WebDataset shards, its card and the run's record, renamed
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import pandas as pd
 
+from synthdata.credentials.sign import ImageSigner, sidecar_paths
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import SYNTHETIC_SOURCE, manifest_hash, to_frame
 from synthdata.data.writer import DatasetWriter
@@ -34,6 +36,14 @@ class SampledSet:
     identity: dict[str, Any]
     """What determines the run's images (hashed into ``run_id``)."""
     recipe_name: str
+    signer: ImageSigner | None = None
+    """Signs each image and the manifest (None: the set is unsigned)."""
+
+    def build_key(self) -> str:
+        """The staging folder's key: the run, its batch size (batches are generated whole, so
+        another batch size could change an image's last bits) and who signs how."""
+        signed = f"/signed {self.signer.tag}" if self.signer is not None else ""
+        return f"{self.run_id}/batch{self.settings.batch_size}{signed}"
 
 
 def publish_set(writer: DatasetWriter, sampled: SampledSet, common: dict[str, Any], mlflow_run_id: str | None) -> None:
@@ -43,7 +53,7 @@ def publish_set(writer: DatasetWriter, sampled: SampledSet, common: dict[str, An
     (:func:`synthdata.sampling.writer.common_provenance`)."""
     staging, settings = writer.staging, sampled.settings
     frame = to_frame(_manifest_rows(writer, sampled, common), synthetic=True)
-    keep = [METADATA_FILE]
+    keep = [METADATA_FILE, *sidecar_paths(frame, staging)]
     write_metadata_csv(frame, staging)
     if settings.shard_size:
         shards = write_shards(frame, staging, settings.shard_size, prefix="synthetic")
@@ -57,7 +67,15 @@ def publish_set(writer: DatasetWriter, sampled: SampledSet, common: dict[str, An
         "images": len(sampled.items),
     }
     synthetic_card = _synthetic_card(writer.target.name, frame, sampled, common)
-    writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep))
+    signer = sampled.signer
+    seal = (
+        partial(
+            signer.seal, name=synthetic_card.name, manifest_sha256=synthetic_card.manifest_sha256, images=len(frame)
+        )
+        if signer is not None
+        else None
+    )
+    writer.publish(frame, synthetic_card, {RECORD_FILE: record}, keep=tuple(keep), seal=seal)
 
 
 def _manifest_rows(writer: DatasetWriter, sampled: SampledSet, common: dict[str, Any]) -> list[dict[str, Any]]:
@@ -112,4 +130,7 @@ def _synthetic_card(name: str, frame: pd.DataFrame, sampled: SampledSet, common:
             "sample": asdict(settings),
         },
         created_by=created_by(),
+        credentials=sampled.signer.describe(len(frame))
+        if sampled.signer is not None
+        else {"signed": 0, "signer": None},
     )

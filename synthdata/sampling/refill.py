@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from synthdata.credentials.sign import ImageSigner
 from synthdata.data.card import DatasetCard
 from synthdata.data.manifest import to_frame
 from synthdata.sampling.anchors import SourcePool, anchor_pool, anchored
@@ -36,6 +37,8 @@ class Replacements:
     """The sampling run's record (``sample.json``)."""
     staging: Path
     description: str = "refill"
+    signer: ImageSigner | None = None
+    """Signs each replacement as the sample run signed its images (None: unsigned)."""
 
     def __post_init__(self) -> None:
         self.settings = build(SampleSettings, self.record["settings"], source=RECORD_FILE)
@@ -62,6 +65,7 @@ class Replacements:
             self.staging,
             description=self.description,
             pool=pool,
+            signer=self.signer,
         )
         rows = to_frame(
             [manifest_row(item, self.card, common, self.run_id, self.staging) for item in items], synthetic=True

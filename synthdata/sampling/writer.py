@@ -4,7 +4,9 @@ A batch is generated whole (one generator per image) and only the images missing
 folder are written, each under a temporary name then renamed: a killed run resumes where it
 stopped and makes the same bytes. The manifest row of an image is its identity (id, class,
 index, seed), the run's shared settings and its lineage (mode, strength, source ids,
-interpolation weight); the PNG carries the same fields as text chunks.
+interpolation weight); the PNG carries the same fields as text chunks and, when the run signs,
+a C2PA Content Credential (embedded, or a ``<id>.c2pa`` sidecar written before the PNG, so an
+image that exists has its credential).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from PIL import Image
 
 from synthdata.atomic import write_bytes
+from synthdata.credentials.sign import SIDECAR_SUFFIX, ImageSigner
 from synthdata.data.card import DatasetCard
 from synthdata.data.images import encode_png
 from synthdata.data.manifest import SYNTHETIC_SOURCE, source_type
@@ -119,8 +122,10 @@ def make_batch(
     run_id: str,
     folder: Path,
     images: dict[str, torch.Tensor],
+    signer: ImageSigner | None = None,
 ) -> int:
-    """Generate one batch whole and write the images it lacks; returns how many were written."""
+    """Generate one batch whole and write the images it lacks (signed by ``signer`` when
+    given); returns how many were written."""
     missing = [item for item in batch if not (folder / item.relpath).is_file()]
     if not missing:
         return 0
@@ -145,7 +150,12 @@ def make_batch(
             array = to_dataset_format(image, card.channels)
             row = image_row(item, card, common, run_id, (array.shape[1], array.shape[0]))
             xmp = xmp_packet(common["synthdata_version"], row["digital_source_type"])
-            write_bytes(folder / item.relpath, encode_png(array, png_text(row), xmp=xmp))
+            png = encode_png(array, png_text(row), xmp=xmp)
+            if signer is not None:
+                png, side = signer.sign(png, row)
+                if side is not None:
+                    write_bytes((folder / item.relpath).with_suffix(SIDECAR_SUFFIX), side)
+            write_bytes(folder / item.relpath, png)
     return len(missing)
 
 
@@ -160,9 +170,11 @@ def write_batches(
     *,
     description: str,
     pool: SourcePool | None = None,
+    signer: ImageSigner | None = None,
 ) -> int:
     """Make every batch of ``work`` that lacks an image in ``folder``; returns images written.
-    ``pool`` gives the source pixels of real-anchored items (read once, for the batches to make)."""
+    ``pool`` gives the source pixels of real-anchored items (read once, for the batches to make);
+    ``signer`` signs each image as it is written."""
     todo = [batch for batch in work if any(not (folder / item.relpath).is_file() for item in batch)]
     ids = sorted({source for batch in todo for item in batch for source in item.sources})
     if ids and pool is None:
@@ -171,6 +183,6 @@ def write_batches(
     generated = 0
     with progress_bar(description, total=sum(len(b) for b in work)) as bar:
         for batch in work:
-            generated += make_batch(model, batch, settings, card, common, run_id, folder, images)
+            generated += make_batch(model, batch, settings, card, common, run_id, folder, images, signer)
             bar.advance(len(batch))
     return generated

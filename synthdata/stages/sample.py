@@ -23,6 +23,7 @@ from typing import Any
 
 from synthdata.atomic import build_folder
 from synthdata.config.recipe import Recipe
+from synthdata.credentials.sign import signer_for
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import class_counts, verify_dataset
 from synthdata.data.writer import DatasetWriter, staging_path
@@ -103,6 +104,7 @@ def run_sample(
         return SampleResult(plan)
     if plan.synthetic == 0:
         raise SynthdataError(f"the '{settings.policy}' plan for {dataset} asks for no synthetic image (see --dry-run)")
+    signer = signer_for(recipe.provenance.signing, dataset)  # its files checked before any work
     model = load_sampling_model(adapter, recipe.finetune.base)
     if model.classes != list(card.classes):
         raise DataError(f"{adapter} was trained on classes {model.classes}, but {dataset} has {list(card.classes)}")
@@ -111,7 +113,7 @@ def run_sample(
     attach_guide(model, settings, dataset)
     pool = anchor_pool(settings.mode, model, dataset, list(card.classes))
     items = anchored(plan_items(plan, list(card.classes), run_id), settings, pool, run_id)
-    sampled = SampledSet(items, card, run_id, plan, settings, identity, recipe.name)
+    sampled = SampledSet(items, card, run_id, plan, settings, identity, recipe.name, signer)
     all_batches = batches(items, settings.batch_size)
     state = process_state()
     to_device(model.backbone, state.device)
@@ -152,9 +154,7 @@ def _open_run(
     writer and the run, and the run's id for every process."""
     settings, run_id = sampled.settings, sampled.run_id
     stack.enter_context(FolderLock(out))
-    # The batch size is part of the build key: batches are generated whole, so
-    # another batch size could change an image's last bits.
-    writer = DatasetWriter(out, f"{run_id}/batch{settings.batch_size}")
+    writer = DatasetWriter(out, sampled.build_key())
     params = {"sample": asdict(settings), "dataset": dataset.name, "adapter": str(adapter), "processes": processes}
     resume = find_run("sample", sampled.recipe_name, sample_run_id=run_id)
     run = stack.enter_context(stage_run("sample", sampled.recipe_name, params, resume_run_id=resume))
@@ -184,7 +184,9 @@ def _write_share(
     who = f" (process {state.process_index + 1}/{state.num_processes})" if state.num_processes > 1 else ""
     description = f"sample {sampled.recipe_name}{who}"
     settings, card, run_id = sampled.settings, sampled.card, sampled.run_id
-    return write_batches(model, mine, settings, card, common, run_id, staging, description=description, pool=pool)
+    return write_batches(
+        model, mine, settings, card, common, run_id, staging, description=description, pool=pool, signer=sampled.signer
+    )
 
 
 def _log_figures(run: StageRun, plan: QuotaPlan, images: int, generated: int, seconds: float) -> None:

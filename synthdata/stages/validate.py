@@ -24,6 +24,8 @@ from pathlib import Path
 
 from synthdata.atomic import build_folder, write_text
 from synthdata.config.recipe import Recipe
+from synthdata.credentials.sign import check_same_signer, signer_for
+from synthdata.data.card import read_card
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
 from synthdata.reporting.validation import validation_report
@@ -69,8 +71,10 @@ def run_validate(
     started = time.monotonic()
     # 1-2. Provenance; the domain classifier and the near-copy thresholds.
     inputs = read_validation_inputs(dataset, synthetic, adapter, recipe.finetune.base)
+    signer = signer_for(recipe.provenance.signing, dataset)
+    check_same_signer(signer, read_card(synthetic), synthetic)  # replacements are signed as the originals
     calibration = calibrate(dataset, pool, inputs, settings)
-    build_key = inputs.build_key(settings, adapter)
+    build_key = inputs.build_key(settings, adapter) + (f"/signed {signer.tag}" if signer is not None else "")
     writer = DatasetWriter(out, build_key)
     params = {"validate": asdict(settings), "dataset": dataset.name, "synthetic": synthetic.name}
     resume_run_id = find_run("validate", recipe.name, build_key=build_key[:32])
@@ -90,6 +94,7 @@ def run_validate(
             inputs.sample_record,
             writer.staging,
             description=f"refill {recipe.name}",
+            signer=signer,
         )
         # 3-5. Judge every image, drop, refill; measure the accepted set; the gates.
         assessed = assess_set(inputs, calibration, settings, replacements)
@@ -103,7 +108,7 @@ def run_validate(
         )
         run.log_metrics(figures.flat())  # before publishing: tracking takes the figures first
         if assessed.passed:  # a set that fails a gate is never published where a trainer would find it
-            publish_accepted(writer, synthetic, accepted, inputs.card, inputs.sample_record, dropped, figures)
+            publish_accepted(writer, synthetic, accepted, inputs.card, inputs.sample_record, dropped, figures, signer)
         if metrics_path is not None:
             paths.append(write_text(metrics_path, json.dumps(figures.jsonable(), indent=2) + "\n"))
         for path in paths:

@@ -3,12 +3,14 @@ dataset card and a Croissant card, all written under a temporary name and rename
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from synthdata.atomic import write_bytes
+from synthdata.credentials.sign import SIDECAR_SUFFIX, ImageSigner, sidecar_paths
 from synthdata.data.card import DatasetCard, read_card
 from synthdata.data.manifest import MANIFEST_FILE, SYNTHETIC_SOURCE, manifest_hash, to_frame, write_manifest
 from synthdata.data.writer import DatasetWriter
@@ -27,20 +29,31 @@ def publish_accepted(
     sample_record: dict[str, Any],
     dropped: dict[str, dict[str, int]],
     figures: ValidationFigures,
+    signer: ImageSigner | None = None,
 ) -> None:
-    """Copy the accepted originals beside the replacements (already staged), then publish."""
+    """Copy the accepted originals (and their sidecar credentials) beside the replacements
+    (already staged, signed by ``signer`` as the originals are), then publish; a signed set's
+    manifest is signed too."""
     staging = writer.staging
     _stage_originals(staging, accepted)
     frame = to_frame(accepted.drop(columns=["_folder"]).to_dict(orient="records"), synthetic=True)
     keep = _write_listings(frame, staging, int(sample_record["settings"].get("shard_size", 0)))
+    keep += sidecar_paths(frame, staging)
     validated = _validated_card(writer.target.name, card, read_card(synthetic), frame, dropped, figures)
+    validated.credentials = signer.describe(len(frame)) if signer is not None else {"signed": 0, "signer": None}
     shards = [k for k in keep if k.startswith("shards/")]
     keep.append(_write_croissant_card(staging, frame, validated, card, shards, dropped, _known_gaps(figures)[:20]))
+    seal = (
+        partial(signer.seal, name=validated.name, manifest_sha256=validated.manifest_sha256, images=len(frame))
+        if signer is not None
+        else None
+    )
     writer.publish(
         frame,
         validated,
         {"validation.json": jsonable({k: getattr(figures, k) for k in ("filter", "memorisation", "passed", "gates")})},
         keep=tuple(keep),
+        seal=seal,
     )
 
 
@@ -49,6 +62,9 @@ def _stage_originals(staging: Path, accepted: pd.DataFrame) -> None:
     for folder, relpath in zip(accepted["_folder"], accepted["relpath"], strict=True):
         target = staging / relpath
         if Path(folder) != staging and not target.is_file():
+            side = (Path(folder) / relpath).with_suffix(SIDECAR_SUFFIX)
+            if side.is_file():  # before the image: an image that exists has its credential
+                write_bytes(target.with_suffix(SIDECAR_SUFFIX), side.read_bytes())
             write_bytes(target, (Path(folder) / relpath).read_bytes())
 
 
