@@ -619,7 +619,7 @@ def _verify_lines(summary: Any) -> list[str]:
     ]
     if summary.folder.is_dir():
         lines.append(
-            f"  lineage      {summary.sources} real source images found in {summary.lineage} (train split, same sha256)"
+            f"  lineage      {len(summary.source_hashes)} real source images found in {summary.lineage} (train split, same sha256)"
             if summary.lineage
             else "  lineage      not checked (give --dataset)"
         )
@@ -627,6 +627,63 @@ def _verify_lines(summary: Any) -> list[str]:
         decisions = ", ".join(f"{n} {d}" for d, n in sorted(summary.reviewed.items()))
         lines.append(f"  review       {decisions}; by {', '.join(summary.reviewers)}")
     return lines
+
+
+@app.command("review")
+def review(
+    set_folder: Annotated[Path, typer.Argument(metavar="SET", help="A synthetic set folder (validated/NAME).")],
+    apply: Annotated[
+        Path | None, typer.Option("--apply", help="Decisions JSON exported from the page: publish the reviewed set.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The page (default reports/NAME/review.html) or, with --apply, the new set (default SET-reviewed)."
+        ),
+    ] = None,
+    dataset: Annotated[
+        Path | None, typer.Option(help="The real dataset (default: datasets/<name the card gives>).")
+    ] = None,
+    real: Annotated[int, typer.Option(min=0, max=64, help="Real train images shown per class.")] = 8,
+    recipe: RecipeOption = None,
+    key: Annotated[Path | None, typer.Option(help="Signing key (PEM) for a signed set; else the recipe's.")] = None,
+    cert_chain: Annotated[Path | None, typer.Option(help="Its certificate chain (PEM).")] = None,
+) -> None:
+    """A person's review: write a self-contained HTML page to accept / reject / skip each
+    synthetic image beside real ones (keyboard; exports decisions JSON with the reviewer's name);
+    with --apply, publish a new version of the set without the rejected images, each decision on
+    its manifest row and in its credential, logged to MLflow."""
+    from synthdata.config.recipe import SigningSettings, load_recipe
+    from synthdata.review.page import dataset_of
+    from synthdata.stages.review import run_review_apply, run_review_page
+
+    if apply is None:
+        real_data = dataset_of(set_folder, dataset)
+        page = out or Path("reports") / set_folder.name / "review.html"
+        guard_outputs({"SET": set_folder, "--dataset": real_data}, files={"--out": page})
+        result = run_review_page(set_folder, real_data, page, real_per_class=real)
+        typer.echo(
+            f"{result.path}: {result.images} synthetic images of {result.classes} classes beside {result.real} real "
+            f"train images; open it in a browser, press A / R / S, then E to export the decisions"
+        )
+        return
+    signing = load_recipe(recipe).provenance.signing if recipe is not None else SigningSettings()
+    if key is not None or cert_chain is not None:
+        signing = _overridden_signing(key, cert_chain)
+    target = out or set_folder.with_name(f"{set_folder.name}-reviewed")
+    result = run_review_apply(set_folder, apply, target, signing)
+    counts = ", ".join(f"{n} {d}" for d, n in result.counts.items())
+    typer.echo(f"{target}: {result.images} images ({counts}) reviewed by {result.decisions.reviewer}")
+    typer.echo(f"  signed by {result.signer}" if result.signer else "  unsigned (the set reviewed was unsigned)")
+
+
+def _overridden_signing(key: Path | None, cert_chain: Path | None) -> Any:
+    from synthdata.config.recipe import SigningSettings
+
+    try:
+        return SigningSettings(key=str(key) if key else None, cert_chain=str(cert_chain) if cert_chain else None)
+    except ValueError as exc:
+        raise SynthdataError(f"--key/--cert-chain: {exc}") from None
 
 
 @app.command("recipe")

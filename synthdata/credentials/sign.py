@@ -205,3 +205,18 @@ def check_same_signer(signer: ImageSigner | None, set_card: Any, folder: Path) -
             f"{folder}: the set is {said.get(theirs, 'signed ' + str(theirs))} but this run would sign "
             f"{said.get(ours, ours)}: give provenance.signing the same key, chain and credentials as the sample run"
         )
+
+
+def strip_credential(png: bytes) -> bytes:
+    """PNG bytes without their embedded C2PA manifest store (the ``caBX`` chunks), every other
+    chunk as it was: the image as it was before it was signed."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise DataError("not a PNG")
+    kept, at = [png[:8]], 8
+    while at + 8 <= len(png):
+        length = int.from_bytes(png[at : at + 4], "big")
+        end = at + 12 + length
+        if png[at + 4 : at + 8] != b"caBX":
+            kept.append(png[at:end])
+        at = end
+    return b"".join(kept)

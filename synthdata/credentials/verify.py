@@ -79,8 +79,8 @@ class FolderSummary:
     """``manifest.c2pa`` was there and binds the manifest (a folder only)."""
     hashed_only: int = 0
     """Images checked by their sha256 against the signed manifest only (``dataset`` credentials)."""
-    sources: int = 0
-    """Distinct real source images the lineage names."""
+    source_hashes: dict[str, str] = field(default_factory=dict)
+    """Each real source image the credentials name -> its sha256 there."""
     lineage: str = ""
     """The dataset the sources were found in, or why they were not checked."""
     reviewed: dict[str, int] = field(default_factory=dict)
@@ -236,9 +236,9 @@ def _check_images(folder: Path, frame: pd.DataFrame, hashed_only: bool, trust: P
     return checked
 
 
-def check_lineage(label: Path, frame: pd.DataFrame, dataset: Path, sources: dict[str, str]) -> int:
+def check_lineage(label: Path, frame: pd.DataFrame, dataset: Path, sources: dict[str, str]) -> dict[str, str]:
     """Every real source the rows name is a train image of ``dataset`` (the one their
-    ``source_manifest_sha256`` names) with the sha256 the credentials hold; how many sources."""
+    ``source_manifest_sha256`` names) with the sha256 the credentials hold; each source's sha256."""
     from synthdata.data.manifest import verify_dataset
 
     verified = verify_dataset(dataset)
@@ -256,7 +256,7 @@ def check_lineage(label: Path, frame: pd.DataFrame, dataset: Path, sources: dict
             raise DataError(f"{label}: source image {source!r} is not a train image of {dataset}")
         if source in sources and sources[source] != hashes[source]:
             raise DataError(f"{label}: source image {source!r} has another sha256 in {dataset} than in its credential")
-    return len(wanted)
+    return {source: hashes[source] for source in sorted(wanted)}
 
 
 def _named_dataset(card: Any) -> Path | None:
@@ -278,8 +278,9 @@ def verify_folder(folder: Path, trust_anchors: Path | None = None, dataset: Path
     checked = _check_images(folder, frame, hashed_only, trust_anchors)
     dataset = dataset or _named_dataset(card)
     sources = {k: v for c in checked for k, v in c.sources.items()}
-    found = check_lineage(folder, frame, dataset, sources) if dataset is not None else 0
-    return _summary(folder, frame, checked, sealed, hashed_only, trust_anchors, found, dataset)
+    if dataset is not None:
+        sources = check_lineage(folder, frame, dataset, sources)
+    return _summary(folder, frame, checked, sealed, hashed_only, trust_anchors, sources, dataset)
 
 
 def _summary(
@@ -289,7 +290,7 @@ def _summary(
     sealed: bool,
     hashed_only: bool,
     trust: Path | None,
-    sources: int,
+    sources: dict[str, str],
     dataset: Path | None,
 ) -> FolderSummary:
     embedded = sum(v.embedded for v in checked)
@@ -307,7 +308,7 @@ def _summary(
         source_types=dict(Counter(str(t).rsplit("/", 1)[-1] for t in frame["digital_source_type"])),
         sealed=sealed,
         hashed_only=len(frame) if hashed_only else 0,
-        sources=sources,
+        source_hashes=sources,
         lineage=str(dataset) if dataset is not None else "",
         reviewed={k: int(v) for k, v in Counter(decisions[decisions != ""]).items()},
         reviewers=tuple(sorted({r for r in reviewers if r})),
@@ -355,4 +356,5 @@ def verify_shard(path: Path, trust_anchors: Path | None = None) -> FolderSummary
     if not rows:
         raise DataError(f"{path}: the shard holds no image")
     frame = pd.DataFrame(rows)
-    return _summary(path, frame, checked, False, False, trust_anchors, 0, None)
+    sources = {k: v for c in checked for k, v in c.sources.items()}
+    return _summary(path, frame, checked, False, False, trust_anchors, sources, None)

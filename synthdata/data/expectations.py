@@ -21,7 +21,9 @@ from synthdata.data.manifest import (
     COLUMNS,
     DERIVED_SOURCE_TYPE,
     DIGITAL_SOURCE_TYPE,
+    KEPT_DECISIONS,
     PROVENANCE_COLUMNS,
+    REVIEW_COLUMNS,
     SPLITS,
     SYNTHETIC_SOURCE,
     GenerationMode,
@@ -63,7 +65,10 @@ def manifest_expectations(card: DatasetCard) -> list:
     import great_expectations.expectations as gxe
 
     synthetic = card.source == SYNTHETIC_SOURCE
-    columns = list(COLUMNS) + (list(PROVENANCE_COLUMNS) if synthetic else [])
+    reviewed = synthetic and card.review is not None
+    columns = (
+        list(COLUMNS) + (list(PROVENANCE_COLUMNS) if synthetic else []) + (list(REVIEW_COLUMNS) if reviewed else [])
+    )
     expectations = [
         gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True),
         gxe.ExpectTableRowCountToBeBetween(min_value=1),
@@ -82,6 +87,9 @@ def manifest_expectations(card: DatasetCard) -> list:
         gxe.ExpectColumnValuesToBeInSet(column="height", value_set=[card.height]),
         gxe.ExpectColumnValuesToBeInSet(column="channels", value_set=[card.channels]),
     ]
+    if reviewed:  # a reviewed set holds no rejected image
+        expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in REVIEW_COLUMNS]
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column="review_decision", value_set=list(KEPT_DECISIONS)))
     if synthetic:
         expectations += [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in PROVENANCE_COLUMNS]
         expectations += [

@@ -85,6 +85,7 @@ PROVENANCE_COLUMNS: dict[str, str] = {
 # (accept, skip, or unreviewed when the reviewer did not reach it), who reviewed the set and when
 # the decision was made (empty for unreviewed images). Rejected images are not in the reviewed set.
 REVIEW_COLUMNS: dict[str, str] = {"review_decision": "string", "reviewer": "string", "reviewed_at": "string"}
+KEPT_DECISIONS = ("accept", "skip", "unreviewed")
 # No MLflow run id per image: it differs between two runs of the same recipe and seeds, and the
 # images must not. The run is the one tagged ``sample_run_id``; ``sample.json`` names it too.
 

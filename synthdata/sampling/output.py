@@ -23,7 +23,7 @@ import pandas as pd
 
 from synthdata.atomic import commit, partial_name, write_bytes
 from synthdata.credentials.sign import SIDECAR_SUFFIX
-from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS
+from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, PROVENANCE_COLUMNS, REVIEW_COLUMNS
 
 RECORD_FILE = "sample.json"
 """The sampling run's record inside a synthetic set: run id, identity, plan, settings."""
@@ -82,7 +82,7 @@ def write_metadata_csv(frame: pd.DataFrame, folder: Path) -> Path:
     table = pd.DataFrame(
         {"file_name": frame["relpath"], "label": frame["label_name"], "id": frame["id"], "sha256": frame["sha256"]}
     )
-    for column in PROVENANCE_COLUMNS:
+    for column in [*PROVENANCE_COLUMNS, *(c for c in REVIEW_COLUMNS if c in frame.columns)]:
         table[column] = frame[column]
     target = folder / METADATA_FILE
     write_bytes(target, table.to_csv(index=False, lineterminator="\n").encode())
