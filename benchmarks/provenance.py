@@ -1,39 +1,40 @@
 """Cost of Content Credentials per option: images/s to sign and to verify, bytes added per image.
 
-Three options over the same N synthetic 32x32 RGB PNGs (random pixels, so PNG cannot compress
-them away) and their manifest rows, signed by a local test signer (``keys init``: a P-256 signer
-and its root, a two-certificate chain), offline (no timestamp authority, no OCSP, no thumbnail):
-- embedded: a C2PA manifest inside each PNG; verify = ``verify_folder`` (signature, hash
-  binding, issuer chain to the root, row <-> credential <-> file);
-- sidecar: a ``.c2pa`` file beside each unchanged PNG; verify = the same ``verify_folder``;
-- dataset: one detached manifest over ``manifest.parquet`` (which holds every image's sha256);
-  verify = that manifest (signature, binding, issuer) plus each file's sha256 against its row.
-Signing times exclude PNG encoding; verifying times include reading the files.
+The three ``provenance.signing.credentials`` options over the same N synthetic 32x32 RGB PNGs
+(random pixels, so PNG cannot compress them away) and their manifest rows, each signed by the
+pipeline's own :class:`ImageSigner` (the image as it is written, then ``manifest.c2pa`` over the
+manifest) with a local test signer (``keys init``: a P-256 signer and its root, a
+two-certificate chain), offline (no timestamp authority, no OCSP, no thumbnail), and verified by
+``verify_folder`` with the issuer chain (``--trust``):
+- embedded: a C2PA manifest inside each PNG; verify = signature, hash binding, issuer, row <->
+  credential <-> file per image, and the signed manifest;
+- sidecar: a ``.c2pa`` file beside each unchanged PNG; verify = the same;
+- dataset: no per-image credential; verify = the signed manifest, then each file's sha256 against its row.
+A fourth row, ``review (embedded)``, is ``synthdata review --apply`` signing each embedded image
+again with its review decision (its bytes over the unsigned PNG). Signing times exclude PNG
+encoding; verifying times include reading the files.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import json
 import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-import c2pa
 import numpy as np
 from common import machine, write_result
 
-from synthdata.credentials.claim import claim_for_row
-from synthdata.credentials.context import reading_context
 from synthdata.credentials.keys import init_keys
-from synthdata.credentials.sign import SigningIdentity, sidecar, sign_png
+from synthdata.credentials.sign import SIDECAR_SUFFIX, ImageSigner, SigningIdentity, strip_credential
 from synthdata.credentials.verify import verify_folder
+from synthdata.data.card import DatasetCard
 from synthdata.data.images import encode_png
-from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, read_manifest, to_frame, write_manifest
-from synthdata.hashing import file_sha256, sha256_bytes
+from synthdata.data.manifest import DIGITAL_SOURCE_TYPE, manifest_hash, to_frame, write_manifest
+from synthdata.hashing import sha256_bytes
 
 SIZE = 32
-OCTET = "application/octet-stream"
 
 
 def rows_and_pngs(n: int) -> tuple[list[dict], list[bytes]]:
@@ -57,56 +58,54 @@ def rows_and_pngs(n: int) -> tuple[list[dict], list[bytes]]:
     return rows, pngs
 
 
-def write_set(folder: Path, rows: list[dict], files: list[bytes], sidecars: list[bytes] | None) -> None:
-    for i, (row, data) in enumerate(zip(rows, files, strict=True)):
+def write_set(folder: Path, rows: list[dict], files: list[bytes], sidecars: list, signer: ImageSigner) -> None:
+    """The set on disk: images (and sidecars), manifest and a card that says how it is signed."""
+    for row, data, side in zip(rows, files, sidecars, strict=True):
         path = folder / row["relpath"]
         path.parent.mkdir(parents=True, exist_ok=True)
+        if side is not None:
+            path.with_suffix(SIDECAR_SUFFIX).write_bytes(side)
         path.write_bytes(data)
-        if sidecars is not None:
-            path.with_suffix(".c2pa").write_bytes(sidecars[i])
         row["sha256"] = sha256_bytes(data)
-    write_manifest(to_frame(rows, synthetic=True), folder)
+    frame = to_frame(rows, synthetic=True)
+    write_manifest(frame, folder)
+    card = DatasetCard(
+        **{"name": folder.name, "source": "synthdata", "description": "", "licence": "", "citation": ""},
+        **{"homepage": "", "classes": ["c"], "channels": 3, "width": SIZE, "height": SIZE},
+        counts={"train": {"c": len(rows)}},
+        manifest_sha256=manifest_hash(frame),
+        split_protocol="synthetic",
+        credentials=signer.describe(len(rows)),
+    )
+    card.write(folder)
 
 
-def per_image(folder: Path, rows: list[dict], pngs: list[bytes], identity, ca: Path, embed: bool) -> dict:
-    """Sign each image (embedded or sidecar), write the set, verify it whole."""
-    claims = [claim_for_row(row) for row in rows]
+def measure(folder: Path, rows: list[dict], pngs: list[bytes], signer: ImageSigner, ca: Path) -> dict:
+    """Sign each image as the pipeline does, write the set with its signed manifest, verify it whole."""
     start = time.perf_counter()
-    if embed:
-        files, sidecars = [sign_png(d, c, identity) for d, c in zip(pngs, claims, strict=True)], None
-    else:
-        files, sidecars = pngs, [sidecar(d, c, identity) for d, c in zip(pngs, claims, strict=True)]
+    signed = [signer.sign(data, row) for data, row in zip(pngs, rows, strict=True)]
     signing = time.perf_counter() - start
-    write_set(folder, rows, files, sidecars)
+    write_set(folder, rows, [s[0] for s in signed], [s[1] for s in signed], signer)
+    start = time.perf_counter()
+    signer.seal(folder, folder.name, manifest_hash(to_frame(rows, synthetic=True)), len(rows))
+    signing += time.perf_counter() - start  # the signed manifest is part of signing a set
     start = time.perf_counter()
     verify_folder(folder, ca)
     verifying = time.perf_counter() - start
-    added = sum(len(f) for f in files) - sum(len(p) for p in pngs) + sum(len(s) for s in sidecars or [])
+    added = sum(len(f) + len(s or b"") for f, s in signed) - sum(len(p) for p in pngs)
+    added += (folder / "manifest.c2pa").stat().st_size
     return {"sign_s": signing, "verify_s": verifying, "bytes_added": added}
 
 
-def dataset_level(folder: Path, rows: list[dict], pngs: list[bytes], identity, ca: Path) -> dict:
-    """One detached manifest over manifest.parquet; verify it, then every file against its row."""
-    write_set(folder, rows, pngs, None)
-    parquet = folder / "manifest.parquet"
-    created = {"action": "c2pa.created", "digitalSourceType": DIGITAL_SOURCE_TYPE}
-    claim = {
-        "title": parquet.name,
-        "assertions": [
-            {"label": "c2pa.actions", "data": {"actions": [created]}},
-            {"label": "org.synthdata.dataset", "data": {"images": len(rows), "sample_run_id": "run"}},
-        ],
-    }
+def review_resign(rows: list[dict], signed: list[bytes], signer: ImageSigner) -> dict:
+    """``review --apply`` on an embedded set: strip each credential, sign again with the decision."""
+    reviewed = [
+        {**r, "review_decision": "accept", "reviewer": "r", "reviewed_at": "2026-01-01T00:00:00Z"} for r in rows
+    ]
     start = time.perf_counter()
-    manifest = sidecar(parquet.read_bytes(), claim, identity, mime=OCTET)
-    signing = time.perf_counter() - start
-    start = time.perf_counter()
-    with c2pa.Reader(OCTET, io.BytesIO(parquet.read_bytes()), manifest, context=reading_context(ca)) as reader:
-        assert reader.get_validation_state() == "Trusted", reader.json()
-    for row in read_manifest(folder).itertuples(index=False):
-        assert file_sha256(folder / row.relpath) == row.sha256, row.relpath
-    verifying = time.perf_counter() - start
-    return {"sign_s": signing, "verify_s": verifying, "bytes_added": len(manifest)}
+    again = [signer.sign(strip_credential(data), row)[0] for data, row in zip(signed, reviewed, strict=True)]
+    seconds = time.perf_counter() - start
+    return {"sign_s": seconds, "verify_s": float("nan"), "bytes_added": sum(map(len, again)) - sum(map(len, signed))}
 
 
 def table(results: dict[str, dict], n: int, png_bytes: float, command: str) -> str:
@@ -120,15 +119,16 @@ def table(results: dict[str, dict], n: int, png_bytes: float, command: str) -> s
     ]
     for name, r in results.items():
         per = r["bytes_added"] / n
-        lines.append(
-            f"| {name} | {n / r['sign_s']:,.0f} | {n / r['verify_s']:,.0f} | {per:,.0f} | {100 * per / png_bytes:.0f}% |"
-        )
+        verify = "-" if r["verify_s"] != r["verify_s"] else f"{n / r['verify_s']:,.0f}"  # NaN: not measured
+        lines.append(f"| {name} | {n / r['sign_s']:,.0f} | {verify} | {per:,.0f} | {100 * per / png_bytes:.0f}% |")
     lines += [
         "",
         "Signer: local test CA (`synthdata keys init`), ES256, chain of two certificates; offline "
-        "(no timestamp authority, no OCSP, no thumbnail). Verify includes the issuer chain (`--trust`) and, "
-        "per image, the row <-> credential <-> file checks (embedded, sidecar) or the file sha256 "
-        "against its row (dataset: one signed manifest over manifest.parquet). Single thread.",
+        "(no timestamp authority, no OCSP, no thumbnail). Every option also writes `manifest.c2pa` (counted "
+        "in its bytes). Verify (`verify_folder`) includes the issuer chain (`--trust`), the signed manifest and, "
+        "per image, the row <-> credential <-> file checks (embedded, sidecar) or the file sha256 against its "
+        "row (dataset). `review (embedded)`: re-signing each embedded image with its review decision "
+        "(bytes: added over the image signed before review). Single thread.",
         "",
     ]
     return "\n".join(lines)
@@ -143,14 +143,17 @@ def main() -> None:
     with TemporaryDirectory() as tmp:
         keys = init_keys(Path(tmp) / "keys")
         identity = SigningIdentity.load(keys.key, keys.cert_chain)
-        sign_png(pngs[0], claim_for_row(rows[0]), identity)  # warm-up: load the native library
-        results["embedded"] = per_image(Path(tmp) / "embedded", [dict(r) for r in rows], pngs, identity, keys.ca, True)
-        results["sidecar"] = per_image(Path(tmp) / "sidecar", [dict(r) for r in rows], pngs, identity, keys.ca, False)
-        results["dataset"] = dataset_level(Path(tmp) / "dataset", [dict(r) for r in rows], pngs, identity, keys.ca)
+        ImageSigner(identity, "embedded", {}).sign(pngs[0], rows[0])  # warm-up: load the native library
+        for option in ("embedded", "sidecar", "dataset"):
+            signer = ImageSigner(identity, option, {})
+            results[option] = measure(Path(tmp) / option, [dict(r) for r in rows], pngs, signer, keys.ca)
+        embedded = [(Path(tmp) / "embedded" / r["relpath"]).read_bytes() for r in rows]
+        results["review (embedded)"] = review_resign(rows, embedded, ImageSigner(identity, "embedded", {}))
     mean_png = sum(len(p) for p in pngs) / len(pngs)
     command = f"OMP_NUM_THREADS=1 python benchmarks/provenance.py --images {args.images}"
     text = table(results, args.images, mean_png, command)
-    write_result("provenance", {"images": args.images, "png_bytes": mean_png, "machine": machine(), **results}, text)
+    result = {"images": args.images, "png_bytes": mean_png, "machine": machine(), **results}
+    write_result("provenance", json.loads(json.dumps(result).replace("NaN", "null")), text)
     print(text)
 
 

@@ -274,6 +274,11 @@ def verify_folder(folder: Path, trust_anchors: Path | None = None, dataset: Path
     frame = _rows(folder)
     card = read_card(folder) if (folder / CARD_FILE).is_file() else None
     sealed = _check_seal(folder, frame, card, trust_anchors)
+    if not sealed and card is not None and card.credentials is not None:  # written by a run that did not sign
+        raise DataError(
+            f"{folder}: unsigned set (its card records no signer): nothing to verify; "
+            "name a signing key in the recipe's provenance.signing and run sample and validate again"
+        )
     hashed_only = sealed and (card.credentials or {}).get("credentials") == "dataset"
     checked = _check_images(folder, frame, hashed_only, trust_anchors)
     dataset = dataset or _named_dataset(card)
