@@ -208,8 +208,8 @@ def test_apply_publishes_a_signed_reviewed_version_logged_to_mlflow(project, tmp
     rows = read_manifest(edited)
     rows.loc[rows["id"] == ids[2], "review_decision"] = "accept"
     write_manifest(rows, edited)
-    (edited / "manifest.c2pa").unlink()
-    (edited / "card.json").write_text((edited / "card.json").read_text().replace('"signer": "', '"signer_": "'))
+    (edited / "manifest.c2pa").unlink()  # the signed manifest and the card gone: each image's credential still holds
+    (edited / "card.json").unlink()
     with pytest.raises(DataError, match=r"credential review .*'skip'.* != manifest row .*'accept'"):
         verify_folder(edited)
     runs = stage_runs()
@@ -288,3 +288,17 @@ def test_review_page_round_trip_in_a_headless_browser(project, tmp_path, monkeyp
     assert rejected[0] not in set(read_manifest(out)["id"]) and len(read_manifest(out)) == len(ids) - 1
     code, stdout, _ = run_cli(["verify", str(out), "--trust", str(project / "keys" / "ca.pem")], monkeypatch, capsys)
     assert code == 0 and "review       2 accept, 1 skip" in stdout and "Grace Reviewer" in stdout
+
+
+def test_the_signing_key_never_reaches_mlflow_or_the_set(project, tmp_path):
+    recipe = load_recipe(project / "sidecar.yaml")
+    run_sample(recipe, project / "adapter", project / "d", tmp_path / "s")
+    key = (project / "keys" / "signer-key.pem").read_text()
+    body = key.split("-----")[2].strip().splitlines()[0]  # a line of the key's base64
+    runs = stage_runs()
+    logged = json.dumps(runs.astype(str).to_dict(orient="records"))
+    assert len(runs) and body not in logged and "signer-key.pem" not in logged
+    for path in (tmp_path / "s").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert body.encode() not in data and b"signer-key.pem" not in data, path

@@ -165,6 +165,11 @@ def verify_file(path: Path, trust_anchors: Path | None = None) -> Verified:
 def check_row(row: dict[str, Any], verified: Verified, data: bytes) -> None:
     """The credential and the file agree with the manifest row, or a :class:`DataError` naming the file."""
     path = verified.path
+    if verified.generation.get("id") != row["id"]:
+        raise DataError(
+            f"{path}: holds the credential of image {verified.generation.get('id')!r}, not of {row['id']!r}: "
+            "a swapped, renamed or replaced file"
+        )
     if sha256_bytes(data) != row["sha256"]:
         raise DataError(
             f"{path}: sha256 {sha256_bytes(data)[:12]}... differs from the manifest row's {str(row['sha256'])[:12]}..."
