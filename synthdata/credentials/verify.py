@@ -35,7 +35,7 @@ from synthdata.credentials.claim import (
 )
 from synthdata.credentials.context import reading_context
 from synthdata.credentials.sign import DATASET_LABEL, OCTET, PNG, SEAL_FILE, SIDECAR_SUFFIX
-from synthdata.data.card import CARD_FILE, read_card
+from synthdata.data.card import CARD_FILE, named_dataset, read_card
 from synthdata.data.manifest import MANIFEST_FILE, PROVENANCE_COLUMNS, manifest_hash, read_manifest
 from synthdata.errors import DataError
 from synthdata.hashing import sha256_bytes
@@ -264,13 +264,6 @@ def check_lineage(label: Path, frame: pd.DataFrame, dataset: Path, sources: dict
     return {source: hashes[source] for source in sorted(wanted)}
 
 
-def _named_dataset(card: Any) -> Path | None:
-    """``datasets/<name>`` of the dataset a set's card says it derives from, when it is there."""
-    name = ((card.derived_from or {}).get("dataset") if card is not None else None) or ""
-    candidate = Path("datasets") / name
-    return candidate if name and (candidate / MANIFEST_FILE).is_file() else None
-
-
 def verify_folder(folder: Path, trust_anchors: Path | None = None, dataset: Path | None = None) -> FolderSummary:
     """Check a synthetic set folder (see the module docstring); the first failure is a
     :class:`DataError` naming the file. ``dataset``: where to find the real sources (default:
@@ -286,7 +279,7 @@ def verify_folder(folder: Path, trust_anchors: Path | None = None, dataset: Path
         )
     hashed_only = sealed and (card.credentials or {}).get("credentials") == "dataset"
     checked = _check_images(folder, frame, hashed_only, trust_anchors)
-    dataset = dataset or _named_dataset(card)
+    dataset = dataset or named_dataset(card)
     sources = {k: v for c in checked for k, v in c.sources.items()}
     if dataset is not None:
         sources = check_lineage(folder, frame, dataset, sources)

@@ -140,3 +140,11 @@ def read_card(folder: Path | str) -> DatasetCard:
     for name in card.classes:  # every later stage makes class folders and grids from these names
         path_component(name, path)
     return card
+
+
+def named_dataset(card: DatasetCard | None) -> Path | None:
+    """``datasets/<name>`` of the dataset a derived set's card says it was made from, when that
+    folder holds a dataset (the layout ``dvc.yaml`` writes); None otherwise."""
+    name = str(((card.derived_from or {}).get("dataset") if card is not None else None) or "")
+    candidate = Path("datasets") / name
+    return candidate if name and (candidate / "manifest.parquet").is_file() else None

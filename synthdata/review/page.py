@@ -21,7 +21,7 @@ import pandas as pd
 
 from synthdata.atomic import write_text
 from synthdata.credentials.claim import source_ids
-from synthdata.data.card import read_card
+from synthdata.data.card import named_dataset, read_card
 from synthdata.data.images import decode_image, encode_png
 from synthdata.data.manifest import verify_dataset
 from synthdata.errors import DataError
@@ -113,8 +113,8 @@ def dataset_of(set_folder: Path, dataset: Path | None) -> Path:
     if dataset is not None:
         return Path(dataset)
     card = read_card(set_folder)
-    name = str((card.derived_from or {}).get("dataset", ""))
-    candidate = Path("datasets") / name
-    if not name or not candidate.is_dir():
-        raise DataError(f"{set_folder}: its card names dataset {name!r}, not found at {candidate}; give --dataset")
-    return candidate
+    found = named_dataset(card)
+    if found is None:
+        name = (card.derived_from or {}).get("dataset")
+        raise DataError(f"{set_folder}: its card names dataset {name!r}, not found under datasets/; give --dataset")
+    return found
