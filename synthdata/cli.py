@@ -688,12 +688,19 @@ def _overridden_signing(key: Path | None, cert_chain: Path | None) -> Any:
 
 @app.command("recipe")
 def check_recipe(paths: Annotated[list[Path], typer.Argument(help="Recipe files to check.")]) -> None:
-    """Load recipes and report the first problem in each (unknown keys, wrong types)."""
-    from synthdata.config.recipe import load_recipe
+    """Load recipes and report the first problem in each (unknown keys, wrong types), and the
+    sections a recipe must still name, if only as {}, to run under `dvc repro`."""
+    from synthdata.config.recipe import load_recipe, missing_pipeline_sections
 
     for path in paths:
         spec = load_recipe(path)
         typer.echo(f"{path}: ok ({spec.name}, {spec.domain}, source {spec.data.source})")
+        missing = missing_pipeline_sections(path)
+        if missing:
+            typer.echo(
+                f"  for dvc repro, also name: {', '.join(f'{m}: {{}}' for m in missing)} "
+                "(dvc.yaml tracks these sections; {} takes the defaults)"
+            )
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import REPO
 
 from synthdata.pipeline import Stage, stages
@@ -221,3 +222,27 @@ def test_imports_are_followed_through_libraries_and_function_bodies():
     utility stage imports reporting/plots.py inside a function."""
     assert "synthdata/sampling/generate.py" in stage_code(next(s for s in PIPELINE if s.name == "finetune"))
     assert "synthdata/reporting/plots.py" in stage_code(next(s for s in PIPELINE if s.name == "utility"))
+
+
+def test_the_sections_a_recipe_needs_for_dvc_are_the_ones_dvc_yaml_tracks(tmp_path, monkeypatch, capsys):
+    from test_bad_input import run_cli
+
+    from synthdata.config.recipe import PIPELINE_SECTIONS
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    tracked = {
+        section
+        for stage in stages.values()
+        for entry in stage["do"].get("params", [])
+        if isinstance(entry, dict)
+        for sections in entry.values()
+        for section in sections
+    }
+    assert tracked == set(PIPELINE_SECTIONS)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: r\ndomain: medical\ndata: {{source: imagefolder, path: {tmp_path}}}\nsample: {{}}\n")
+    code, out, _ = run_cli(["recipe", str(recipe)], monkeypatch, capsys)
+    assert code == 0 and "also name: longtail: {}, finetune: {}, validate: {}, utility: {}, provenance: {}" in out
+    for shipped in sorted((REPO / "recipes").glob("*.yaml")):
+        code, out, _ = run_cli(["recipe", str(shipped)], monkeypatch, capsys)
+        assert code == 0 and "also name" not in out, shipped

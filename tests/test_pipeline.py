@@ -96,6 +96,7 @@ def test_dvc_repro_and_exp_run_override(tmp_path):
         "utility: {arms: [real, real-oversampled, real-augmented, real+synth], seeds: [0, 1],\n"
         "          classifier: {steps: 6, batch_size: 8, width: 4}, budget: {rule: steps, double: false},\n"
         "          augmentation: [{transform: albumentations.HorizontalFlip, params: {p: 0.5}}]}\n"
+        "provenance: {}\n"  # every section dvc.yaml tracks is named, if only as {}
     )
     (project / "params.yaml").write_text("recipes:\n  - tiny\n")
     env = {

@@ -302,3 +302,53 @@ def test_the_signing_key_never_reaches_mlflow_or_the_set(project, tmp_path):
         if path.is_file():
             data = path.read_bytes()
             assert body.encode() not in data and b"signer-key.pem" not in data, path
+
+
+def test_an_unsigned_set_is_reviewed_without_a_key_and_its_card_says_unsigned(project, tmp_path, monkeypatch, capsys):
+    run_sample(load_recipe(project / "tiny.yaml"), project / "adapter", project / "d", tmp_path / "s")
+    assert read_card(tmp_path / "s").credentials == {"signed": 0, "signer": None}
+    assert "Content Credentials:** none" in (tmp_path / "s" / "README.md").read_text()
+    ids = sorted(read_manifest(tmp_path / "s")["id"])
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(_decisions(tmp_path / "s", {ids[0]: "reject", ids[1]: "reject"})))
+    code, stdout, err = run_cli(["review", str(tmp_path / "s"), "--apply", str(path)], monkeypatch, capsys)
+    assert code == 0 and "unsigned (the set reviewed was unsigned)" in stdout, err
+    reviewed = tmp_path / "s-reviewed"  # the default: a new folder beside the set
+    assert sorted(read_manifest(reviewed)["id"]) == ids[2:] and read_card(reviewed).review["rejected"] == 2
+    code, _, err = run_cli(["verify", str(reviewed)], monkeypatch, capsys)
+    assert code == 1 and "unsigned set" in err
+    # the same decisions are for the set reviewed, not for its reviewed version
+    code, _, err = run_cli(["review", str(reviewed), "--apply", str(path)], monkeypatch, capsys)
+    assert code == 1 and err.count("\n") == 1 and "decisions made for set 's'" in err
+
+
+def test_review_page_bad_input_is_one_line(project, tmp_path, monkeypatch, capsys):
+    cases = [
+        (["review", str(tmp_path / "missing")], "no manifest"),
+        (["review", str(project / "embedded")], "give --dataset"),  # datasets/d is not under this folder
+        (
+            [
+                "review",
+                str(project / "embedded"),
+                "--dataset",
+                str(project / "d"),
+                "--out",
+                str(project / "embedded" / "p.html"),
+            ],
+            "--out",
+        ),
+        (
+            [
+                "review",
+                str(project / "embedded"),
+                "--apply",
+                str(tmp_path / "none.json"),
+                "--out",
+                str(tmp_path / "o"),
+            ],
+            "no such decisions file",
+        ),
+    ]
+    for argv, message in cases:
+        code, _, err = run_cli(argv, monkeypatch, capsys)
+        assert code == 1 and err.count("\n") == 1 and err.startswith("error:") and message in err, (argv, err)

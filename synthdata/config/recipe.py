@@ -108,6 +108,17 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+PIPELINE_SECTIONS = ("data", "longtail", "finetune", "sample", "validate", "utility", "provenance")
+"""The recipe sections ``dvc.yaml`` tracks as parameters: DVC refuses a recipe that lacks one, so a
+recipe run by ``dvc repro`` names each (``{}`` takes every default)."""
+
+
+def missing_pipeline_sections(path: str | Path) -> list[str]:
+    """The sections of :data:`PIPELINE_SECTIONS` a (loadable) recipe file does not name."""
+    data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
+    return [name for name in PIPELINE_SECTIONS if not isinstance(data, dict) or name not in data]
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe; every problem is a :class:`RecipeError` naming the file."""
     path = Path(path)
