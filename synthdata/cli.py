@@ -657,6 +657,8 @@ def review(
     from synthdata.review.page import dataset_of
     from synthdata.stages.review import run_review_apply, run_review_page
 
+    if not set_folder.is_dir():
+        raise SynthdataError(f"{set_folder}: no such set folder")
     if apply is None:
         real_data = dataset_of(set_folder, dataset)
         page = out or Path("reports") / set_folder.name / "review.html"

@@ -324,7 +324,7 @@ def test_an_unsigned_set_is_reviewed_without_a_key_and_its_card_says_unsigned(pr
 
 def test_review_page_bad_input_is_one_line(project, tmp_path, monkeypatch, capsys):
     cases = [
-        (["review", str(tmp_path / "missing")], "no manifest"),
+        (["review", str(tmp_path / "missing")], "missing: no such set folder"),
         (["review", str(project / "embedded")], "give --dataset"),  # datasets/d is not under this folder
         (
             [
