@@ -2,7 +2,7 @@
 
 For each recipe it runs the pipeline of ``dvc.yaml`` up to and including ``validate`` (ingest,
 long-tail, data checks, fine-tune, sample, validate; a stage whose outputs exist is skipped, so a
-killed run resumes), then reads ``metrics/<recipe>/validate.json``: FD, KID, precision, recall,
+killed run resumes), then reads ``metrics/<recipe>/validate-figures.json``: FD, KID, precision, recall,
 density and coverage in the EffNet and domain-classifier spaces with 95% intervals and floors
 (the same metric between two disjoint held-out real samples of the same size), the filter's
 acceptance and the gates. A recipe whose gates fail is reported as such, with its figures.
@@ -90,7 +90,7 @@ def main() -> None:
             timings = run_stages(recipe, only=STAGES, log=lambda line: print(line, flush=True))
         except SynthdataError as exc:  # a failed gate still leaves its figures behind
             error, timings = str(exc), {}
-        metrics_path = Path("metrics") / recipe / "validate.json"
+        metrics_path = Path("metrics") / recipe / "validate-figures.json"
         if not metrics_path.exists():
             raise SystemExit(f"{recipe}: no validation figures ({error})")
         row = summarise(recipe, json.loads(metrics_path.read_text()), timings, error)

@@ -30,6 +30,7 @@ from synthdata.downstream.arms import DOUBLED, is_classical
 from synthdata.downstream.augment import Augmentation
 from synthdata.downstream.metrics import class_counts, figure_text, interval, rare_classes
 from synthdata.downstream.runner import ArmRunner
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.stages.sample import run_sample
 from synthdata.stages.validate import run_validate
 from synthdata.validation.gates import evaluate_gates
@@ -103,7 +104,7 @@ def measure_mode(recipe, spec: str, dataset: Path, parent: Path, adapter: Path) 
         adapter,
         folder / "validated",
         pool=parent,
-        metrics_path=folder / "validate.json",
+        files=StageFiles(figures=folder / "validate.json"),
         report=folder / "report",
         settings=replace(recipe.validate, gates=off, filter=rule),
     )
@@ -175,7 +176,7 @@ def _utility(recipe, dataset: Path, modes: dict) -> None:
     size = settings.image_size or read_card(dataset).width
     card, real, val, test = real_pools(dataset, size)
     classes = list(card.classes)
-    pipeline = json.loads((Path("metrics") / recipe.name / "utility.json").read_text())
+    pipeline = json.loads((Path("metrics") / recipe.name / "utility-figures.json").read_text())
     steps = int(pipeline["steps"])
     rare = rare_classes(class_counts(real.labels, classes), settings.rare_fraction)
     work = Path("models") / recipe.name / "utility.work"

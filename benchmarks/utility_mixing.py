@@ -4,7 +4,7 @@ Trains ``real+synth-oversampled-augmented`` (synthetic on top of the best cheap 
 (share, weight) setting, beside its baseline ``real-oversampled-augmented``, with the same
 steps, batch and seeds, on the recipe's long-tailed train split and validated synthetic set,
 and scores each on the real test split. The steps are the pipeline's budget
-(``metrics/<recipe>/utility.json``) unless ``--epochs`` is given. Finished runs are shared with
+(``metrics/<recipe>/utility-figures.json``) unless ``--epochs`` is given. Finished runs are shared with
 the pipeline's work folder, so the baseline is the pipeline's own runs.
 
     python benchmarks/utility_mixing.py --recipe pbc --shares pooled,0.1,0.25,0.5 --weights 1,0.5
@@ -53,7 +53,7 @@ def main() -> None:
     if args.epochs is not None:
         steps = epochs_to_steps(args.epochs, len(real.images), settings.classifier.batch_size)
     else:
-        steps = json.loads((Path("metrics") / recipe.name / "utility.json").read_text())["steps"]
+        steps = json.loads((Path("metrics") / recipe.name / "utility-figures.json").read_text())["steps"]
     rare = rare_classes(class_counts(real.labels, classes), settings.rare_fraction)
     work = Path("models") / recipe.name / "utility.work"
     work.mkdir(parents=True, exist_ok=True)

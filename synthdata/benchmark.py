@@ -31,6 +31,7 @@ from synthdata.downstream.metrics import HEADLINE, figure_text
 from synthdata.errors import SynthdataError
 from synthdata.pipeline import run_stages
 from synthdata.provenance import versions
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.tracking.mlflow_run import finish_pipeline
 
 ANCHOR = {"pneumoniamnist": 0.854, "breastmnist": 0.863}
@@ -136,7 +137,13 @@ def _scratch_steps(root: Path, name: str, recipe: Any) -> list[tuple[str, Path, 
             "validate-scratch",
             metrics,
             lambda: run_validate(
-                scratch, dataset, synthetic, model, validated, pool=root / "datasets" / name, metrics_path=metrics
+                scratch,
+                dataset,
+                synthetic,
+                model,
+                validated,
+                pool=root / "datasets" / name,
+                files=StageFiles(figures=metrics),
             ),
         ),
     ]
@@ -153,7 +160,7 @@ def _utility_with_scratch(root: Path, name: str, recipe: Any, validated: Path) -
         synthetic=root / "validated" / name,
         scratch=validated,
         work=root / "models" / name / "utility.work",
-        metrics_path=root / "metrics" / name / "utility-ablation.json",
+        files=StageFiles(figures=root / "metrics" / name / "utility-ablation.json"),
         report=root / "reports" / name / "utility-ablation",
         settings=replace(recipe.utility, arms=arms),
     )
@@ -170,7 +177,7 @@ def run_anchor(bench: Benchmark, name: str) -> dict[str, Any]:
         recipe,
         bench.root / "datasets" / name,
         work=bench.root / "models" / name / "anchor.work",
-        metrics_path=out,
+        files=StageFiles(figures=out),
         settings=replace(recipe.utility, arms=["real"]),
     )
     accuracy = result.arms["real"]["accuracy"]
@@ -208,12 +215,12 @@ def collect(
     }
     for name in names:
         metrics = root / "metrics" / name
-        utility = _read(metrics / "utility-ablation.json") or _read(metrics / "utility.json")
+        utility = _read(metrics / "utility-ablation.json") or _read(metrics / "utility-figures.json")
         if utility:
             results["utility"][name] = _utility_figures(utility)
             results["goal"][name] = utility["goal"]
             results["budget"][name] = _budget(utility)
-        validate = _read(metrics / "validate.json")
+        validate = _read(metrics / "validate-figures.json")
         if validate:
             results["realism"][name] = _realism(validate, _read(metrics / "validate-scratch.json"))
         timing = stored.get(name, {})

@@ -34,6 +34,15 @@ T = TypeVar("T")
 
 RecipeOption = Annotated[Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (recipes/*.yaml).")]
 DatasetsOption = Annotated[Path, typer.Option("--datasets", help="Folder that holds dataset folders.")]
+MetricsOption = Annotated[
+    Path | None, typer.Option(help="Write the headline here: the few numbers DVC compares (dvc metrics show).")
+]
+FiguresOption = Annotated[
+    Path | None, typer.Option(help="Write every figure here as JSON (read by synthdata report).")
+]
+PlotsOption = Annotated[
+    Path | None, typer.Option(help="Folder for the data plots, CSV tables that dvc plots diff overlays.")
+]
 
 
 def _recipe_for(name: str | None, recipe: Path | None):
@@ -191,16 +200,18 @@ def longtail(
 def validate(
     folders: Annotated[list[Path], typer.Argument(help="Dataset folders to check.")],
     recipe: RecipeOption = None,
-    metrics: Annotated[Path | None, typer.Option(help="Write a JSON summary here (DVC metrics).")] = None,
+    metrics: MetricsOption = None,
+    figures: FiguresOption = None,
 ) -> None:
     """Run the Great Expectations manifest suite and the file check; non-zero exit on failure."""
     from synthdata.config.recipe import load_recipe
+    from synthdata.reporting.stage_files import StageFiles
     from synthdata.stages.validate_data import run_validate_data
 
     spec = load_recipe(recipe) if recipe else None
     inputs = _recipe_inputs(spec, recipe) if spec else {}
-    guard_outputs({**inputs, "dataset folder": folders}, files={"--metrics": metrics})
-    summary = run_validate_data(spec.name if spec else folders[0].name, folders, metrics)
+    guard_outputs({**inputs, "dataset folder": folders}, files={"--metrics": metrics, "--figures": figures})
+    summary = run_validate_data(spec.name if spec else folders[0].name, folders, StageFiles(metrics, figures))
     for folder, row in summary.items():
         typer.echo(f"{folder}: {row['images']} images, {row['expectations']} expectations passed")
 
@@ -257,11 +268,14 @@ def finetune(
     mode: Annotated[str | None, typer.Option(help="Override finetune.adapter.mode: lora, full or scratch.")] = None,
     steps: Annotated[int | None, typer.Option(help="Override finetune.train.steps.")] = None,
     base: Annotated[Path | None, typer.Option(help="Override finetune.base (a base folder).")] = None,
+    metrics: MetricsOption = None,
+    plots: PlotsOption = None,
 ) -> None:
     """Adapt the base to a domain (LoRA by default); resumes from the latest checkpoint."""
     from dataclasses import replace
 
     from synthdata.config.recipe import load_recipe
+    from synthdata.reporting.stage_files import StageFiles
     from synthdata.stages.finetune import run_finetune
 
     spec = load_recipe(recipe)
@@ -277,8 +291,9 @@ def finetune(
         "--dataset": dataset,
         "--base" if base else "finetune.base": settings.base,
     }
-    guard_outputs(inputs, folders={"--out": out, "--workdir": work})
-    result, model = run_finetune(replace(spec, finetune=settings), dataset, out, work)
+    guard_outputs(inputs, folders={"--out": out, "--workdir": work, "--plots": plots}, files={"--metrics": metrics})
+    files = StageFiles(metrics, plots=plots)
+    result, model = run_finetune(replace(spec, finetune=settings), dataset, out, work, files=files)
     typer.echo(
         f"{out}: {model.mode}, {result.steps} steps, {result.seconds:.0f} s, {result.images_per_second:.1f} img/s"
     )
@@ -393,11 +408,14 @@ def validate_synthetic(
         Path | None, typer.Option(help="Parent dataset whose unused train images serve as held-out real data.")
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
+    metrics: MetricsOption = None,
+    figures: FiguresOption = None,
+    plots: PlotsOption = None,
 ) -> None:
     """Check provenance, filter and refill, measure realism, coverage and memorisation against
     held-out real images, apply the recipe's gates; non-zero exit when a gate fails."""
     from synthdata.config.recipe import load_recipe
+    from synthdata.reporting.stage_files import StageFiles
     from synthdata.stages.validate import run_validate
 
     spec = load_recipe(recipe)
@@ -409,8 +427,13 @@ def validate_synthetic(
         "--pool": pool,
         "finetune.base": spec.finetune.base,
     }
-    guard_outputs(inputs, folders={"--out": out, "--report": report}, files={"--metrics": metrics})
-    result = run_validate(spec, dataset, synthetic, adapter, out, pool=pool, report=report, metrics_path=metrics)
+    guard_outputs(
+        inputs,
+        folders={"--out": out, "--report": report, "--plots": plots},
+        files={"--metrics": metrics, "--figures": figures},
+    )
+    files = StageFiles(metrics, figures, plots)
+    result = run_validate(spec, dataset, synthetic, adapter, out, pool=pool, report=report, files=files)
     table = Table("class", "quota", "accepted", "dropped", "fill", title=f"{spec.name}: validated synthetic set")
     for name, entry in result.metrics.classes.items():
         table.add_row(
@@ -441,7 +464,9 @@ def utility(
     ] = None,
     work: Annotated[Path | None, typer.Option(help="Folder for finished runs (a rerun skips them).")] = None,
     report: Annotated[Path | None, typer.Option(help="Folder for report.html and its figures.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="Write the figures here as JSON (DVC metrics).")] = None,
+    metrics: MetricsOption = None,
+    figures: FiguresOption = None,
+    plots: PlotsOption = None,
     seeds: Annotated[str | None, typer.Option(help="Override utility.seeds, e.g. 0,1,2.")] = None,
     steps: Annotated[
         int | None, typer.Option(help="A hand-picked budget: utility.budget.rule steps with these steps.")
@@ -454,19 +479,24 @@ def utility(
     """Train a downstream classifier per arm and seed at equal steps (by the recipe's budget rule); score each on the real test split."""
     from synthdata.config.recipe import load_recipe
     from synthdata.downstream.verdict import headline_rows
+    from synthdata.reporting.stage_files import StageFiles
     from synthdata.stages.utility import run_utility
 
     spec = load_recipe(recipe)
     settings = _utility_settings(spec.utility, seeds, arms, steps, epochs)
     inputs = {**_recipe_inputs(spec, recipe), "--dataset": dataset, "--synthetic": synthetic, "--scratch": scratch}
-    guard_outputs(inputs, folders={"--work": work, "--report": report}, files={"--metrics": metrics})
+    guard_outputs(
+        inputs,
+        folders={"--work": work, "--report": report, "--plots": plots},
+        files={"--metrics": metrics, "--figures": figures},
+    )
     result = run_utility(
         spec,
         dataset,
         synthetic=synthetic,
         scratch=scratch,
         work=work,
-        metrics_path=metrics,
+        files=StageFiles(metrics, figures, plots),
         report=report,
         settings=settings,
     )

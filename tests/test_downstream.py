@@ -27,6 +27,7 @@ from synthdata.downstream.budget import BudgetSettings
 from synthdata.downstream.metrics import interval, rare_classes, score
 from synthdata.errors import DataError, RecipeError
 from synthdata.hashing import file_sha256
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.stages.report import run_report
 from synthdata.stages.sample import run_sample
 from synthdata.stages.utility import run_utility
@@ -62,7 +63,7 @@ def _utility(setup, tmp_path, settings=SETTINGS, **kwargs):
         load_recipe(setup / "tiny.yaml"),
         setup / "d",
         work=tmp_path / "work",
-        metrics_path=tmp_path / "utility.json",
+        files=StageFiles(figures=tmp_path / "utility.json"),
         report=tmp_path / "report",
         settings=settings,
         **kwargs,
@@ -240,7 +241,7 @@ def test_report_stage_writes_the_page_and_closes_the_pipeline_run(setup, tmp_pat
     _utility(setup, tmp_path, settings=replace(SETTINGS, arms=["real", "real+synth"], seeds=[0, 1]))
     metrics, reports = tmp_path / "metrics", tmp_path / "reports"
     metrics.mkdir()
-    shutil.move(tmp_path / "utility.json", metrics / "utility.json")
+    shutil.move(tmp_path / "utility.json", metrics / "utility-figures.json")
     shutil.move(tmp_path / "report", reports / "utility")
     recipe = load_recipe(setup / "tiny.yaml")
     run_validate(
@@ -249,7 +250,7 @@ def test_report_stage_writes_the_page_and_closes_the_pipeline_run(setup, tmp_pat
         setup / "synthetic",
         setup / "adapter",
         tmp_path / "v",
-        metrics_path=metrics / "validate.json",
+        files=StageFiles(figures=metrics / "validate-figures.json"),
     )
     result = run_report("tiny", metrics, reports)
     html = result.path.read_text()

@@ -18,6 +18,7 @@ from synthdata.data.images import read_png_text
 from synthdata.data.manifest import DERIVED_SOURCE_TYPE, DIGITAL_SOURCE_TYPE, read_manifest
 from synthdata.data.tensors import to_uint8, to_unit_range
 from synthdata.errors import DataError, RecipeError
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.sampling.anchors import anchor, source_order, source_pool
 from synthdata.sampling.generate import generate, start_index
 from synthdata.sampling.jobs import make_item
@@ -210,7 +211,7 @@ def test_validation_drops_copies_of_the_source_and_reports_lineage(setup, tmp_pa
             tmp_path / "copies",
             setup / "adapter",
             tmp_path / "accepted",
-            metrics_path=tmp_path / "copies.json",
+            files=StageFiles(figures=tmp_path / "copies.json"),
             settings=validate,
         )
     figures = json.loads((tmp_path / "copies.json").read_text())
@@ -238,7 +239,7 @@ def test_an_interpolated_set_is_validated_with_its_report(setup, tmp_path):
         setup / "adapter",
         tmp_path / "accepted",
         report=tmp_path / "report",
-        metrics_path=tmp_path / "m.json",
+        files=StageFiles(figures=tmp_path / "m.json"),
         settings=validate,
     )
     assert result.accepted == len(frame)
@@ -352,7 +353,7 @@ def test_a_classifier_guided_set_has_its_own_run_id_and_validates(setup, tmp_pat
             setup / "adapter",
             tmp_path / "v",
             settings=validate,
-            metrics_path=tmp_path / "v.json",
+            files=StageFiles(figures=tmp_path / "v.json"),
         )
     except DataError as exc:
         assert "no image passed the filter" in str(exc)

@@ -14,6 +14,7 @@ from synthdata.data.card import read_card
 from synthdata.data.manifest import read_manifest
 from synthdata.errors import DataError
 from synthdata.hashing import file_sha256
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.stages.sample import run_sample
 from synthdata.stages.validate import run_validate
 from synthdata.validation.gates import GateError
@@ -42,7 +43,7 @@ def _validate(setup, tmp_path, synthetic=None, **kwargs):
         setup / "adapter",
         tmp_path / "accepted",
         report=tmp_path / "report",
-        metrics_path=tmp_path / "metrics.json",
+        files=StageFiles(tmp_path / "headline.json", tmp_path / "metrics.json"),
         **kwargs,
     )
 

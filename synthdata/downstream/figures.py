@@ -1,6 +1,7 @@
-"""The figures of a utility comparison, as ``metrics/<recipe>/utility.json`` holds them: each
-arm's figures over seeds, the class counts, the budget, the leak check, every run, the goal and
-the verdict."""
+"""The figures of a utility comparison, as ``metrics/<recipe>/utility-figures.json`` holds them:
+each arm's figures over seeds, the class counts, the budget, the leak check, every run, the goal
+and the verdict; the headline DVC compares (``metrics/<recipe>/utility.json``) and the data plots
+drawn from them."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from synthdata.downstream.arms import DOUBLED, arm_of
+from synthdata.downstream.arms import DOUBLED, arm_of, is_classical
 from synthdata.downstream.inputs import UtilityInputs
 from synthdata.downstream.metrics import class_counts, summarise
 from synthdata.downstream.runner import ArmsResult
@@ -52,6 +53,64 @@ def metrics_file_text(metrics: dict[str, Any]) -> str:
         "runs": [{**r, "log": {k: v for k, v in r["log"].items() if k != "seconds"}} for r in metrics["runs"]],
     }
     return json.dumps(untimed, indent=2) + "\n"
+
+
+HEADLINE_METRICS = {"balanced_accuracy": "ba", "rare_third_recall": "rare"}
+"""The figures of the headline, each under its short key."""
+
+
+def headline(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numbers DVC compares: for balanced accuracy (``ba``) and rare-third recall (``rare``),
+    the mean of the best classical arm (``real``), of the best synthetic arm (``synth``) and
+    their difference (``gain``); whether the goal was met (None when not evaluated)."""
+    arms, goal_ = metrics["arms"], metrics["goal"]
+    out: dict[str, Any] = {}
+    for metric, key in HEADLINE_METRICS.items():
+        best = {
+            side: max(
+                (
+                    arms[a][metric]["mean"]
+                    for a in arms
+                    if is_classical(a) == classical and arms[a][metric]["mean"] is not None
+                ),
+                default=None,
+            )
+            for side, classical in (("real", True), ("synth", False))
+        }
+        gain = None if None in best.values() else best["synth"] - best["real"]
+        out[key] = {**best, "gain": gain}
+    out["goal_met"] = goal_["met"] if goal_.get("evaluated") else None
+    return out
+
+
+def tables(metrics: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The data plots: each arm's headline means with their 95% intervals, each class's test
+    recall per arm, and each arm's validation balanced accuracy during training (mean over seeds)."""
+    arms = metrics["arms"]
+    intervals = [
+        {"arm": arm, "metric": metric, "mean": fig[metric]["mean"], **_bounds(fig[metric])}
+        for metric in HEADLINE_METRICS
+        for arm, fig in arms.items()
+    ]
+    recall = [
+        {"class": name, "arm": arm, "recall": figure["mean"]}
+        for arm, fig in arms.items()
+        for name, figure in fig["recall"].items()
+    ]
+    points: dict[tuple[str, int], list[float]] = {}
+    for run in metrics["runs"]:
+        for step, value in run["val"]["curve"]:
+            points.setdefault((run["arm"], int(step)), []).append(float(value))
+    curves = [
+        {"arm": arm, "step": step, "val_balanced_accuracy": sum(values) / len(values)}
+        for (arm, step), values in points.items()
+    ]
+    return {"utility-arms.csv": intervals, "utility-recall.csv": recall, "utility-curves.csv": curves}
+
+
+def _bounds(figure: dict[str, Any]) -> dict[str, float | None]:
+    low, high = figure.get("ci95") or (None, None)
+    return {"low": low, "high": high}
 
 
 def _description(name: str) -> str:

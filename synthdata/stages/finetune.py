@@ -18,7 +18,14 @@ from synthdata.atomic import build_folder
 from synthdata.config.recipe import FinetuneSettings, Recipe
 from synthdata.data.manifest import verify_dataset
 from synthdata.data.tensors import load_split
-from synthdata.models.adapter import AdaptedModel, adapt, adapt_stable_diffusion, weights_file, write_adapter
+from synthdata.models.adapter import (
+    AdaptedModel,
+    adapt,
+    adapt_stable_diffusion,
+    read_adapter_record,
+    weights_file,
+    write_adapter,
+)
 from synthdata.models.backbone import PixelBackbone
 from synthdata.models.base import DEFAULT_BASE, UNetSettings, load_base
 from synthdata.models.stable_diffusion import (
@@ -30,6 +37,8 @@ from synthdata.models.stable_diffusion import (
 from synthdata.provenance import created_by, hardware
 from synthdata.reporting.plots import loss_curve
 from synthdata.reporting.samples import sample_grid
+from synthdata.reporting.stage_files import StageFiles
+from synthdata.tracking.lineage import log_dataset, register_adapter
 from synthdata.tracking.mlflow_run import StageRun, stage_run
 from synthdata.training.checkpoint import discard_if_stale, recorded_run_id
 from synthdata.training.loop import TrainResult, train_denoiser
@@ -87,11 +96,18 @@ def _prepare(recipe: Recipe, dataset: Path) -> _Prepared:
 
 
 def run_finetune(
-    recipe: Recipe, dataset: Path, out: Path, workdir: Path, *, stop_after: int | None = None
+    recipe: Recipe,
+    dataset: Path,
+    out: Path,
+    workdir: Path,
+    *,
+    stop_after: int | None = None,
+    files: StageFiles | None = None,
 ) -> tuple[TrainResult, AdaptedModel]:
     """Train (resuming a killed run's checkpoint) and publish the adapter folder ``out`` whole:
     weights, record, sample grid and loss curve are built beside it and renamed in last, after
-    MLflow has taken the run's figures, so an interruption anywhere leaves no partial adapter."""
+    MLflow has taken the run's figures, so an interruption anywhere leaves no partial adapter.
+    ``files`` takes the headline (the last logged loss) and the loss curve as a data plot."""
     settings: FinetuneSettings = recipe.finetune
     verified = verify_dataset(dataset)
     manifest_sha256 = verified.manifest_sha256
@@ -110,6 +126,7 @@ def run_finetune(
         run.set_tags(
             {"manifest_sha256": manifest_sha256, "base_sha256": model.base_sha256 or "none", "mode": model.mode}
         )
+        log_dataset(run, dataset, "train", split="train")
         result = train_denoiser(
             prepared.backbone,
             trainable,
@@ -128,7 +145,18 @@ def run_finetune(
         build_folder(
             out, lambda staging: _build_adapter(staging, run, recipe.name, prepared, trainable, result, record)
         )
+        register_adapter(run, out, recipe.name, read_adapter_record(out))
+        if files is not None:
+            for path in files.write(*loss_figures(result.losses)):
+                run.log_artifact(path, "finetune")
     return result, model
+
+
+def loss_figures(losses: list[tuple[int, float]]) -> tuple[dict[str, Any], None, dict[str, list[dict[str, Any]]]]:
+    """The headline (the last logged loss: the mean of the last ``log_every`` steps), no figures
+    file (``adapter.json`` is the record), and the loss curve as a data plot."""
+    rows = [{"step": int(step), "loss": float(loss)} for step, loss in losses]
+    return {"loss": rows[-1]["loss"] if rows else None}, None, {"finetune-loss.csv": rows} if rows else {}
 
 
 def _adapter_record(

@@ -10,6 +10,7 @@ from synthdata.config.recipe import Recipe
 from synthdata.data.card import read_card
 from synthdata.data.longtail import LongtailPlan, LongtailSettings, build_longtail
 from synthdata.data.manifest import verify_dataset
+from synthdata.tracking.lineage import log_dataset
 from synthdata.tracking.mlflow_run import stage_run
 
 
@@ -28,4 +29,5 @@ def run_longtail(recipe: Recipe, settings: LongtailSettings, parent: Path, out: 
         run.log_metrics({f"train_{name}": n for name, n in plan.targets.items()})
         run.log_metrics({"n_max": plan.n_max, "seconds": time.perf_counter() - started})
         run.log_artifact(out / "README.md", "card")
+        log_dataset(run, parent, "source")
     return plan

@@ -1,6 +1,6 @@
 """Stage: one page per recipe that answers the user's question, and the end of the pipeline run.
 
-Reads what the earlier stages wrote (``metrics/<recipe>/*.json``, their figures) and writes
+Reads what the earlier stages wrote (``metrics/<recipe>/*-figures.json``, their every figure) and writes
 ``reports/<recipe>/index.html``: the utility headline (each arm's balanced accuracy and
 rare-class recall with intervals, and whether synthetic data met the goal), realism against its
 floors, the synthetic set's class balance and samples, the environment that made it, and links
@@ -45,9 +45,9 @@ def _read(path: Path) -> dict[str, Any]:
 
 def run_report(name: str, metrics: Path, reports: Path) -> ReportResult:
     """Write ``reports/index.html`` from the figures under ``metrics`` and ``reports``."""
-    utility = _read(metrics / "utility.json")
-    validate = _read(metrics / "validate.json")
-    data = _read(metrics / "data.json") if (metrics / "data.json").is_file() else None
+    utility = _read(metrics / "utility-figures.json")
+    validate = _read(metrics / "validate-figures.json")
+    data = _read(metrics / "data-figures.json") if (metrics / "data-figures.json").is_file() else None
     page = HtmlReport(f"{name}: does the synthetic set help on the rare classes?")
     arms, goal = utility["arms"], utility["goal"]
     page.text(

@@ -14,6 +14,7 @@ from synthdata.credentials.sign import SigningIdentity
 from synthdata.data.card import read_card
 from synthdata.review.apply import ReviewedSet, apply_review
 from synthdata.review.page import ReviewPage, review_page
+from synthdata.tracking.lineage import log_dataset
 from synthdata.tracking.mlflow_run import stage_run
 
 __all__ = ["ReviewPage", "ReviewedSet", "run_review_apply", "run_review_page"]
@@ -44,4 +45,5 @@ def run_review_apply(set_folder: Path, decisions: Path, out: Path, signing: Sign
             }
         )
         run.log_artifact(Path(decisions), "review")
+        log_dataset(run, set_folder, "validated")
     return result

@@ -38,6 +38,7 @@ from synthdata.sampling.publish import SampledSet, publish_set
 from synthdata.sampling.quotas import QuotaPlan, plan_quotas
 from synthdata.sampling.settings import SampleSettings
 from synthdata.sampling.writer import common_provenance, write_batches
+from synthdata.tracking.lineage import link_adapter, log_dataset
 from synthdata.tracking.mlflow_run import StageRun, find_run, stage_run
 
 
@@ -166,6 +167,8 @@ def _open_run(
         }
     )
     run.log_dict({"plan": sampled.plan.rows(), "identity": sampled.identity}, "plan.json")
+    log_dataset(run, dataset, "train", split="train")  # the classes' counts, and img2img's sources
+    link_adapter(run, sampled.recipe_name, adapter_sha256)
     return (writer, run), run.run_id
 
 

@@ -18,14 +18,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from synthdata.atomic import build_folder, write_text
+from synthdata.atomic import build_folder
 from synthdata.config.recipe import Recipe
-from synthdata.downstream.figures import metrics_file_text, utility_figures
+from synthdata.downstream.figures import headline, metrics_file_text, tables, utility_figures
 from synthdata.downstream.inputs import load_inputs
 from synthdata.downstream.metrics import HEADLINE
 from synthdata.downstream.runner import ArmRunner, ArmsResult, domain_augmentation, run_arms
 from synthdata.downstream.settings import UtilitySettings
 from synthdata.reporting.downstream import utility_report
+from synthdata.reporting.stage_files import StageFiles
+from synthdata.tracking.lineage import log_dataset
 from synthdata.tracking.mlflow_run import StageRun, stage_run
 
 
@@ -45,10 +47,11 @@ def run_utility(
     synthetic: Path | None = None,
     scratch: Path | None = None,
     work: Path | None = None,
-    metrics_path: Path | None = None,
+    files: StageFiles | None = None,
     report: Path | None = None,
     settings: UtilitySettings | None = None,
 ) -> UtilityResult:
+    """Run every arm and seed; ``files`` takes the headline, every figure and the data plots."""
     settings = settings or recipe.utility
     started = time.monotonic()
     sets = {"adapted": synthetic, "scratch": scratch}
@@ -62,6 +65,10 @@ def run_utility(
         "synthetic": {k: str(sets[k]) for k in inputs.synthetic},
     }
     with stage_run("utility", recipe.name, params, output=work) as run:
+        for split in ("train", "val", "test"):
+            log_dataset(run, dataset, split, split=split)
+        for folder in (sets[k] for k in inputs.synthetic):
+            log_dataset(run, folder, "validated")
         runner = ArmRunner(
             settings,
             inputs.classes,
@@ -83,8 +90,7 @@ def run_utility(
             if report
             else []
         )
-        if metrics_path is not None:
-            paths.append(write_text(metrics_path, metrics_file_text(metrics)))
+        paths += (files or StageFiles()).write(headline(metrics), metrics_file_text(metrics), tables(metrics))
         for path in paths:
             run.log_artifact(path, "utility")
     return UtilityResult(metrics["arms"], outcome.runs, metrics, paths, time.monotonic() - started)

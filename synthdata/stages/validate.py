@@ -11,7 +11,7 @@
    fine-tune never saw (those the long-tail subsampling left out of ``pool``) and the
    validation split — never the test split: realism with intervals and floors, per-class
    figures, attribute and cluster coverage, diversity, memorisation.
-6. Gates from the recipe; ``metrics.json`` for DVC; an HTML report; the accepted set is
+6. Gates from the recipe; the headline, every figure and the data plots for DVC; an HTML report; the accepted set is
    published with its manifest, metadata.csv, shards, card and a Croissant card.
 """
 
@@ -22,20 +22,23 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from synthdata.atomic import build_folder, write_text
+from synthdata.atomic import build_folder
 from synthdata.config.recipe import Recipe
 from synthdata.credentials.sign import check_same_signer, signer_for
 from synthdata.data.card import read_card
 from synthdata.data.writer import DatasetWriter
 from synthdata.errors import DataError
+from synthdata.models.adapter import read_adapter_record
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.reporting.validation import validation_report
 from synthdata.sampling.refill import Replacements
-from synthdata.tracking.mlflow_run import find_run, stage_run
+from synthdata.tracking.lineage import link_adapter, log_dataset
+from synthdata.tracking.mlflow_run import StageRun, find_run, stage_run
 from synthdata.validation.assess import assess_set
 from synthdata.validation.calibration import calibrate
 from synthdata.validation.figures import ValidationFigures
 from synthdata.validation.gates import GateResult, enforce
-from synthdata.validation.inputs import read_validation_inputs
+from synthdata.validation.inputs import ValidationInputs, read_validation_inputs
 from synthdata.validation.publish import publish_accepted
 from synthdata.validation.settings import ValidateSettings
 
@@ -64,9 +67,11 @@ def run_validate(
     *,
     pool: Path | None = None,
     report: Path | None = None,
-    metrics_path: Path | None = None,
+    files: StageFiles | None = None,
     settings: ValidateSettings | None = None,
 ) -> ValidateResult:
+    """Validate ``synthetic``; publish the accepted set as ``out``; ``files`` takes the headline,
+    every figure and the data plots."""
     settings = settings or recipe.validate
     started = time.monotonic()
     # 1-2. Provenance; the domain classifier and the near-copy thresholds.
@@ -86,6 +91,7 @@ def run_validate(
                 "synthetic_manifest_sha256": inputs.synthetic_manifest_sha256,
             }
         )
+        _log_lineage(run, recipe.name, inputs, dataset, synthetic, pool, adapter)
         replacements = Replacements(
             adapter,
             recipe.finetune.base,
@@ -109,8 +115,9 @@ def run_validate(
         run.log_metrics(figures.flat())  # before publishing: tracking takes the figures first
         if assessed.passed:  # a set that fails a gate is never published where a trainer would find it
             publish_accepted(writer, synthetic, accepted, inputs.card, inputs.sample_record, dropped, figures, signer)
-        if metrics_path is not None:
-            paths.append(write_text(metrics_path, json.dumps(figures.jsonable(), indent=2) + "\n"))
+        paths += (files or StageFiles()).write(
+            figures.headline(), json.dumps(figures.jsonable(), indent=2) + "\n", figures.tables()
+        )
         for path in paths:
             run.log_artifact(path, "validate")
         seconds = time.monotonic() - started
@@ -124,3 +131,21 @@ def run_validate(
             f"{synthetic}: no image passed the filter (dropped: {json.dumps(dropped)}); nothing to publish"
         )
     return result
+
+
+def _log_lineage(
+    run: StageRun,
+    recipe: str,
+    inputs: ValidationInputs,
+    dataset: Path,
+    synthetic: Path,
+    pool: Path | None,
+    adapter: Path,
+) -> None:
+    """What the run reads, as MLflow dataset inputs, and the adapter version that made the set."""
+    log_dataset(run, synthetic, "synthetic")
+    log_dataset(run, dataset, "train", split="train")
+    log_dataset(run, dataset, "val", split="val")
+    if pool is not None:  # the parent's train images the long-tailed split left out: held-out real
+        log_dataset(run, pool, "val", split="train")
+    link_adapter(run, recipe, read_adapter_record(adapter)["sha256"])

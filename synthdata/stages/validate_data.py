@@ -1,18 +1,19 @@
-"""Stage: run the manifest suite and the file check on a recipe's datasets; write metrics."""
+"""Stage: run the manifest suite and the file check on a recipe's datasets; write the headline
+(train images per dataset) and every figure (expectations, images per split, manifest hashes)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from synthdata.atomic import write_text
 from synthdata.data.card import read_card
 from synthdata.data.expectations import validate_dataset
 from synthdata.data.manifest import read_manifest, verify_dataset
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.tracking.mlflow_run import stage_run
 
 
-def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path | None) -> dict:
+def run_validate_data(recipe_name: str, datasets: list[Path], files: StageFiles | None = None) -> dict:
     """Validate every folder in ``datasets``; the first failure raises, naming its rows."""
     summary: dict[str, dict] = {}
     with stage_run("validate-data", recipe_name, {"datasets": [str(d) for d in datasets]}) as run:
@@ -31,7 +32,8 @@ def run_validate_data(recipe_name: str, datasets: list[Path], metrics_out: Path 
             }
             run.set_tags({f"manifest_sha256.{folder.name}": verified.manifest_sha256})
             run.log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
-        if metrics_out is not None:
-            write_text(metrics_out, json.dumps(summary, indent=2, sort_keys=True) + "\n")
-            run.log_artifact(metrics_out)
+        if files is not None:
+            headline = {name: {"train": row.get("images_train", 0)} for name, row in summary.items()}
+            for path in files.write(headline, json.dumps(summary, indent=2, sort_keys=True) + "\n"):
+                run.log_artifact(path)
     return summary

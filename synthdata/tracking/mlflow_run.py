@@ -81,6 +81,12 @@ class StageRun:
 
         mlflow.log_artifact(str(path), artifact_path=folder)
 
+    def log_artifacts(self, path: Path, folder: str | None = None) -> None:
+        """Copy every file under the folder ``path`` into the run's artifacts (under ``folder`` if given)."""
+        import mlflow
+
+        mlflow.log_artifacts(str(path), artifact_path=folder)
+
     def log_dict(self, value: dict[str, Any], name: str) -> None:
         """Store ``value`` as the JSON artifact ``name``."""
         import mlflow

@@ -76,6 +76,38 @@ class ValidationFigures:
         """The numbers MLflow logs."""
         return flat_metrics(self.as_dict())
 
+    def headline(self) -> dict[str, Any]:
+        """The few numbers DVC compares across experiments: images accepted, the worst class's
+        fill, the near-copy fraction, FD in the domain classifier's features against its
+        real-vs-real floor, and whether every gate passed."""
+        fills = [c["fill"] for c in self.classes.values() if c.get("fill") is not None]
+        realism = self.overall.get("FD-domain") or next(
+            (v for k, v in self.overall.items() if k.startswith("FD-")), {"value": None, "floor": None}
+        )
+        return {
+            "accepted": self.filter.get("accepted", sum(c["accepted"] for c in self.classes.values())),
+            "fill_min": min(fills) if fills else None,
+            "copies": self.memorisation.get("near_copy_fraction"),
+            "FD": realism["value"],
+            "FD_floor": realism["floor"],
+            "passed": self.passed,
+        }
+
+    def tables(self) -> dict[str, list[dict[str, Any]]]:
+        """The data plots: per class, the quota, the images accepted and dropped, the fill."""
+        return {
+            "validate-fill.csv": [
+                {
+                    "class": name,
+                    "quota": entry["quota"],
+                    "accepted": entry["accepted"],
+                    "dropped": sum(self.filter.get("dropped", {}).get(name, {}).values()),
+                    "fill": entry["fill"],
+                }
+                for name, entry in self.classes.items()
+            ]
+        }
+
 
 @dataclass
 class _Accepted:
