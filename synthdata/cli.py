@@ -524,6 +524,23 @@ def _utility_settings(
         raise SynthdataError(f"bad override: {exc}") from None
 
 
+@app.command("plots")
+def plots(
+    revisions: Annotated[
+        list[str] | None,
+        typer.Argument(help="Commits, branches, tags or experiments to compare [the workspace against HEAD]."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the page (index.html) and its images.")] = Path("dvc_plots"),
+) -> None:
+    """dvc plots diff, drawn offline: every data plot of the pipeline overlaid across the revisions
+    given, and the image plots side by side, on a page that needs no internet."""
+    from synthdata.reporting.dvc_plots import plots_diff
+
+    guard_outputs({"dvc.yaml": Path("dvc.yaml")}, folders={"--out": out})
+    page = plots_diff(list(revisions or []), out)
+    typer.echo(f"{page}: open it in a browser")
+
+
 @app.command("report")
 def report(
     name: Annotated[str, typer.Argument(help="Recipe name (reads metrics/NAME and reports/NAME).")],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -200,8 +201,9 @@ STAGE_COMMANDS: dict[str, tuple[list[str], list[str], list[str]]] = {
     "ingest": (["data", "ingest", "--recipe", "../tiny.yaml", "--out", "d"], ["d"], [".staging-d"]),
     "pretrain": (["pretrain", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "base"], ["base"], ["base.work"]),
     "finetune": (
-        ["finetune", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "adapter"],
-        ["adapter"],
+        ["finetune", "--recipe", "../tiny.yaml", "--dataset", "d", "--out", "adapter"]
+        + ["--metrics", "metrics/finetune.json", "--plots", "metrics/plots"],
+        ["adapter", "metrics/finetune.json", "metrics/plots/finetune-loss.csv"],
         ["adapter.work"],
     ),
     "sample": (
@@ -236,8 +238,12 @@ STAGE_COMMANDS: dict[str, tuple[list[str], list[str], list[str]]] = {
             "validated",
             "--metrics",
             "metrics/validate.json",
+            "--figures",
+            "metrics/validate-figures.json",
+            "--plots",
+            "metrics/plots",
         ],
-        ["validated", "metrics/validate.json"],
+        ["validated", "metrics/validate.json", "metrics/validate-figures.json", "metrics/plots/validate-fill.csv"],
         [],
     ),
     "utility": (
@@ -253,8 +259,13 @@ STAGE_COMMANDS: dict[str, tuple[list[str], list[str], list[str]]] = {
             "utility.work",
             "--metrics",
             "metrics/utility.json",
+            "--figures",
+            "metrics/utility-figures.json",
+            "--plots",
+            "metrics/plots",
         ],
-        ["metrics/utility.json"],
+        ["metrics/utility.json", "metrics/utility-figures.json"]
+        + [f"metrics/plots/utility-{name}.csv" for name in ("arms", "recall", "curves")],
         ["utility.work"],
     ),
 }
@@ -328,3 +339,25 @@ def stage_project(tmp_path_factory):
         assert done.returncode == 0, f"{stage}: {done.stderr[-2000:]}"
         counts[stage] = int((root / f"{stage}.count").read_text())
     return root, counts
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+"""Debian's chromium and chromium-driver, for the tests that open a page in a real browser."""
+
+
+def headless_chromium(downloads: Path | None = None):
+    """A headless chromium (selenium) that keeps the page's console log; downloads go to ``downloads``."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    if downloads is not None:
+        options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    if downloads is not None:
+        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    return driver

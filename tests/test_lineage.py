@@ -17,6 +17,7 @@ from synthdata.tracking.lineage import (
     adapter_version,
     link_adapter,
     log_dataset,
+    log_splits,
     register_adapter,
 )
 from synthdata.tracking.mlflow_run import stage_run
@@ -95,6 +96,23 @@ def test_a_whole_dataset_is_one_input_named_after_its_folder(tmp_path):
         log_dataset(run, dataset, "source")
     ((name, (digest, context, tags, *_)),) = _inputs(run.run_id).items()
     assert (name, context, tags["split"], tags["rows"]) == ("d", "source", "all", "26")
+
+
+def test_log_splits_logs_the_splits_a_dataset_holds(tmp_path):
+    from synthdata.config.recipe import SplitSettings
+    from synthdata.data.ingest import ingest
+    from synthdata.data.sources import get_source
+
+    make_image_tree(tmp_path / "tree", {"a": 6, "b": 6})
+    no_val = tmp_path / "e"
+    ingest(
+        get_source("imagefolder", path=str(tmp_path / "tree"), dataset="e"),
+        no_val,
+        split=SplitSettings(val_fraction=0.0, test_fraction=0.25),
+    )
+    with stage_run("utility", "tiny", {}) as run:
+        assert log_splits(run, no_val) == ["train", "test"]
+    assert {name: inputs[1] for name, inputs in _inputs(run.run_id).items()} == {"e/train": "train", "e/test": "test"}
 
 
 def test_a_bad_context_or_split_is_refused_and_logs_nothing(tmp_path):

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_sampling_setup, stage_runs
+from conftest import CHROMEDRIVER, CHROMIUM, headless_chromium, make_sampling_setup, stage_runs
 from test_bad_input import run_cli
 from test_credentials import with_pixel_changed
 
@@ -25,7 +25,6 @@ from synthdata.stages.validate import run_validate
 
 SAMPLE = "{steps: 4, batch_size: 4, shard_size: 5, mode: img2img, strength: 0.5}"
 VALIDATE = "{classifier: {steps: 30, batch_size: 32}, resamples: 2, gates: {min_fill: 0.0, max_near_copy_fraction: null, min_diversity_ratio: null}}"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
 @pytest.fixture(scope="module")
@@ -220,8 +219,6 @@ def test_apply_publishes_a_signed_reviewed_version_logged_to_mlflow(project, tmp
 
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver")
 def test_review_page_round_trip_in_a_headless_browser(project, tmp_path, monkeypatch, capsys):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -234,14 +231,8 @@ def test_review_page_round_trip_in_a_headless_browser(project, tmp_path, monkeyp
     ids = sorted(read_manifest(folder)["id"])
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
-        options.add_argument(argument)
-    options.add_experimental_option("prefs", {"download.default_directory": str(downloads)})
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver = headless_chromium(downloads)
     try:
-        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         driver.get(page.as_uri())
         counts = driver.find_element(By.ID, "counts")
         assert counts.text.startswith(f"0 of {len(ids)} decided")

@@ -27,7 +27,7 @@ from synthdata.downstream.runner import ArmRunner, ArmsResult, domain_augmentati
 from synthdata.downstream.settings import UtilitySettings
 from synthdata.reporting.downstream import utility_report
 from synthdata.reporting.stage_files import StageFiles
-from synthdata.tracking.lineage import log_dataset
+from synthdata.tracking.lineage import log_dataset, log_splits
 from synthdata.tracking.mlflow_run import StageRun, stage_run
 
 
@@ -65,8 +65,7 @@ def run_utility(
         "synthetic": {k: str(sets[k]) for k in inputs.synthetic},
     }
     with stage_run("utility", recipe.name, params, output=work) as run:
-        for split in ("train", "val", "test"):
-            log_dataset(run, dataset, split, split=split)
+        log_splits(run, dataset)
         for folder in (sets[k] for k in inputs.synthetic):
             log_dataset(run, folder, "validated")
         runner = ArmRunner(

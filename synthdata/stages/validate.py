@@ -32,7 +32,7 @@ from synthdata.models.adapter import read_adapter_record
 from synthdata.reporting.stage_files import StageFiles
 from synthdata.reporting.validation import validation_report
 from synthdata.sampling.refill import Replacements
-from synthdata.tracking.lineage import link_adapter, log_dataset
+from synthdata.tracking.lineage import link_adapter, log_dataset, log_splits
 from synthdata.tracking.mlflow_run import StageRun, find_run, stage_run
 from synthdata.validation.assess import assess_set
 from synthdata.validation.calibration import calibrate
@@ -144,8 +144,7 @@ def _log_lineage(
 ) -> None:
     """What the run reads, as MLflow dataset inputs, and the adapter version that made the set."""
     log_dataset(run, synthetic, "synthetic")
-    log_dataset(run, dataset, "train", split="train")
-    log_dataset(run, dataset, "val", split="val")
+    log_splits(run, dataset, ("train", "val"))
     if pool is not None:  # the parent's train images the long-tailed split left out: held-out real
         log_dataset(run, pool, "val", split="train")
     link_adapter(run, recipe, read_adapter_record(adapter)["sha256"])

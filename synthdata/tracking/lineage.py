@@ -87,6 +87,16 @@ def log_dataset(run: StageRun, folder: Path, context: str, *, split: str | None 
         mlflow.log_input(dataset, context=context, tags=tags)
 
 
+def log_splits(run: StageRun, folder: Path, splits: tuple[str, ...] = ("train", "val", "test")) -> list[str]:
+    """Log each of ``splits`` that the dataset in ``folder`` holds as an input of ``run``, in the
+    context of the same name; the splits logged (a dataset may have no val split)."""
+    counts = read_card(folder).counts
+    held = [split for split in splits if sum(counts.get(split, {}).values()) > 0]
+    for split in held:
+        log_dataset(run, folder, split, split=split)
+    return held
+
+
 def adapter_model_name(recipe: str) -> str:
     """The registered model holding ``recipe``'s adapters. A recipe name that cannot stand in it
     as it is has each odd character made ``_`` and a digest of the original added, so two such
