@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 from conftest import make_image_tree, stage_runs
 
 from synthdata.config.recipe import DataSettings, LongtailSettings, Recipe
 from synthdata.data.card import read_card
 from synthdata.provenance import git_commit
+from synthdata.reporting.stage_files import StageFiles
 from synthdata.stages.ingest import run_ingest
 from synthdata.stages.longtail import run_longtail
 from synthdata.stages.validate_data import run_validate_data
@@ -18,7 +21,8 @@ def test_stage_runs_are_recorded(tmp_path):
     recipe = Recipe(name="tiny", domain="generic", data=DataSettings(source="imagefolder", path=str(tree)))
     run_ingest(recipe, tmp_path / "tiny")
     run_longtail(recipe, LongtailSettings(imbalance=5, seed=1), tmp_path / "tiny", tmp_path / "tiny-lt")
-    run_validate_data("tiny", [tmp_path / "tiny", tmp_path / "tiny-lt"], tmp_path / "metrics.json")
+    files = StageFiles(tmp_path / "metrics.json", tmp_path / "figures.json")
+    summary = run_validate_data("tiny", [tmp_path / "tiny", tmp_path / "tiny-lt"], files)
 
     runs = stage_runs().set_index("tags.stage")
     assert sorted(runs.index) == ["ingest", "longtail", "validate-data"]
@@ -30,7 +34,15 @@ def test_stage_runs_are_recorded(tmp_path):
     assert runs.loc["longtail", "params.longtail.imbalance"] == "5"
     assert runs.loc["ingest", "metrics.images"] == 60
     assert runs.loc["validate-data", "metrics.tiny-lt.failed"] == 0
-    assert (tmp_path / "metrics.json").is_file()
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"train": summary["tiny-lt"]["images_train"]}
+    assert json.loads((tmp_path / "figures.json").read_text()) == summary
+    # the longtail run read the parent dataset: an MLflow dataset input, with the manifest's hash
+    (longtail,) = mlflow.MlflowClient().search_runs(
+        [runs.loc["longtail", "experiment_id"]], filter_string="tags.stage = 'longtail'"
+    )
+    (source,) = longtail.inputs.dataset_inputs
+    assert source.dataset.name == "tiny" and {t.key: t.value for t in source.tags}["mlflow.data.context"] == "source"
+    assert source.dataset.digest == read_card(tmp_path / "tiny").manifest_sha256[:36]
 
 
 def test_stage_runs_nest_under_one_pipeline_run_until_it_is_closed():

@@ -1,5 +1,6 @@
 """Stage: run the manifest suite and the file check on a recipe's datasets; write the headline
-(train images per dataset) and every figure (expectations, images per split, manifest hashes)."""
+(train images of the last dataset named) and every figure (per dataset: expectations, images per
+split, manifest hash)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def run_validate_data(recipe_name: str, datasets: list[Path], files: StageFiles 
             run.set_tags({f"manifest_sha256.{folder.name}": verified.manifest_sha256})
             run.log_metrics({f"{folder.name}.{k}": v for k, v in summary[folder.name].items() if isinstance(v, int)})
         if files is not None:
-            headline = {name: {"train": row.get("images_train", 0)} for name, row in summary.items()}
+            # the headline: train images of the last dataset named (the one the pipeline trains on)
+            headline = {"train": summary[datasets[-1].name].get("images_train", 0)}
             for path in files.write(headline, json.dumps(summary, indent=2, sort_keys=True) + "\n"):
                 run.log_artifact(path)
     return summary
