@@ -299,7 +299,7 @@ def test_cli_budget_overrides_choose_the_rule_and_bad_ones_are_one_line(setup, t
         + "utility: {arms: [real], seeds: [0], classifier: {batch_size: 8, width: 4}, budget: {curve_points: 2}}\n"
     )
     base = ["utility", "--recipe", str(recipe), "--dataset", str(setup / "d"), "--work", str(tmp_path / "w")]
-    result = CliRunner().invoke(app, [*base, "--epochs", "1", "--metrics", str(tmp_path / "u.json")])
+    result = CliRunner().invoke(app, [*base, "--epochs", "1", "--figures", str(tmp_path / "u.json")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "u.json").read_text())
     train = sum(metrics["train_counts"].values())

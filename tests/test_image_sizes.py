@@ -67,14 +67,14 @@ def test_a_64_px_pipeline_end_to_end(tmp_path):
             assert image.size == (64, 64)
     _run(
         ["validate", *recipe, "--dataset", "d", "--synthetic", "synthetic", "--adapter", "adapter"]
-        + ["--out", "validated", "--metrics", "validate.json"],
+        + ["--out", "validated", "--figures", "validate.json"],
         tmp_path,
     )
     figures = json.loads((tmp_path / "validate.json").read_text())
     assert figures["image_size"] == 64
     _run(
         ["utility", *recipe, "--dataset", "d", "--synthetic", "validated", "--work", "u.work"]
-        + ["--metrics", "utility.json"],
+        + ["--figures", "utility.json"],
         tmp_path,
     )
     assert json.loads((tmp_path / "utility.json").read_text())["image_size"] == 64
