@@ -147,16 +147,13 @@ def run_finetune(
         )
         register_adapter(run, out, recipe.name, read_adapter_record(out))
         if files is not None:
-            for path in files.write(*loss_figures(result.losses)):
+            # the headline is the last logged loss (the mean of the last ``log_every`` steps);
+            # adapter.json is the record, so there is no figures file
+            curve = [{"step": int(step), "loss": float(loss)} for step, loss in result.losses]
+            headline = {"loss": curve[-1]["loss"] if curve else None}
+            for path in files.write(headline, tables={"finetune-loss.csv": curve} if curve else {}):
                 run.log_artifact(path, "finetune")
     return result, model
-
-
-def loss_figures(losses: list[tuple[int, float]]) -> tuple[dict[str, Any], None, dict[str, list[dict[str, Any]]]]:
-    """The headline (the last logged loss: the mean of the last ``log_every`` steps), no figures
-    file (``adapter.json`` is the record), and the loss curve as a data plot."""
-    rows = [{"step": int(step), "loss": float(loss)} for step, loss in losses]
-    return {"loss": rows[-1]["loss"] if rows else None}, None, {"finetune-loss.csv": rows} if rows else {}
 
 
 def _adapter_record(

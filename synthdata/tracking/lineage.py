@@ -58,12 +58,16 @@ def log_dataset(run: StageRun, folder: Path, context: str, *, split: str | None 
     name and digest in a run, so logging the same folder and split again (a resumed run) adds
     nothing. A split the manifest does not hold is a :class:`ValueError`.
     """
+    folder = Path(folder).resolve()
+    _log_rows(run, folder, read_manifest(folder), read_card(folder), context, split)
+
+
+def _log_rows(run: StageRun, folder: Path, frame: Any, card: Any, context: str, split: str | None) -> None:
+    """:func:`log_dataset` on a manifest ``frame`` and ``card`` already read."""
     if context not in CONTEXTS:
         raise ValueError(f"dataset context must be one of {', '.join(CONTEXTS)}, got {context!r}")
     import mlflow
 
-    folder = Path(folder).resolve()
-    frame, card = read_manifest(folder), read_card(folder)
     if split is not None:
         frame = frame[frame["split"] == split]
         if frame.empty:
@@ -90,10 +94,11 @@ def log_dataset(run: StageRun, folder: Path, context: str, *, split: str | None 
 def log_splits(run: StageRun, folder: Path, splits: tuple[str, ...] = ("train", "val", "test")) -> list[str]:
     """Log each of ``splits`` that the dataset in ``folder`` holds as an input of ``run``, in the
     context of the same name; the splits logged (a dataset may have no val split)."""
-    counts = read_card(folder).counts
-    held = [split for split in splits if sum(counts.get(split, {}).values()) > 0]
+    folder = Path(folder).resolve()
+    frame, card = read_manifest(folder), read_card(folder)  # read once for every split
+    held = [split for split in splits if sum(card.counts.get(split, {}).values()) > 0]
     for split in held:
-        log_dataset(run, folder, split, split=split)
+        _log_rows(run, folder, frame, card, split, split)
     return held
 
 
